@@ -1,0 +1,76 @@
+"""``ByteBudget``: a cap on the bytes held in memory by part and file bodies in flight.
+
+Concurrency alone does not bound memory (64 slots of 64 MiB parts is 4 GiB), so every body draws its size from
+one budget before it is read and gives it back when its request is done. A request waits rather than
+allocating. Waiters are served first come, first served, so a large part is not starved by a stream of small
+files.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+
+
+class _Waiter:
+    __slots__ = ("amount", "event")
+
+    def __init__(self, amount: int) -> None:
+        self.amount = amount
+        self.event = anyio.Event()
+
+
+class ByteBudget:
+    """A counting semaphore over bytes, FIFO-fair and safe to cancel while waiting."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity <= 0:
+            raise ValueError("capacity must be positive")
+        self.capacity = capacity
+        self._available = capacity
+        self._waiters: deque[_Waiter] = deque()
+
+    @property
+    def available(self) -> int:
+        return self._available
+
+    async def acquire(self, amount: int) -> int:
+        """Take ``amount`` bytes (at most the whole capacity) and return what was taken, to give back later."""
+        amount = min(max(amount, 0), self.capacity)
+        if not self._waiters and amount <= self._available:
+            self._available -= amount
+            await anyio.lowlevel.checkpoint()
+            return amount
+        waiter = _Waiter(amount)
+        self._waiters.append(waiter)
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            if waiter.event.is_set():
+                self.release(amount)  # granted just as we were cancelled: give it back
+            else:
+                self._waiters.remove(waiter)
+                self._grant()  # we may have been blocking smaller waiters behind us
+            raise
+        return amount
+
+    def release(self, amount: int) -> None:
+        self._available += amount
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._waiters and self._waiters[0].amount <= self._available:
+            waiter = self._waiters.popleft()
+            self._available -= waiter.amount
+            waiter.event.set()
+
+    @asynccontextmanager
+    async def reserve(self, amount: int) -> AsyncIterator[int]:
+        taken = await self.acquire(amount)
+        try:
+            yield taken
+        finally:
+            self.release(taken)

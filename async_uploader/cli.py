@@ -1,0 +1,179 @@
+"""The command line: parse flags into an ``UploadConfig``, run it, print a summary, exit with a clear code.
+
+Exit codes: 0 every file uploaded; 1 some files failed (the rest were uploaded); 2 usage, configuration,
+credential, endpoint or bucket error before uploading; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Final, NoReturn
+
+import anyio
+from rich.console import Console
+
+from . import __version__
+from .api import run
+from .config import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_MEMORY_BYTES,
+    DEFAULT_MULTIPART_THRESHOLD_BYTES,
+    DEFAULT_PART_SIZE_BYTES,
+    UploadConfig,
+    make_config,
+)
+from .errors import UploaderError
+from .events import Event, UploadResult
+from .progress import ProgressDisplay, summary_lines
+
+PROG: Final = "async-uploader"
+EXIT_OK: Final = 0
+EXIT_FILES_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+EXIT_TERMINATED: Final = 143
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, like every other error of the tool."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog=PROG, description="Upload a directory tree to private S3-compatible storage.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+    up = commands.add_parser(
+        "upload",
+        help="upload every file below SOURCE to s3://BUCKET/PREFIX",
+        description="Upload every regular file below SOURCE to s3://BUCKET/PREFIX, keys relative to SOURCE.",
+    )
+    up.add_argument("source", metavar="SOURCE", help="directory to upload")
+    up.add_argument("destination", metavar="DEST", help="s3://bucket or s3://bucket/prefix")
+    up.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL_S3)")
+    up.add_argument("--region", help="AWS region (default: from the AWS config)")
+    up.add_argument("--profile", help="AWS shared-config profile to take credentials from")
+    up.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"requests in flight, files and parts together (default {DEFAULT_CONCURRENCY})",
+    )
+    up.add_argument(
+        "--part-size",
+        default=str(DEFAULT_PART_SIZE_BYTES),
+        help="multipart part size, e.g. 16MiB (default 8MiB)",
+    )
+    up.add_argument(
+        "--multipart-threshold",
+        default=str(DEFAULT_MULTIPART_THRESHOLD_BYTES),
+        help="files this large or larger use multipart upload (default 8MiB)",
+    )
+    up.add_argument(
+        "--max-memory",
+        default=str(DEFAULT_MAX_MEMORY_BYTES),
+        help="cap on file and part bytes held in memory at once (default 128MiB)",
+    )
+    shown = up.add_mutually_exclusive_group()
+    shown.add_argument("--no-progress", action="store_true", help="no live display or progress lines")
+    shown.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
+    shown.add_argument("-v", "--verbose", action="store_true", help="also print one line per uploaded file")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> UploadConfig:
+    return make_config(
+        args.source,
+        args.destination,
+        endpoint_url=args.endpoint_url,
+        region=args.region,
+        profile=args.profile,
+        concurrency=args.concurrency,
+        part_size=args.part_size,
+        multipart_threshold=args.multipart_threshold,
+        max_memory=args.max_memory,
+    )
+
+
+async def _upload_with_display(config: UploadConfig, display: ProgressDisplay, plain_ticker: bool) -> UploadResult:
+    def on_event(event: Event) -> None:
+        display.handle(event)
+
+    # Errors are caught inside the group and raised after it, so the caller sees them bare, not grouped.
+    outcome: UploadResult | UploaderError
+    async with anyio.create_task_group() as group:
+        if plain_ticker:
+            group.start_soon(display.tick_plain)
+        try:
+            with display:
+                outcome = await run(config, on_event=on_event)
+        except UploaderError as exc:
+            outcome = exc
+        finally:
+            group.cancel_scope.cancel()
+    if isinstance(outcome, UploaderError):
+        raise outcome
+    return outcome
+
+
+async def _main_task(config: UploadConfig, display: ProgressDisplay, plain_ticker: bool) -> UploadResult:
+    """Run the upload with SIGTERM handled like Ctrl-C: cancel, abort in-flight uploads, then exit."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    terminated = False
+
+    def on_sigterm() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    try:
+        return await _upload_with_display(config, display, plain_ticker)
+    except asyncio.CancelledError:
+        if terminated:
+            raise _Terminated from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+class _Terminated(Exception):
+    pass
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    args = build_parser().parse_args(argv)
+    err = Console(stderr=True, highlight=False)
+    logging.basicConfig(format=f"{PROG}: %(message)s", level=logging.WARNING)
+    try:
+        config = config_from_args(args)
+    except UploaderError as exc:
+        _fail(EXIT_USAGE, str(exc))
+    live = err.is_terminal and not (args.quiet or args.no_progress)
+    plain_ticker = not err.is_terminal and not (args.quiet or args.no_progress)
+    display = ProgressDisplay(err, live=live, verbose=args.verbose)
+    try:
+        result = asyncio.run(_main_task(config, display, plain_ticker))
+    except UploaderError as exc:
+        _fail(EXIT_USAGE, str(exc))
+    except KeyboardInterrupt:
+        _fail(EXIT_INTERRUPTED, f"interrupted after {display.files_done} files; in-flight uploads aborted")
+    except _Terminated:
+        _fail(EXIT_TERMINATED, f"terminated after {display.files_done} files; in-flight uploads aborted")
+    for line in summary_lines(result):
+        err.print(line, markup=False, highlight=False)
+    sys.exit(EXIT_OK if result.ok else EXIT_FILES_FAILED)
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(code)

@@ -1,0 +1,154 @@
+"""Options of a run, parsed and validated once into a frozen ``UploadConfig``.
+
+The CLI and ``upload()`` both build their config here, so a flag and a keyword argument can never disagree on
+what a value means.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from .errors import ConfigError
+
+KIB: Final = 1024
+MIB: Final = 1024 * KIB
+GIB: Final = 1024 * MIB
+TIB: Final = 1024 * GIB
+
+DEFAULT_CONCURRENCY: Final = 64
+DEFAULT_PART_SIZE_BYTES: Final = 8 * MIB
+DEFAULT_MULTIPART_THRESHOLD_BYTES: Final = 8 * MIB
+DEFAULT_MAX_MEMORY_BYTES: Final = 128 * MIB
+# S3's own limits: every part but the last must be at least 5 MiB and at most 5 GiB.
+MIN_PART_SIZE_BYTES: Final = 5 * MIB
+MAX_PART_SIZE_BYTES: Final = 5 * GIB
+MAX_CONCURRENCY: Final = 1024
+
+_UNITS: Final[dict[str, int]] = {
+    "": 1,
+    "b": 1,
+    "k": KIB,
+    "kib": KIB,
+    "kb": 1000,
+    "m": MIB,
+    "mib": MIB,
+    "mb": 1000**2,
+    "g": GIB,
+    "gib": GIB,
+    "gb": 1000**3,
+    "t": TIB,
+    "tib": TIB,
+    "tb": 1000**4,
+}
+_SIZE_RE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(text: str | int) -> int:
+    """Parse ``8MiB``, ``8MB`` or ``8388608`` into bytes.
+
+    Binary units (KiB, MiB, GiB, TiB, and the bare K, M, G, T) are powers of 1024; KB, MB, GB, TB are powers of
+    1000, as their SI names say.
+    """
+    if isinstance(text, int):
+        if text < 0:
+            raise ConfigError(f"size must not be negative: {text}")
+        return text
+    match = _SIZE_RE.match(text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _UNITS:
+        raise ConfigError(f"invalid size {text!r}: use a number of bytes or a unit like 8MiB, 64KiB, 1GB")
+    value = float(match.group(1)) * _UNITS[unit]
+    if value != int(value):
+        raise ConfigError(f"invalid size {text!r}: not a whole number of bytes")
+    return int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where objects go: a bucket and a key prefix that is empty or ends with ``/``."""
+
+    bucket: str
+    prefix: str
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+_BUCKET_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
+
+
+def parse_destination(url: str) -> Destination:
+    """Split ``s3://bucket/some/prefix`` into bucket and a normalised prefix (``some/prefix/``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() != "s3":
+        raise ConfigError(f"destination must look like s3://bucket/prefix, got {url!r}")
+    bucket, _, prefix = rest.partition("/")
+    if not _BUCKET_RE.match(bucket):
+        raise ConfigError(f"invalid bucket name {bucket!r} in {url!r}")
+    prefix = prefix.strip("/")
+    if "//" in prefix:
+        raise ConfigError(f"destination prefix has an empty path segment: {url!r}")
+    return Destination(bucket=bucket, prefix=f"{prefix}/" if prefix else "")
+
+
+@dataclass(frozen=True, slots=True)
+class UploadConfig:
+    """Everything one run needs to know, validated; build it with ``make_config``."""
+
+    source: Path
+    destination: Destination
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    part_size: int = DEFAULT_PART_SIZE_BYTES
+    multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD_BYTES
+    max_memory: int = DEFAULT_MAX_MEMORY_BYTES
+
+
+def make_config(
+    source: str | os.PathLike[str],
+    destination: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    profile: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    part_size: str | int = DEFAULT_PART_SIZE_BYTES,
+    multipart_threshold: str | int = DEFAULT_MULTIPART_THRESHOLD_BYTES,
+    max_memory: str | int = DEFAULT_MAX_MEMORY_BYTES,
+) -> UploadConfig:
+    """Validate user-facing options into an ``UploadConfig``; raises ``ConfigError`` with a one-line reason."""
+    src = Path(source)
+    if not src.exists():
+        raise ConfigError(f"source {str(src)!r} does not exist")
+    if not src.is_dir():
+        raise ConfigError(f"source {str(src)!r} is not a directory")
+    if not os.access(src, os.R_OK | os.X_OK):
+        raise ConfigError(f"source {str(src)!r} cannot be read (permission denied)")
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise ConfigError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}")
+    part = parse_size(part_size)
+    if not MIN_PART_SIZE_BYTES <= part <= MAX_PART_SIZE_BYTES:
+        raise ConfigError("--part-size must be between 5MiB and 5GiB (S3's limits for a part)")
+    threshold = parse_size(multipart_threshold)
+    memory = parse_size(max_memory)
+    if memory < MIN_PART_SIZE_BYTES:
+        raise ConfigError("--max-memory must be at least 5MiB (one part)")
+    if endpoint_url is not None and not re.match(r"^https?://[^/\s]+", endpoint_url):
+        raise ConfigError(f"--endpoint-url must be an http:// or https:// URL, got {endpoint_url!r}")
+    return UploadConfig(
+        source=src,
+        destination=parse_destination(destination),
+        endpoint_url=endpoint_url,
+        region=region,
+        profile=profile,
+        concurrency=concurrency,
+        part_size=part,
+        multipart_threshold=threshold,
+        max_memory=memory,
+    )

@@ -1,0 +1,52 @@
+"""The exceptions async-uploader raises, in one small hierarchy.
+
+Run-level errors (bad options, missing source, unusable credentials, endpoint or bucket) stop a run before
+anything is uploaded; the CLI prints their message as one line and exits 2. File-level errors never escape a
+run: they become a ``FileFailed`` event and an entry in ``UploadResult.failures``.
+"""
+
+from __future__ import annotations
+
+
+class UploaderError(Exception):
+    """Base class of every error async-uploader raises on purpose; its message is meant for a user."""
+
+
+class ConfigError(UploaderError):
+    """An option or argument is invalid (a size that does not parse, a source that is not a directory...)."""
+
+
+class CredentialsError(UploaderError):
+    """No credentials were found, or the store rejected them."""
+
+
+class EndpointError(UploaderError):
+    """The object store could not be reached at all (DNS, refused connection, TLS)."""
+
+
+class BucketError(UploaderError):
+    """The bucket does not exist or cannot be written with these credentials."""
+
+
+class FileError(UploaderError):
+    """One file could not be uploaded; the run goes on and reports it."""
+
+
+class FileTooLargeError(FileError):
+    """The file is larger than the store accepts for one object."""
+
+
+class InvalidKeyError(FileError):
+    """The file's name cannot become an object key (not UTF-8, too long)."""
+
+
+class FileChangedError(FileError):
+    """The file changed while it was being read, so what was read may be torn."""
+
+
+class StoreError(FileError):
+    """The store refused or failed a request for one object after botocore's own retries."""
+
+
+class VerificationError(FileError):
+    """The store's answer does not match what was sent (checksum, size or part count)."""

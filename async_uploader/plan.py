@@ -1,0 +1,99 @@
+"""Pure planning: the key, the metadata and the upload shape of one file. No I/O, no awaits.
+
+Everything here is a function of a file's stat values and the run's options, so it is unit-tested directly,
+including for files far larger than any test could create.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from .config import MAX_PART_SIZE_BYTES, MIB, TIB
+from .errors import FileTooLargeError, InvalidKeyError
+
+MAX_PARTS: Final = 10_000
+MAX_OBJECT_SIZE_BYTES: Final = 5 * TIB
+MAX_KEY_BYTES: Final = 1024
+
+
+def object_key(prefix: str, rel: str) -> str:
+    """The object key for a file: the prefix plus its relative path, byte for byte as named on disk.
+
+    No Unicode normalisation and no escaping: a name that is not valid UTF-8 (Python keeps its bytes as
+    surrogate escapes) cannot be an S3 key and is refused rather than silently renamed.
+    """
+    key = prefix + rel
+    try:
+        encoded = key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidKeyError(f"file name is not valid UTF-8: {rel.encode('utf-8', 'replace')!r}") from None
+    if len(encoded) > MAX_KEY_BYTES:
+        raise InvalidKeyError(f"object key is {len(encoded)} bytes, over S3's limit of {MAX_KEY_BYTES}")
+    return key
+
+
+def format_mtime(mtime_ns: int) -> str:
+    """Seconds since the epoch with nine decimals (``1700000000.123456789``), the form rclone reads."""
+    seconds, nanos = divmod(mtime_ns, 1_000_000_000)
+    return f"{seconds}.{nanos:09d}"
+
+
+def parse_mtime(text: str) -> int:
+    """Inverse of ``format_mtime``: nanoseconds since the epoch, exact (no float rounding)."""
+    seconds, _, frac = text.partition(".")
+    return int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9])
+
+
+def object_metadata(size: int, mtime_ns: int, mode: int) -> dict[str, str]:
+    """User metadata every object carries: size in decimal, mtime as above, st_mode in octal (``100644``)."""
+    return {"size": str(size), "mtime": format_mtime(mtime_ns), "mode": f"{mode:o}"}
+
+
+@dataclass(frozen=True, slots=True)
+class PartPlan:
+    """One part of a multipart upload: 1-based number and the byte range ``[offset, offset + size)``."""
+
+    number: int
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPlan:
+    """How one file goes up: a single put (``part_size == 0``) or ``part_count`` parts of ``part_size``."""
+
+    size: int
+    part_size: int
+    part_count: int
+
+    @property
+    def multipart(self) -> bool:
+        return self.part_size > 0
+
+    def parts(self) -> Iterator[PartPlan]:
+        """The parts, lazily: a 5 TiB file's 10,000 parts are never all held at once."""
+        for index in range(self.part_count):
+            offset = index * self.part_size
+            yield PartPlan(index + 1, offset, min(self.part_size, self.size - offset))
+
+
+def choose_part_size(size: int, part_size: int) -> int:
+    """``part_size``, grown to a whole number of MiB if the file would otherwise need over 10,000 parts."""
+    needed = math.ceil(size / MAX_PARTS)
+    if needed <= part_size:
+        return part_size
+    return math.ceil(needed / MIB) * MIB
+
+
+def plan_upload(size: int, *, part_size: int, multipart_threshold: int) -> UploadPlan:
+    """Single put below the threshold (and for empty files), multipart at or above it; over 5 TiB is refused."""
+    if size > MAX_OBJECT_SIZE_BYTES:
+        raise FileTooLargeError(f"file is {size} bytes, over S3's 5 TiB limit for one object")
+    if size < multipart_threshold or size == 0:
+        return UploadPlan(size=size, part_size=0, part_count=1)
+    chosen = choose_part_size(size, part_size)
+    assert chosen <= MAX_PART_SIZE_BYTES  # 5 TiB / 10,000 parts is ~525 MiB
+    return UploadPlan(size=size, part_size=chosen, part_count=max(1, math.ceil(size / chosen)))

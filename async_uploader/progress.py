@@ -1,0 +1,173 @@
+"""Progress for people: a rich live display on a terminal, plain lines in CI logs, and the final summary.
+
+The display is an event subscriber: the engine never knows it exists. Handling an event is a few counter
+updates; redrawing happens on rich's own refresh clock (10 per second) or, in plain mode, on a ticker that
+prints at most one line every few seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Final
+
+import anyio
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from .events import (
+    Event,
+    FileDone,
+    FileFailed,
+    FileStarted,
+    PartDone,
+    RunFinished,
+    TotalsKnown,
+    UploadResult,
+)
+
+PLAIN_INTERVAL_S: Final = 5.0
+MAX_FILE_BARS: Final = 4
+MAX_FAILURES_SHOWN: Final = 20
+
+
+def format_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(count) < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class ProgressDisplay:
+    """Counts what the events say, and shows it live (``live=True``) or as periodic plain lines."""
+
+    def __init__(self, console: Console, *, live: bool, verbose: bool = False) -> None:
+        self.console = console
+        self.live = live
+        self.verbose = verbose
+        self.files_total: int | None = None
+        self.bytes_total: int | None = None
+        self.files_done = 0
+        self.failed = 0
+        self.bytes_done = 0
+        self._partial: dict[str, int] = {}  # bytes of parts landed, per multipart file in flight
+        self._file_bars: dict[str, TaskID] = {}
+        self._started = time.monotonic()
+        self._progress: Progress | None = None
+        self._overall: TaskID | None = None
+        if live:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                DownloadColumn(binary_units=True),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                refresh_per_second=10,
+                transient=False,
+            )
+            self._overall = self._progress.add_task(self._files_label(), total=None)
+
+    def __enter__(self) -> ProgressDisplay:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def _files_label(self) -> str:
+        total = "?" if self.files_total is None else str(self.files_total)
+        failed = f", {self.failed} failed" if self.failed else ""
+        return f"{self.files_done}/{total} files{failed}"
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, PartDone):
+            self._partial[event.path] = self._partial.get(event.path, 0) + event.bytes
+            self._advance(event.bytes)
+            bar = self._file_bars.get(event.path)
+            if bar is not None and self._progress is not None:
+                self._progress.advance(bar, event.bytes)
+        elif isinstance(event, FileStarted):
+            if self._progress is not None and event.parts > 1 and len(self._file_bars) < MAX_FILE_BARS:
+                self._file_bars[event.path] = self._progress.add_task(f"  {_shorten(event.path)}", total=event.size)
+        elif isinstance(event, FileDone | FileFailed):
+            size = event.size if isinstance(event, FileDone) else 0
+            self._advance(size - self._partial.pop(event.path, 0))
+            if isinstance(event, FileDone):
+                self.files_done += 1
+                if self.verbose:
+                    self.console.print(f"uploaded {event.path} -> {event.key}", markup=False, highlight=False)
+            else:
+                self.failed += 1
+                self.console.print(f"failed {event.path}: {event.reason}", markup=False, highlight=False)
+            bar = self._file_bars.pop(event.path, None)
+            if bar is not None and self._progress is not None:
+                self._progress.remove_task(bar)
+            self._relabel()
+        elif isinstance(event, TotalsKnown):
+            self.files_total, self.bytes_total = event.files, event.bytes
+            if self._progress is not None and self._overall is not None:
+                self._progress.update(self._overall, total=event.bytes)
+            self._relabel()
+        elif isinstance(event, RunFinished) and self._progress is not None and self._overall is not None:
+            self._progress.update(self._overall, total=self.bytes_done, completed=self.bytes_done)
+
+    def _advance(self, count: int) -> None:
+        self.bytes_done += count
+        if self._progress is not None and self._overall is not None:
+            self._progress.advance(self._overall, count)
+
+    def _relabel(self) -> None:
+        if self._progress is not None and self._overall is not None:
+            self._progress.update(self._overall, description=self._files_label())
+
+    def plain_line(self) -> str:
+        elapsed = time.monotonic() - self._started
+        rate = self.bytes_done / elapsed if elapsed > 0 else 0.0
+        line = f"[{format_duration(elapsed)}] {self._files_label()}, {format_bytes(self.bytes_done)}"
+        if self.bytes_total:
+            line += f" of {format_bytes(self.bytes_total)} ({100 * self.bytes_done / self.bytes_total:.0f}%)"
+        line += f", {format_bytes(rate)}/s"
+        if self.bytes_total and rate > 0:
+            line += f", ETA {format_duration(max(0, self.bytes_total - self.bytes_done) / rate)}"
+        return line
+
+    async def tick_plain(self, interval_s: float = PLAIN_INTERVAL_S) -> None:
+        """Print a plain progress line every ``interval_s`` until cancelled; for logs, not terminals."""
+        while True:
+            await anyio.sleep(interval_s)
+            self.console.print(self.plain_line(), markup=False, highlight=False)
+
+
+def _shorten(path: str, width: int = 40) -> str:
+    return path if len(path) <= width else "..." + path[-(width - 3) :]
+
+
+def summary_lines(result: UploadResult) -> list[str]:
+    """The closing summary: one line of totals, then the failed files (up to 20, then a count)."""
+    lines = [
+        f"Uploaded {result.uploaded} files ({format_bytes(result.bytes_uploaded)}) "
+        f"in {result.elapsed_s:.1f} s, {format_bytes(result.throughput_bps)}/s; "
+        f"{result.skipped} skipped, {result.failed} failed"
+    ]
+    for path, reason in result.failures[:MAX_FAILURES_SHOWN]:
+        lines.append(f"  failed: {path}: {reason}")
+    if result.failed > MAX_FAILURES_SHOWN:
+        lines.append(f"  ... and {result.failed - MAX_FAILURES_SHOWN} more failed files")
+    return lines

@@ -1,0 +1,74 @@
+"""The provider seam: the handful of async calls the engine makes on an object store.
+
+The engine, the planner and the display know nothing of S3; a new cloud is a new module implementing
+``ObjectStore``, not an edit of the pipeline. Providers raise the errors of ``async_uploader.errors``:
+``CredentialsError``, ``EndpointError`` and ``BucketError`` for the run, ``StoreError`` and
+``VerificationError`` for one object.
+
+Costs worth knowing: every multipart upload that is created and neither completed nor aborted keeps its parts
+stored, and billed, until it is aborted or a lifecycle rule removes it; the engine aborts on every failure path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """The store's answer to a put or a completed multipart upload."""
+
+    etag: str
+    checksum: str | None
+    """The store's checksum of what it received (base64 CRC32, ``-N`` suffixed when composite), if it says."""
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedPart:
+    number: int
+    etag: str
+    checksum: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+    metadata: Mapping[str, str]
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """An async object store that holds objects of one destination bucket.
+
+    Bodies are ``bytes`` of bounded size (the engine reads them within its memory budget), and each comes with
+    its CRC32, base64, which the store must make the server check: a body damaged in transit is refused.
+    """
+
+    async def check_writable(self, probe_key: str) -> None:
+        """Fail fast, before any walk: the bucket exists and these credentials may write to it."""
+
+    async def put_object(
+        self, key: str, body: bytes, *, checksum: str, metadata: Mapping[str, str]
+    ) -> StoredObject: ...
+
+    async def create_multipart(self, key: str, *, metadata: Mapping[str, str]) -> str:
+        """Start a multipart upload and return its id; the caller must complete or abort it."""
+
+    async def upload_part(
+        self, key: str, upload_id: str, number: int, body: bytes, *, checksum: str
+    ) -> UploadedPart: ...
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> StoredObject: ...
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None: ...
+
+    async def head_object(self, key: str) -> ObjectInfo | None:
+        """The object's size, ETag and user metadata, or ``None`` if there is none."""
+
+    def list_objects(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        """Every object under ``prefix``, streamed page by page (listings carry no user metadata)."""
+        ...

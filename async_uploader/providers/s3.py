@@ -1,0 +1,217 @@
+"""Amazon S3 and S3-compatible stores, on aiobotocore. The only module that imports it.
+
+Credentials come from botocore's standard chain (environment, shared config and profiles, SSO, container and
+instance roles). No ACL is ever sent: objects inherit the bucket's (private) policy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, Final, NoReturn
+
+import aiobotocore.session
+from aiobotocore.config import AioConfig
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+
+from ..errors import BucketError, ConfigError, CredentialsError, EndpointError, StoreError, VerificationError
+from .base import ObjectInfo, StoredObject, UploadedPart
+
+CONNECT_TIMEOUT_S: Final = 10.0
+READ_TIMEOUT_S: Final = 120.0
+MAX_REQUEST_ATTEMPTS: Final = 5
+
+_CREDENTIAL_CODES: Final = frozenset(
+    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired"}
+)
+_NO_CREDENTIALS_HINT: Final = (
+    "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE / --profile"
+)
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def _error_message(exc: ClientError) -> str:
+    message = exc.response.get("Error", {}).get("Message")
+    return f"{_error_code(exc)}: {message}" if message else _error_code(exc)
+
+
+class S3Store:
+    """``ObjectStore`` for one S3 bucket through an aiobotocore client the caller owns (or ``open_s3_store``)."""
+
+    def __init__(self, client: Any, bucket: str, *, endpoint: str | None = None) -> None:
+        self._client = client
+        self.bucket = bucket
+        self._endpoint = endpoint or "the S3 endpoint"
+
+    def _object_error(self, operation: str, key: str, exc: Exception) -> NoReturn:
+        """Turn a per-object failure into a one-line ``StoreError`` (or ``VerificationError`` for a bad digest)."""
+        if isinstance(exc, ClientError):
+            code = _error_code(exc)
+            if code in {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"}:
+                raise VerificationError(f"{operation}: the store refused the body's checksum ({code})") from exc
+            if code in _CREDENTIAL_CODES:
+                raise StoreError(f"{operation}: credentials rejected ({_error_message(exc)})") from exc
+            raise StoreError(f"{operation} failed: {_error_message(exc)}") from exc
+        if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+            raise StoreError(f"{operation}: {_NO_CREDENTIALS_HINT}") from exc
+        raise StoreError(f"{operation} failed: {exc}") from exc
+
+    async def check_writable(self, probe_key: str) -> None:
+        try:
+            await self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = _error_code(exc)
+            if code in {"404", "NoSuchBucket", "NotFound"}:
+                raise BucketError(f"bucket {self.bucket!r} does not exist at {self._endpoint}") from exc
+            if code in {"403", "AccessDenied", "Forbidden", *_CREDENTIAL_CODES}:
+                raise CredentialsError(
+                    f"access to bucket {self.bucket!r} denied: the credentials are wrong or lack permission"
+                ) from exc
+            raise BucketError(f"cannot use bucket {self.bucket!r}: {_error_message(exc)}") from exc
+        except (NoCredentialsError, PartialCredentialsError) as exc:
+            raise CredentialsError(_NO_CREDENTIALS_HINT) from exc
+        except (EndpointConnectionError, ConnectTimeoutError) as exc:
+            raise EndpointError(f"cannot reach {self._endpoint}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise EndpointError(f"cannot talk to {self._endpoint}: {exc}") from exc
+        # Writing is proven without leaving an object behind: start a multipart upload and abort it.
+        try:
+            created = await self._client.create_multipart_upload(Bucket=self.bucket, Key=probe_key)
+            await self._client.abort_multipart_upload(Bucket=self.bucket, Key=probe_key, UploadId=created["UploadId"])
+        except ClientError as exc:
+            raise BucketError(
+                f"these credentials cannot write to bucket {self.bucket!r}: {_error_message(exc)}"
+            ) from exc
+        except BotoCoreError as exc:
+            raise EndpointError(f"cannot talk to {self._endpoint}: {exc}") from exc
+
+    async def put_object(self, key: str, body: bytes, *, checksum: str, metadata: Mapping[str, str]) -> StoredObject:
+        try:
+            response = await self._client.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ChecksumCRC32=checksum, Metadata=dict(metadata)
+            )
+        except (ClientError, BotoCoreError) as exc:
+            self._object_error("PutObject", key, exc)
+        return StoredObject(etag=response.get("ETag", ""), checksum=response.get("ChecksumCRC32"))
+
+    async def create_multipart(self, key: str, *, metadata: Mapping[str, str]) -> str:
+        try:
+            response = await self._client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, Metadata=dict(metadata), ChecksumAlgorithm="CRC32"
+            )
+        except (ClientError, BotoCoreError) as exc:
+            self._object_error("CreateMultipartUpload", key, exc)
+        return str(response["UploadId"])
+
+    async def upload_part(self, key: str, upload_id: str, number: int, body: bytes, *, checksum: str) -> UploadedPart:
+        try:
+            response = await self._client.upload_part(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=body,
+                ChecksumCRC32=checksum,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            self._object_error(f"UploadPart {number}", key, exc)
+        returned = response.get("ChecksumCRC32")
+        if returned is not None and returned != checksum:
+            raise VerificationError(f"part {number}: store computed CRC32 {returned}, expected {checksum}")
+        return UploadedPart(number=number, etag=response["ETag"], checksum=checksum)
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> StoredObject:
+        listing = [{"PartNumber": p.number, "ETag": p.etag, "ChecksumCRC32": p.checksum} for p in parts]
+        try:
+            response = await self._client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listing}
+            )
+        except (ClientError, BotoCoreError) as exc:
+            self._object_error("CompleteMultipartUpload", key, exc)
+        return StoredObject(etag=response.get("ETag", ""), checksum=response.get("ChecksumCRC32"))
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            await self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if _error_code(exc) in {"NoSuchUpload", "404"}:
+                return  # already gone: what we wanted
+            self._object_error("AbortMultipartUpload", key, exc)
+        except BotoCoreError as exc:
+            self._object_error("AbortMultipartUpload", key, exc)
+
+    async def head_object(self, key: str) -> ObjectInfo | None:
+        try:
+            response = await self._client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            self._object_error("HeadObject", key, exc)
+        except BotoCoreError as exc:
+            self._object_error("HeadObject", key, exc)
+        return ObjectInfo(
+            key=key,
+            size=int(response["ContentLength"]),
+            etag=response.get("ETag", ""),
+            metadata=response.get("Metadata", {}),
+        )
+
+    async def list_objects(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        try:
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", ()):
+                    yield ObjectInfo(key=item["Key"], size=int(item["Size"]), etag=item["ETag"], metadata={})
+        except (ClientError, BotoCoreError) as exc:
+            self._object_error("ListObjectsV2", prefix, exc)
+
+
+def _configured_endpoint(endpoint_url: str | None) -> str | None:
+    return endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+@asynccontextmanager
+async def open_s3_store(
+    bucket: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    profile: str | None = None,
+    max_connections: int = 64,
+) -> AsyncIterator[S3Store]:
+    """An ``S3Store`` with its own session and connection pool, closed on exit."""
+    endpoint = _configured_endpoint(endpoint_url)
+    config = AioConfig(
+        max_pool_connections=max_connections,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        retries={"mode": "standard", "max_attempts": MAX_REQUEST_ATTEMPTS},
+        tcp_keepalive=True,
+        # Custom endpoints (MinIO, SeaweedFS, Ceph...) rarely have wildcard DNS for virtual-hosted buckets.
+        s3={"addressing_style": "path"} if endpoint else None,
+    )
+    async with AsyncExitStack() as stack:
+        try:
+            session = aiobotocore.session.AioSession(profile=profile)
+            client = await stack.enter_async_context(
+                session.create_client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
+            )
+        except ProfileNotFound as exc:
+            raise ConfigError(f"AWS profile {profile!r} not found in the shared config files") from exc
+        except ValueError as exc:  # botocore's complaint about a malformed endpoint URL
+            raise ConfigError(f"invalid endpoint URL {endpoint_url!r}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise ConfigError(f"cannot set up the S3 client: {exc}") from exc
+        yield S3Store(client, bucket, endpoint=endpoint or "AWS S3")

@@ -1,0 +1,103 @@
+"""An in-memory ``ObjectStore`` for engine tests: real bytes, injectable failures, and gauges of what was in
+flight, so tests can assert what a user cares about (objects, leftovers, bounds) without a server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.lowlevel
+
+from async_uploader.checksum import composite_crc32, crc32_of
+from async_uploader.errors import StoreError, VerificationError
+from async_uploader.providers.base import ObjectInfo, StoredObject, UploadedPart
+
+
+@dataclass
+class StoredBlob:
+    data: bytes
+    metadata: dict[str, str]
+    parts: int
+
+
+@dataclass
+class MemoryStore:
+    objects: dict[str, StoredBlob] = field(default_factory=dict)
+    uploads: dict[str, tuple[str, dict[str, str], dict[int, bytes]]] = field(default_factory=dict)
+    fail_keys: set[str] = field(default_factory=set)
+    fail_parts: set[tuple[str, int]] = field(default_factory=set)
+    before_request: Callable[[str], None] | None = None
+    aborted: list[str] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    bytes_in_flight: int = 0
+    max_bytes_in_flight: int = 0
+    requests: int = 0
+    _next_id: int = 0
+
+    async def _request(self, key: str, body: bytes = b"") -> None:
+        """Count a request as in flight across a few scheduling points, as a network call would be."""
+        self.requests += 1
+        if self.before_request is not None:
+            self.before_request(key)
+        self.in_flight += 1
+        self.bytes_in_flight += len(body)
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.max_bytes_in_flight = max(self.max_bytes_in_flight, self.bytes_in_flight)
+        try:
+            for _ in range(3):
+                await anyio.lowlevel.checkpoint()
+        finally:
+            self.in_flight -= 1
+            self.bytes_in_flight -= len(body)
+
+    async def check_writable(self, probe_key: str) -> None:
+        await self._request(probe_key)
+
+    async def put_object(self, key: str, body: bytes, *, checksum: str, metadata: Mapping[str, str]) -> StoredObject:
+        await self._request(key, body)
+        if key in self.fail_keys:
+            raise StoreError(f"PutObject failed: injected failure for {key}")
+        if crc32_of(body) != checksum:
+            raise VerificationError("BadDigest")
+        self.objects[key] = StoredBlob(bytes(body), dict(metadata), 1)
+        return StoredObject(etag=f'"{checksum}"', checksum=checksum)
+
+    async def create_multipart(self, key: str, *, metadata: Mapping[str, str]) -> str:
+        await self._request(key)
+        self._next_id += 1
+        upload_id = f"upload-{self._next_id}"
+        self.uploads[upload_id] = (key, dict(metadata), {})
+        return upload_id
+
+    async def upload_part(self, key: str, upload_id: str, number: int, body: bytes, *, checksum: str) -> UploadedPart:
+        await self._request(key, body)
+        if (key, number) in self.fail_parts:
+            raise StoreError(f"UploadPart {number} failed: injected failure")
+        if crc32_of(body) != checksum:
+            raise VerificationError("BadDigest")
+        self.uploads[upload_id][2][number] = bytes(body)
+        return UploadedPart(number, f'"etag-{number}"', checksum)
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> StoredObject:
+        await self._request(key)
+        _, metadata, received = self.uploads.pop(upload_id)
+        data = b"".join(received[p.number] for p in parts)
+        self.objects[key] = StoredBlob(data, metadata, len(parts))
+        return StoredObject(etag=f'"x-{len(parts)}"', checksum=composite_crc32(p.checksum for p in parts))
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        await self._request(key)
+        self.uploads.pop(upload_id, None)
+        self.aborted.append(key)
+
+    async def head_object(self, key: str) -> ObjectInfo | None:
+        await self._request(key)
+        blob = self.objects.get(key)
+        return None if blob is None else ObjectInfo(key, len(blob.data), "", blob.metadata)
+
+    async def list_objects(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        for key, blob in sorted(self.objects.items()):
+            if key.startswith(prefix):
+                yield ObjectInfo(key, len(blob.data), "", {})

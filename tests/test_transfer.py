@@ -1,0 +1,146 @@
+"""The engine against an in-memory store: every file lands or is reported, bounds hold, failures clean up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+
+from async_uploader.config import MIB, make_config
+from async_uploader.events import Event, FileDone, FileFailed, FileStarted, PartDone, RunFinished
+from async_uploader.plan import object_metadata
+from async_uploader.transfer import run_upload
+from tests.memory_store import MemoryStore
+from tests.trees import make_tree, random_bytes
+
+PART = 5 * MIB
+
+
+def config_for(source: Path, **options: object):  # type: ignore[no-untyped-def]
+    defaults: dict[str, object] = {"part_size": PART, "multipart_threshold": PART}
+    defaults.update(options)
+    return make_config(source, "s3://bucket/pre/fix", **defaults)  # type: ignore[arg-type]
+
+
+async def test_every_file_lands_with_its_bytes_and_metadata(tmp_path: Path) -> None:
+    files = make_tree(
+        tmp_path,
+        {
+            "a.txt": b"alpha",
+            "empty": b"",
+            ".hidden": b"h",
+            "deep/er/still/x.bin": random_bytes(1000),
+            "big.bin": random_bytes(2 * PART + 123, seed=1),
+            "exact.bin": random_bytes(PART, seed=2),
+        },
+    )
+    store = MemoryStore()
+    events: list[Event] = []
+    result = await run_upload(config_for(tmp_path), store, events.append)
+
+    assert result.uploaded == len(files)
+    assert result.failed == 0
+    assert result.bytes_uploaded == sum(len(d) for d in files.values())
+    assert {k: v.data for k, v in store.objects.items()} == {f"pre/fix/{rel}": d for rel, d in files.items()}
+    for rel in files:
+        st = os.stat(tmp_path / rel)
+        assert store.objects[f"pre/fix/{rel}"].metadata == object_metadata(st.st_size, st.st_mtime_ns, st.st_mode)
+    assert store.objects["pre/fix/big.bin"].parts == 3
+    assert store.objects["pre/fix/exact.bin"].parts == 1
+    assert not store.uploads
+    assert isinstance(events[-1], RunFinished)
+    assert events[-1].result == result
+    assert sum(e.bytes for e in events if isinstance(e, PartDone)) == len(files["big.bin"]) + PART
+
+
+async def test_failed_part_aborts_the_upload_and_the_rest_still_lands(tmp_path: Path) -> None:
+    make_tree(tmp_path, {"big.bin": random_bytes(3 * PART, seed=3), "small.txt": b"ok"})
+    store = MemoryStore(fail_parts={("big.bin", 2)})
+    events: list[Event] = []
+    config = make_config(tmp_path, "s3://bucket", part_size=PART, multipart_threshold=PART)
+    result = await run_upload(config, store, events.append)
+
+    assert (result.uploaded, result.failed) == (1, 1)
+    assert result.failures[0][0] == "big.bin"
+    assert "injected failure" in result.failures[0][1]
+    assert "big.bin" not in store.objects
+    assert store.uploads == {}
+    assert store.aborted == ["big.bin"]
+    assert store.objects["small.txt"].data == b"ok"
+    assert [e.path for e in events if isinstance(e, FileFailed)] == ["big.bin"]
+
+
+async def test_requests_and_bytes_in_flight_stay_within_the_limits(tmp_path: Path) -> None:
+    make_tree(tmp_path, {f"d{i % 7}/f{i}": random_bytes(3000, seed=i) for i in range(300)})
+    make_tree(tmp_path, {f"big{i}.bin": random_bytes(4 * PART, seed=i) for i in range(3)})
+    store = MemoryStore()
+    config = config_for(tmp_path, concurrency=8, max_memory=2 * PART + PART // 2)
+    result = await run_upload(config, store)
+
+    assert result.uploaded == 303
+    assert result.failed == 0
+    assert 1 < store.max_in_flight <= 8
+    assert store.max_bytes_in_flight <= config.max_memory
+
+
+async def test_a_file_that_changes_during_upload_is_failed_not_torn(tmp_path: Path) -> None:
+    path = tmp_path / "growing.bin"
+    path.write_bytes(random_bytes(3 * PART, seed=4))
+    store = MemoryStore()
+
+    def append_on_first_part(key: str) -> None:
+        if store.uploads and path.stat().st_size == 3 * PART:
+            with path.open("ab") as f:
+                f.write(b"more")
+
+    store.before_request = append_on_first_part
+    result = await run_upload(config_for(tmp_path), store)
+
+    assert result.failed == 1
+    assert "changed while it was being uploaded" in result.failures[0][1]
+    assert "pre/fix/growing.bin" not in store.objects
+    assert store.uploads == {}
+
+
+async def test_cancelling_the_run_aborts_multipart_uploads_in_flight(tmp_path: Path) -> None:
+    make_tree(tmp_path, {"big.bin": random_bytes(6 * PART, seed=5)})
+    store = MemoryStore()
+    parts_seen = anyio.Event()
+    events: list[Event] = []
+
+    def on_event(event: Event) -> None:
+        events.append(event)
+        if isinstance(event, PartDone):
+            parts_seen.set()
+
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as group:
+            group.start_soon(run_upload, config_for(tmp_path, concurrency=2), store, on_event)
+            await parts_seen.wait()
+            scope.cancel()
+    assert scope.cancelled_caught
+    assert store.uploads == {}
+    assert store.aborted == ["pre/fix/big.bin"]
+    assert "pre/fix/big.bin" not in store.objects
+
+
+async def test_unreadable_names_are_reported_not_dropped(tmp_path: Path) -> None:
+    bad = os.fsdecode(b"bad\xff.txt")
+    (tmp_path / bad).write_bytes(b"x")
+    (tmp_path / "good.txt").write_bytes(b"y")
+    store = MemoryStore()
+    result = await run_upload(config_for(tmp_path), store)
+    assert (result.uploaded, result.failed) == (1, 1)
+    assert "not valid UTF-8" in result.failures[0][1]
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_file_started_precedes_done_for_every_file(tmp_path: Path, concurrency: int) -> None:
+    make_tree(tmp_path, {f"f{i}": b"z" * i for i in range(20)})
+    events: list[Event] = []
+    await run_upload(config_for(tmp_path, concurrency=concurrency), MemoryStore(), events.append)
+    started = [e.path for e in events if isinstance(e, FileStarted)]
+    done = [e.path for e in events if isinstance(e, FileDone)]
+    assert sorted(started) == sorted(done) == sorted(f"f{i}" for i in range(20))
