@@ -67,6 +67,7 @@ class ProgressDisplay:
         self._partial: dict[str, int] = {}  # bytes of parts landed, per multipart file in flight
         self._file_bars: dict[str, TaskID] = {}
         self._started = time.monotonic()
+        self._seen_work = False
         self._progress: Progress | None = None
         self._overall: TaskID | None = None
         if live:
@@ -97,6 +98,7 @@ class ProgressDisplay:
         return f"{self.files_done}/{total} files{failed}"
 
     def handle(self, event: Event) -> None:
+        self._seen_work = True
         if isinstance(event, PartDone):
             self._partial[event.path] = self._partial.get(event.path, 0) + event.bytes
             self._advance(event.bytes)
@@ -152,7 +154,8 @@ class ProgressDisplay:
         """Print a plain progress line every ``interval_s`` until cancelled; for logs, not terminals."""
         while True:
             await anyio.sleep(interval_s)
-            self.console.print(self.plain_line(), markup=False, highlight=False)
+            if self._seen_work:  # nothing to say while the preflight is still running
+                self.console.print(self.plain_line(), markup=False, highlight=False)
 
 
 def _shorten(path: str, width: int = 40) -> str:

@@ -132,9 +132,7 @@ def _log_tail(log_path: Path, lines: int = 40) -> str:
     return "(no log)"
 
 
-def _wait_ready(
-    proc: subprocess.Popen[bytes], s3_url: str, master_url: str, timeout_s: float, log_path: Path
-) -> None:
+def _wait_ready(proc: subprocess.Popen[bytes], s3_url: str, master_url: str, timeout_s: float, log_path: Path) -> None:
     """Poll both layers: the S3 port opens before the volume server registers, and uploads fail until then."""
     deadline = time.monotonic() + timeout_s
     volume_up = s3_up = False

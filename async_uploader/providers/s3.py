@@ -50,8 +50,11 @@ def _error_message(exc: ClientError) -> str:
 class S3Store:
     """``ObjectStore`` for one S3 bucket through an aiobotocore client the caller owns (or ``open_s3_store``)."""
 
-    def __init__(self, client: Any, bucket: str, *, endpoint: str | None = None) -> None:
+    def __init__(
+        self, client: Any, bucket: str, *, endpoint: str | None = None, preflight_client: Any | None = None
+    ) -> None:
         self._client = client
+        self._preflight_client = preflight_client or client
         self.bucket = bucket
         self._endpoint = endpoint or "the S3 endpoint"
 
@@ -70,7 +73,7 @@ class S3Store:
 
     async def check_writable(self, probe_key: str) -> None:
         try:
-            await self._client.head_bucket(Bucket=self.bucket)
+            await self._preflight_client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
             code = _error_code(exc)
             if code in {"404", "NoSuchBucket", "NotFound"}:
@@ -88,8 +91,10 @@ class S3Store:
             raise EndpointError(f"cannot talk to {self._endpoint}: {exc}") from exc
         # Writing is proven without leaving an object behind: start a multipart upload and abort it.
         try:
-            created = await self._client.create_multipart_upload(Bucket=self.bucket, Key=probe_key)
-            await self._client.abort_multipart_upload(Bucket=self.bucket, Key=probe_key, UploadId=created["UploadId"])
+            created = await self._preflight_client.create_multipart_upload(Bucket=self.bucket, Key=probe_key)
+            await self._preflight_client.abort_multipart_upload(
+                Bucket=self.bucket, Key=probe_key, UploadId=created["UploadId"]
+            )
         except ClientError as exc:
             raise BucketError(
                 f"these credentials cannot write to bucket {self.bucket!r}: {_error_message(exc)}"
@@ -193,25 +198,34 @@ async def open_s3_store(
 ) -> AsyncIterator[S3Store]:
     """An ``S3Store`` with its own session and connection pool, closed on exit."""
     endpoint = _configured_endpoint(endpoint_url)
+    options: dict[str, Any] = {
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        "read_timeout": READ_TIMEOUT_S,
+        "tcp_keepalive": True,
+        # Custom endpoints (MinIO, SeaweedFS, Ceph...) rarely have wildcard DNS for virtual-hosted buckets.
+        "s3": {"addressing_style": "path"} if endpoint else None,
+    }
     config = AioConfig(
         max_pool_connections=max_connections,
-        connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
         retries={"mode": "standard", "max_attempts": MAX_REQUEST_ATTEMPTS},
-        tcp_keepalive=True,
-        # Custom endpoints (MinIO, SeaweedFS, Ceph...) rarely have wildcard DNS for virtual-hosted buckets.
-        s3={"addressing_style": "path"} if endpoint else None,
+        **options,
     )
+    # The preflight answers "can this work at all?": a typo in the endpoint should fail in seconds, not after
+    # the full retry schedule that the upload itself deserves.
+    preflight_config = AioConfig(max_pool_connections=1, retries={"mode": "standard", "max_attempts": 2}, **options)
     async with AsyncExitStack() as stack:
         try:
             session = aiobotocore.session.AioSession(profile=profile)
-            client = await stack.enter_async_context(
-                session.create_client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
-            )
+            clients = [
+                await stack.enter_async_context(
+                    session.create_client("s3", region_name=region, endpoint_url=endpoint_url, config=cfg)
+                )
+                for cfg in (config, preflight_config)
+            ]
         except ProfileNotFound as exc:
             raise ConfigError(f"AWS profile {profile!r} not found in the shared config files") from exc
         except ValueError as exc:  # botocore's complaint about a malformed endpoint URL
             raise ConfigError(f"invalid endpoint URL {endpoint_url!r}: {exc}") from exc
         except BotoCoreError as exc:
             raise ConfigError(f"cannot set up the S3 client: {exc}") from exc
-        yield S3Store(client, bucket, endpoint=endpoint or "AWS S3")
+        yield S3Store(clients[0], bucket, endpoint=endpoint or "AWS S3", preflight_client=clients[1])
