@@ -1,0 +1,67 @@
+"""The CLI's contract for bad input: one line on stderr, exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from async_uploader.cli import build_parser, config_from_args, main
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exited:
+        main(list(argv))
+    code = exited.value.code
+    return (code if isinstance(code, int) else 1), capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "required"),
+        (["upload"], "required"),
+        (["upload", "{src}"], "required"),
+        (["upload", "{src}", "bucket-without-scheme"], "s3://bucket/prefix"),
+        (["upload", "{src}", "s3://b/x"], "invalid bucket name"),
+        (["upload", "{src}/missing", "s3://bucket"], "does not exist"),
+        (["upload", "{src}", "s3://bucket", "--part-size", "lots"], "invalid size"),
+        (["upload", "{src}", "s3://bucket", "--part-size", "1MiB"], "between 5MiB and 5GiB"),
+        (["upload", "{src}", "s3://bucket", "--concurrency", "0"], "--concurrency"),
+        (["upload", "{src}", "s3://bucket", "--concurrency", "many"], "invalid int value"),
+        (["upload", "{src}", "s3://bucket", "--endpoint-url", "localhost:9000"], "http:// or https://"),
+        (["upload", "{src}", "s3://bucket", "--quiet", "--verbose"], "not allowed with"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, err = run_main(capsys, *(a.format(src=tmp_path) for a in argv))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("async-uploader: error: ")
+    assert message in lines[0]
+
+
+def test_flags_reach_the_config(tmp_path: Path) -> None:
+    args = build_parser().parse_args(
+        [
+            "upload", str(tmp_path), "s3://bucket/a/b/", "--endpoint-url", "http://127.0.0.1:9000",
+            "--region", "eu-west-1", "--profile", "ci", "--concurrency", "7", "--part-size", "16MiB",
+            "--multipart-threshold", "100MB", "--max-memory", "1GiB",
+        ]
+    )  # fmt: skip
+    config = config_from_args(args)
+    assert (config.destination.bucket, config.destination.prefix) == ("bucket", "a/b/")
+    assert (config.endpoint_url, config.region, config.profile) == ("http://127.0.0.1:9000", "eu-west-1", "ci")
+    assert (config.concurrency, config.part_size) == (7, 16 * 1024 * 1024)
+    assert (config.multipart_threshold, config.max_memory) == (100_000_000, 1024**3)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith("async-uploader ")

@@ -1,0 +1,59 @@
+"""The display as a subscriber: what it counts from events, and what the plain lines and summary say."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from async_uploader.events import FileDone, FileFailed, FileStarted, PartDone, TotalsKnown, UploadResult
+from async_uploader.progress import ProgressDisplay, format_bytes, format_duration, summary_lines
+
+
+def plain_display() -> tuple[ProgressDisplay, io.StringIO]:
+    out = io.StringIO()
+    return ProgressDisplay(Console(file=out, force_terminal=False, width=200), live=False), out
+
+
+def test_bytes_count_parts_once_and_totals_come_from_the_precount() -> None:
+    display, _ = plain_display()
+    display.handle(TotalsKnown(files=2, bytes=30))
+    display.handle(FileStarted("big", "k/big", 20, 2))
+    display.handle(PartDone("big", 1, 10))
+    assert display.bytes_done == 10
+    display.handle(PartDone("big", 2, 10))
+    display.handle(FileDone("big", "k/big", 20, '"e-2"', "", 2, 1.0))
+    display.handle(FileDone("small", "k/small", 10, '"e"', "", 1, 0.1))
+    assert (display.bytes_done, display.files_done, display.failed) == (30, 2, 0)
+    line = display.plain_line()
+    assert "2/2 files" in line
+    assert "(100%)" in line
+    assert "\x1b[" not in line
+
+
+def test_a_failed_multipart_file_does_not_leave_bytes_half_counted() -> None:
+    display, out = plain_display()
+    display.handle(TotalsKnown(files=1, bytes=20))
+    display.handle(FileStarted("big", "big", 20, 2))
+    display.handle(PartDone("big", 1, 10))
+    display.handle(FileFailed("big", "big", "UploadPart 2 failed: boom"))
+    assert display.failed == 1
+    assert display.bytes_done == 0
+    assert "failed big: UploadPart 2 failed: boom" in out.getvalue()
+
+
+def test_summary_lists_twenty_failures_then_a_count() -> None:
+    failures = tuple((f"f{i}", "reason") for i in range(25))
+    result = UploadResult(uploaded=3, failed=25, bytes_uploaded=3 * 1024 * 1024, elapsed_s=2.0, failures=failures)
+    lines = summary_lines(result)
+    assert lines[0].startswith("Uploaded 3 files (3.0 MiB) in 2.0 s, 1.5 MiB/s; 0 skipped, 25 failed")
+    assert lines[1:21] == [f"  failed: f{i}: reason" for i in range(20)]
+    assert lines[21] == "  ... and 5 more failed files"
+
+
+def test_formatting_helpers() -> None:
+    assert format_bytes(0) == "0 B"
+    assert format_bytes(1536) == "1.5 KiB"
+    assert format_bytes(5 * 1024**4) == "5.0 TiB"
+    assert format_duration(59) == "0:59"
+    assert format_duration(3661) == "1:01:01"

@@ -1,0 +1,124 @@
+"""The S3 provider against moto's server: fast checks of the seam's contract where realism adds nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import botocore.session
+import pytest
+from moto.server import ThreadedMotoServer
+
+from async_uploader.checksum import composite_crc32, crc32_of
+from async_uploader.errors import BucketError, EndpointError, StoreError
+from async_uploader.providers.base import ObjectStore, UploadedPart
+from async_uploader.providers.s3 import S3Store, open_s3_store
+from tests.trees import random_bytes
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture
+def sync_client(moto_endpoint: str, credentials: None) -> Any:
+    return botocore.session.get_session().create_client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture
+def bucket(sync_client: Any, request: pytest.FixtureRequest) -> str:
+    name = f"moto-{request.node.name.lower().replace('_', '-')[:40]}"
+    sync_client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+async def store(moto_endpoint: str, bucket: str) -> AsyncIterator[S3Store]:
+    async with open_s3_store(bucket, endpoint_url=moto_endpoint) as opened:
+        yield opened
+
+
+def test_s3_store_satisfies_the_protocol() -> None:
+    assert issubclass(S3Store, ObjectStore)
+
+
+async def test_put_object_stores_bytes_and_metadata(store: S3Store, sync_client: Any, bucket: str) -> None:
+    stored = await store.put_object("dir/a b.txt", b"hello", checksum=crc32_of(b"hello"), metadata={"size": "5"})
+    assert stored.etag
+    got = sync_client.get_object(Bucket=bucket, Key="dir/a b.txt")
+    assert got["Body"].read() == b"hello"
+    assert got["Metadata"] == {"size": "5"}
+    info = await store.head_object("dir/a b.txt")
+    assert info is not None
+    assert (info.size, dict(info.metadata)) == (5, {"size": "5"})
+
+
+async def test_multipart_round_trip(store: S3Store, sync_client: Any, bucket: str) -> None:
+    bodies = [random_bytes(5 * MIB, seed=1), b"tail"]
+    upload_id = await store.create_multipart("big", metadata={"mode": "100644"})
+    parts = [
+        await store.upload_part("big", upload_id, n, body, checksum=crc32_of(body))
+        for n, body in enumerate(bodies, start=1)
+    ]
+    assert [p.number for p in parts] == [1, 2]
+    stored = await store.complete_multipart("big", upload_id, parts)
+    assert stored.checksum in (None, composite_crc32(p.checksum for p in parts))
+    assert sync_client.get_object(Bucket=bucket, Key="big")["Body"].read() == b"".join(bodies)
+    assert sync_client.head_object(Bucket=bucket, Key="big")["Metadata"] == {"mode": "100644"}
+
+
+async def test_abort_leaves_no_upload_and_is_idempotent(store: S3Store, sync_client: Any, bucket: str) -> None:
+    upload_id = await store.create_multipart("gone", metadata={})
+    await store.upload_part("gone", upload_id, 1, b"x", checksum=crc32_of(b"x"))
+    await store.abort_multipart("gone", upload_id)
+    await store.abort_multipart("gone", upload_id)  # a second abort is not an error
+    assert sync_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert await store.head_object("gone") is None
+
+
+async def test_completing_with_a_bogus_part_is_a_store_error(store: S3Store) -> None:
+    upload_id = await store.create_multipart("bogus", metadata={})
+    with pytest.raises(StoreError):
+        await store.complete_multipart("bogus", upload_id, [UploadedPart(1, '"nope"', crc32_of(b""))])
+    await store.abort_multipart("bogus", upload_id)
+
+
+async def test_list_objects_streams_every_key_under_the_prefix(store: S3Store) -> None:
+    for key in ("p/a", "p/b/c", "q/d"):
+        await store.put_object(key, key.encode(), checksum=crc32_of(key.encode()), metadata={})
+    listed = [(o.key, o.size) async for o in store.list_objects("p/")]
+    assert listed == [("p/a", 3), ("p/b/c", 5)]
+
+
+async def test_preflight_passes_on_a_writable_bucket_and_leaves_nothing(
+    store: S3Store, sync_client: Any, bucket: str
+) -> None:
+    await store.check_writable("probe-key")
+    assert sync_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert sync_client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+async def test_preflight_on_a_missing_bucket_is_a_bucket_error(moto_endpoint: str, credentials: None) -> None:
+    async with open_s3_store("no-such-bucket-anywhere", endpoint_url=moto_endpoint) as store:
+        with pytest.raises(BucketError, match="does not exist"):
+            await store.check_writable("probe")
+
+
+async def test_preflight_on_a_dead_endpoint_is_an_endpoint_error(credentials: None) -> None:
+    async with open_s3_store("b-u-c", endpoint_url="http://127.0.0.1:9") as store:
+        with pytest.raises(EndpointError, match="cannot reach"):
+            await store.check_writable("probe")
