@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+import anyio.lowlevel
 
 
 class _Waiter:
@@ -41,9 +42,12 @@ class ByteBudget:
         """Take ``amount`` bytes (at most the whole capacity) and return what was taken, to give back later."""
         amount = min(max(amount, 0), self.capacity)
         if not self._waiters and amount <= self._available:
-            self._available -= amount
-            await anyio.lowlevel.checkpoint()
-            return amount
+            # Cancellation may only strike before the bytes are taken, as in anyio's own Semaphore.
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            if not self._waiters and amount <= self._available:
+                self._available -= amount
+                await anyio.lowlevel.cancel_shielded_checkpoint()
+                return amount
         waiter = _Waiter(amount)
         self._waiters.append(waiter)
         try:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -44,7 +46,7 @@ _UNITS: Final[dict[str, int]] = {
     "tib": TIB,
     "tb": 1000**4,
 }
-_SIZE_RE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_SIZE_RE: Final = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$", re.ASCII)
 
 
 def parse_size(text: str | int) -> int:
@@ -61,8 +63,8 @@ def parse_size(text: str | int) -> int:
     unit = match.group(2).lower() if match else ""
     if match is None or unit not in _UNITS:
         raise ConfigError(f"invalid size {text!r}: use a number of bytes or a unit like 8MiB, 64KiB, 1GB")
-    value = float(match.group(1)) * _UNITS[unit]
-    if value != int(value):
+    value = Decimal(match.group(1)) * _UNITS[unit]  # exact: 4.1GB is 4,100,000,000 bytes, not a float near it
+    if value != value.to_integral_value():
         raise ConfigError(f"invalid size {text!r}: not a whole number of bytes")
     return int(value)
 
@@ -78,7 +80,7 @@ class Destination:
         return f"s3://{self.bucket}/{self.prefix}"
 
 
-_BUCKET_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
+_BUCKET_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,254}$")
 
 
 def parse_destination(url: str) -> Destination:
@@ -89,10 +91,15 @@ def parse_destination(url: str) -> Destination:
     bucket, _, prefix = rest.partition("/")
     if not _BUCKET_RE.match(bucket):
         raise ConfigError(f"invalid bucket name {bucket!r} in {url!r}")
-    prefix = prefix.strip("/")
-    if "//" in prefix:
+    prefix = prefix.rstrip("/")
+    if prefix.startswith("/") or "//" in prefix:
         raise ConfigError(f"destination prefix has an empty path segment: {url!r}")
     return Destination(bucket=bucket, prefix=f"{prefix}/" if prefix else "")
+
+
+def _valid_endpoint(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in {"http", "https"} and bool(parts.hostname) and not any(c.isspace() for c in url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +146,7 @@ def make_config(
     memory = parse_size(max_memory)
     if memory < MIN_PART_SIZE_BYTES:
         raise ConfigError("--max-memory must be at least 5MiB (one part)")
-    if endpoint_url is not None and not re.match(r"^https?://[^/\s]+", endpoint_url):
+    if endpoint_url is not None and not _valid_endpoint(endpoint_url):
         raise ConfigError(f"--endpoint-url must be an http:// or https:// URL, got {endpoint_url!r}")
     return UploadConfig(
         source=src,

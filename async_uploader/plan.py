@@ -37,14 +37,17 @@ def object_key(prefix: str, rel: str) -> str:
 
 def format_mtime(mtime_ns: int) -> str:
     """Seconds since the epoch with nine decimals (``1700000000.123456789``), the form rclone reads."""
-    seconds, nanos = divmod(mtime_ns, 1_000_000_000)
-    return f"{seconds}.{nanos:09d}"
+    sign = "-" if mtime_ns < 0 else ""
+    seconds, nanos = divmod(abs(mtime_ns), 1_000_000_000)
+    return f"{sign}{seconds}.{nanos:09d}"
 
 
 def parse_mtime(text: str) -> int:
     """Inverse of ``format_mtime``: nanoseconds since the epoch, exact (no float rounding)."""
-    seconds, _, frac = text.partition(".")
-    return int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9])
+    negative = text.startswith("-")
+    seconds, _, frac = text.lstrip("-").partition(".")
+    value = int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9])
+    return -value if negative else value
 
 
 def object_metadata(size: int, mtime_ns: int, mode: int) -> dict[str, str]:

@@ -44,7 +44,9 @@ class ScanFailure:
 ScanItem = FileEntry | ScanFailure
 
 
-def _walk_batches(root: str, batch_size: int) -> Generator[list[ScanItem], None, None]:
+def _walk_batches(
+    root: str, batch_size: int, stop: threading.Event | None = None
+) -> Generator[list[ScanItem], None, None]:
     """Yield batches of scan items, depth first; runs in a worker thread.
 
     Symlinks to files are followed (the file's content is uploaded); symlinked directories are not descended,
@@ -53,7 +55,7 @@ def _walk_batches(root: str, batch_size: int) -> Generator[list[ScanItem], None,
     """
     pending: list[tuple[str, str]] = [(root, "")]
     batch: list[ScanItem] = []
-    while pending:
+    while pending and not (stop is not None and stop.is_set()):
         directory, rel_dir = pending.pop()
         subdirs: list[tuple[str, str]] = []
         try:
@@ -108,14 +110,12 @@ class TreeTotals:
 
 def _count(root: str, stop: threading.Event) -> TreeTotals | None:
     files = total = 0
-    for batch in _walk_batches(root, SCAN_BATCH_SIZE):
-        if stop.is_set():
-            return None
+    for batch in _walk_batches(root, SCAN_BATCH_SIZE, stop):
         for item in batch:
             if isinstance(item, FileEntry):
                 files += 1
                 total += item.size
-    return TreeTotals(files, total)
+    return None if stop.is_set() else TreeTotals(files, total)
 
 
 async def count_tree(source: Path, stop: threading.Event | None = None) -> TreeTotals | None:

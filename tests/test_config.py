@@ -96,12 +96,10 @@ def test_parse_size_refuses_fractional_bytes(text: str) -> None:
         parse_size(text)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: parse_size multiplies in float, so 4.1 * 10**9 is not whole")
 def test_parse_size_reads_a_decimal_fraction_that_is_whole_in_bytes() -> None:
     assert parse_size("4.1GB") == 4_100_000_000
 
 
-@pytest.mark.xfail(strict=True, reason="bug: parse_size goes through float, which drops bytes above 2**53")
 def test_parse_size_keeps_every_byte_of_a_large_count() -> None:
     assert parse_size("9007199254740993") == 2**53 + 1
 
@@ -123,6 +121,13 @@ def test_parse_size_keeps_every_byte_of_a_large_count() -> None:
 )
 def test_parse_destination_splits_bucket_and_normalises_prefix(url: str, bucket: str, prefix: str) -> None:
     assert parse_destination(url) == Destination(bucket=bucket, prefix=prefix)
+
+
+@pytest.mark.parametrize("url", ["s3://bucket//p", "s3://bucket///p/", "s3://bucket/a//b"])
+def test_parse_destination_refuses_empty_path_segments(url: str) -> None:
+    """An empty segment would make a key with ``//`` or a leading ``/``: refused rather than silently changed."""
+    with pytest.raises(ConfigError, match="empty path segment"):
+        parse_destination(url)
 
 
 def test_destination_prints_as_the_url_it_came_from() -> None:

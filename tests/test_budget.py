@@ -1,0 +1,164 @@
+"""Tests for ``async_uploader.budget.ByteBudget``: accounting, blocking, FIFO fairness and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import anyio
+import pytest
+
+from async_uploader.budget import ByteBudget
+
+DEADLINE_S = 5
+
+
+async def acquire_then_record(budget: ByteBudget, amount: int, name: str, granted: list[str]) -> None:
+    await budget.acquire(amount)
+    granted.append(name)
+
+
+def test_capacity_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="capacity"):
+        ByteBudget(0)
+
+
+async def test_acquire_and_release_account_for_every_byte() -> None:
+    budget = ByteBudget(100)
+    assert budget.available == 100
+    assert await budget.acquire(30) == 30
+    assert budget.available == 70
+    assert await budget.acquire(70) == 70
+    assert budget.available == 0
+    budget.release(30)
+    assert budget.available == 30
+    budget.release(70)
+    assert budget.available == 100
+
+
+@pytest.mark.parametrize(("amount", "taken"), [(101, 100), (10**12, 100), (-5, 0)])
+async def test_amount_outside_capacity_is_clamped(amount: int, taken: int) -> None:
+    budget = ByteBudget(100)
+    with anyio.fail_after(DEADLINE_S):
+        assert await budget.acquire(amount) == taken
+    assert budget.available == 100 - taken
+    budget.release(taken)
+    assert budget.available == 100
+
+
+async def test_reserve_gives_bytes_back_on_exit_and_on_error() -> None:
+    budget = ByteBudget(100)
+    async with budget.reserve(40) as taken:
+        assert taken == 40
+        assert budget.available == 60
+    assert budget.available == 100
+    with pytest.raises(RuntimeError, match="boom"):
+        async with budget.reserve(40):
+            raise RuntimeError("boom")
+    assert budget.available == 100
+
+
+async def test_waiter_blocks_until_enough_is_released() -> None:
+    budget = ByteBudget(100)
+    await budget.acquire(80)
+    granted: list[str] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(acquire_then_record, budget, 50, "waiter", granted)
+        await anyio.wait_all_tasks_blocked()
+        assert granted == []
+        budget.release(20)  # 40 free: still not enough
+        await anyio.wait_all_tasks_blocked()
+        assert granted == []
+        assert budget.available == 40
+        budget.release(60)
+        with anyio.fail_after(DEADLINE_S):
+            while not granted:
+                await anyio.wait_all_tasks_blocked()
+    assert granted == ["waiter"]
+    assert budget.available == 50
+
+
+async def test_waiters_are_served_first_come_first_served() -> None:
+    budget = ByteBudget(100)
+    await budget.acquire(90)  # 10 free
+    granted: list[str] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(acquire_then_record, budget, 60, "big", granted)
+        await anyio.wait_all_tasks_blocked()
+        group.start_soon(acquire_then_record, budget, 5, "small", granted)
+        await anyio.wait_all_tasks_blocked()
+        assert granted == []  # the small one would fit in the 10 free bytes, but it queued behind the big one
+        assert budget.available == 10
+        budget.release(50)  # 60 free: exactly the big one
+        await anyio.wait_all_tasks_blocked()
+        assert granted == ["big"]
+        assert budget.available == 0
+        budget.release(5)
+        await anyio.wait_all_tasks_blocked()
+    assert granted == ["big", "small"]
+    assert budget.available == 0
+
+
+async def test_cancelled_waiter_leaves_the_queue_and_lets_smaller_ones_through() -> None:
+    budget = ByteBudget(100)
+    await budget.acquire(90)  # 10 free
+    granted: list[str] = []
+    big_scope = anyio.CancelScope()
+
+    async def big() -> None:
+        with big_scope:
+            await acquire_then_record(budget, 60, "big", granted)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(big)
+        await anyio.wait_all_tasks_blocked()
+        group.start_soon(acquire_then_record, budget, 5, "small", granted)
+        await anyio.wait_all_tasks_blocked()
+        assert granted == []
+        big_scope.cancel()
+        with anyio.fail_after(DEADLINE_S):
+            while not granted:
+                await anyio.wait_all_tasks_blocked()
+    assert granted == ["small"]
+    assert budget.available == 5
+    budget.release(5)
+    budget.release(90)
+    assert budget.available == 100
+
+
+async def test_cancelled_after_grant_in_acquire_gives_the_bytes_back() -> None:
+    # asyncio's Task.cancel lands even when the waiter's event has already been set, so the cancellation
+    # arrives inside acquire() after the bytes were granted to it.
+    budget = ByteBudget(100)
+    await budget.acquire(100)
+    task = asyncio.ensure_future(budget.acquire(60))
+    await anyio.wait_all_tasks_blocked()
+    budget.release(100)  # grants the waiter's 60 ...
+    task.cancel()  # ... but it is cancelled before it runs again
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert budget.available == 100
+
+
+async def test_cancelled_after_grant_in_reserve_gives_the_bytes_back() -> None:
+    budget = ByteBudget(100)
+    await budget.acquire(100)
+
+    async def hold() -> None:
+        async with budget.reserve(60):
+            await anyio.sleep_forever()
+
+    with anyio.fail_after(DEADLINE_S):
+        async with anyio.create_task_group() as group:
+            group.start_soon(hold)
+            await anyio.wait_all_tasks_blocked()
+            budget.release(100)  # grants 60 ...
+            group.cancel_scope.cancel()  # ... and cancels the holder in the same step
+    assert budget.available == 100
+
+
+async def test_acquire_cancelled_at_once_does_not_keep_the_bytes() -> None:
+    budget = ByteBudget(100)
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await budget.acquire(10)
+    assert budget.available == 100

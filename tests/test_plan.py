@@ -1,0 +1,294 @@
+"""Tests for ``async_uploader.plan``: keys, metadata and the shape of every upload, up to S3's 5 TiB limit."""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from decimal import Decimal
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from async_uploader.config import MAX_PART_SIZE_BYTES, MIB, MIN_PART_SIZE_BYTES, TIB
+from async_uploader.errors import FileTooLargeError, InvalidKeyError
+from async_uploader.plan import (
+    MAX_KEY_BYTES,
+    MAX_OBJECT_SIZE_BYTES,
+    MAX_PARTS,
+    UploadPlan,
+    choose_part_size,
+    format_mtime,
+    object_key,
+    object_metadata,
+    parse_mtime,
+    plan_upload,
+)
+
+PART = 8 * MIB
+THRESHOLD = 8 * MIB
+
+
+def assert_parts_cover_file(plan: UploadPlan) -> None:
+    """The parts are numbered 1..N, contiguous from 0, and cover ``[0, size)`` exactly once within S3's limits."""
+    assert MIN_PART_SIZE_BYTES <= plan.part_size <= MAX_PART_SIZE_BYTES
+    assert 1 <= plan.part_count <= MAX_PARTS
+    expected_offset = 0
+    count = 0
+    for count, part in enumerate(plan.parts(), start=1):
+        assert part.number == count
+        assert part.offset == expected_offset
+        assert 0 < part.size <= plan.part_size
+        if count < plan.part_count:
+            assert part.size == plan.part_size, f"part {count} of {plan.part_count} is short"
+        expected_offset += part.size
+    assert count == plan.part_count
+    assert expected_offset == plan.size
+
+
+@st.composite
+def upload_cases(draw: st.DrawFn) -> tuple[int, int, int]:
+    """(size, part_size, threshold), with sizes spread over 0 to 20,000 parts so the 10,000-part cap is hit."""
+    part_size = draw(
+        st.one_of(st.integers(MIN_PART_SIZE_BYTES, 64 * MIB), st.integers(MIN_PART_SIZE_BYTES, MAX_PART_SIZE_BYTES))
+    )
+    size = draw(
+        st.one_of(
+            st.integers(0, MAX_OBJECT_SIZE_BYTES),
+            st.builds(
+                lambda parts, remainder: min(parts * part_size + remainder, MAX_OBJECT_SIZE_BYTES),
+                st.integers(0, 2 * MAX_PARTS),
+                st.integers(0, part_size - 1),
+            ),
+        )
+    )
+    threshold = draw(st.one_of(st.integers(0, 64 * MIB), st.integers(0, size + 1)))
+    return size, part_size, threshold
+
+
+# object_key
+
+
+def test_object_key_without_prefix_is_the_relative_path() -> None:
+    assert object_key("", "photos/2024/a.jpg") == "photos/2024/a.jpg"
+
+
+def test_object_key_puts_prefix_in_front() -> None:
+    assert object_key("backups/host/", "photos/2024/a.jpg") == "backups/host/photos/2024/a.jpg"
+
+
+def test_object_key_keeps_spaces_and_punctuation() -> None:
+    assert object_key("p/", "my docs/report (final) #2 & more.txt") == "p/my docs/report (final) #2 & more.txt"
+
+
+def test_object_key_keeps_nfc_and_nfd_names_distinct_and_byte_exact() -> None:
+    nfc = unicodedata.normalize("NFC", "caf\u00e9.txt")
+    nfd = unicodedata.normalize("NFD", "caf\u00e9.txt")
+    assert nfc != nfd
+    nfc_key = object_key("p/", nfc)
+    nfd_key = object_key("p/", nfd)
+    assert nfc_key != nfd_key
+    assert nfc_key.encode("utf-8") == b"p/caf\xc3\xa9.txt"
+    assert nfd_key.encode("utf-8") == b"p/cafe\xcc\x81.txt"
+
+
+def test_object_key_keeps_non_latin_names() -> None:
+    name = "\u65e5\u672c\u8a9e/\U0001f600 \u0436.txt"
+    assert object_key("", name).encode("utf-8") == name.encode("utf-8")
+
+
+def test_object_key_refuses_name_that_is_not_utf8() -> None:
+    name = os.fsdecode(b"dir/bad\xff.txt")
+    with pytest.raises(InvalidKeyError, match="not valid UTF-8"):
+        object_key("p/", name)
+
+
+def test_object_key_accepts_exactly_1024_bytes() -> None:
+    prefix = "p/"
+    rel = "a" * (MAX_KEY_BYTES - len(prefix))
+    assert len(object_key(prefix, rel).encode("utf-8")) == MAX_KEY_BYTES
+
+
+@pytest.mark.parametrize(
+    ("prefix", "rel"),
+    [
+        ("", "a" * 1025),
+        ("p/", "a" * 1023),  # the prefix counts towards the limit
+        ("", "\u00e9" * 513),  # 513 characters, but 1026 bytes in UTF-8
+    ],
+)
+def test_object_key_refuses_keys_over_1024_bytes(prefix: str, rel: str) -> None:
+    with pytest.raises(InvalidKeyError, match="1024"):
+        object_key(prefix, rel)
+
+
+# format_mtime / parse_mtime
+
+
+@pytest.mark.parametrize(
+    ("mtime_ns", "text"),
+    [
+        (1_700_000_000_123_456_789, "1700000000.123456789"),
+        (1_700_000_000_000_000_000, "1700000000.000000000"),
+        (5, "0.000000005"),
+        (0, "0.000000000"),
+        (1_000_000_000, "1.000000000"),
+        (999_999_999, "0.999999999"),
+    ],
+)
+def test_format_mtime_writes_seconds_with_nine_decimals(mtime_ns: int, text: str) -> None:
+    assert format_mtime(mtime_ns) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "mtime_ns"),
+    [
+        ("1700000000.123456789", 1_700_000_000_123_456_789),
+        ("1700000000.5", 1_700_000_000_500_000_000),
+        ("1700000000", 1_700_000_000_000_000_000),
+        ("0.000000005", 5),
+    ],
+)
+def test_parse_mtime_reads_exact_nanoseconds(text: str, mtime_ns: int) -> None:
+    assert parse_mtime(text) == mtime_ns
+
+
+@given(st.integers(min_value=0, max_value=2**63))
+def test_mtime_round_trips_exactly(mtime_ns: int) -> None:
+    assert parse_mtime(format_mtime(mtime_ns)) == mtime_ns
+
+
+@given(st.integers(min_value=0, max_value=2**63))
+def test_formatted_mtime_reads_as_the_right_decimal_seconds(mtime_ns: int) -> None:
+    assert Decimal(format_mtime(mtime_ns)) == Decimal(mtime_ns) / 1_000_000_000
+
+
+@pytest.mark.parametrize("mtime_ns", [-1, -1_500_000_000])
+def test_formatted_mtime_before_1970_reads_as_the_right_decimal_seconds(mtime_ns: int) -> None:
+    assert Decimal(format_mtime(mtime_ns)) == Decimal(mtime_ns) / 1_000_000_000
+
+
+# object_metadata
+
+
+def test_object_metadata_has_size_mtime_and_octal_mode() -> None:
+    assert object_metadata(1234, 1_700_000_000_123_456_789, 0o100644) == {
+        "size": "1234",
+        "mtime": "1700000000.123456789",
+        "mode": "100644",
+    }
+
+
+@pytest.mark.parametrize(("mode", "text"), [(0o100755, "100755"), (0o100600, "100600"), (0o104755, "104755")])
+def test_object_metadata_mode_is_octal(mode: int, text: str) -> None:
+    assert object_metadata(0, 0, mode)["mode"] == text
+
+
+# plan_upload
+
+
+def test_empty_file_is_a_single_put_even_with_threshold_zero() -> None:
+    plan = plan_upload(0, part_size=PART, multipart_threshold=0)
+    assert not plan.multipart
+    assert (plan.size, plan.part_count) == (0, 1)
+
+
+def test_file_one_byte_under_threshold_is_a_single_put() -> None:
+    plan = plan_upload(THRESHOLD - 1, part_size=PART, multipart_threshold=THRESHOLD)
+    assert not plan.multipart
+    assert plan.size == THRESHOLD - 1
+
+
+def test_file_exactly_at_threshold_is_multipart() -> None:
+    plan = plan_upload(THRESHOLD, part_size=PART, multipart_threshold=THRESHOLD)
+    assert plan.multipart
+    assert [(p.number, p.offset, p.size) for p in plan.parts()] == [(1, 0, PART)]
+
+
+def test_file_one_byte_over_threshold_is_multipart_with_a_one_byte_last_part() -> None:
+    plan = plan_upload(THRESHOLD + 1, part_size=PART, multipart_threshold=THRESHOLD)
+    assert plan.multipart
+    assert [(p.number, p.offset, p.size) for p in plan.parts()] == [(1, 0, PART), (2, PART, 1)]
+
+
+def test_last_part_is_short() -> None:
+    plan = plan_upload(2 * PART + 123, part_size=PART, multipart_threshold=THRESHOLD)
+    assert [(p.number, p.offset, p.size) for p in plan.parts()] == [(1, 0, PART), (2, PART, PART), (3, 2 * PART, 123)]
+
+
+def test_file_of_whole_parts_has_no_empty_trailing_part() -> None:
+    plan = plan_upload(3 * PART, part_size=PART, multipart_threshold=THRESHOLD)
+    assert plan.part_count == 3
+    assert [p.size for p in plan.parts()] == [PART, PART, PART]
+
+
+def test_file_under_one_part_but_over_threshold_is_one_part() -> None:
+    plan = plan_upload(6 * MIB, part_size=64 * MIB, multipart_threshold=5 * MIB)
+    assert plan.multipart
+    assert [(p.number, p.offset, p.size) for p in plan.parts()] == [(1, 0, 6 * MIB)]
+
+
+def test_five_tib_file_fits_in_10000_parts_of_whole_mib() -> None:
+    plan = plan_upload(MAX_OBJECT_SIZE_BYTES, part_size=PART, multipart_threshold=THRESHOLD)
+    assert plan.multipart
+    assert plan.part_count <= MAX_PARTS
+    assert plan.part_size % MIB == 0
+    assert plan.part_size <= MAX_PART_SIZE_BYTES
+    assert_parts_cover_file(plan)
+
+
+def test_file_over_five_tib_is_refused() -> None:
+    with pytest.raises(FileTooLargeError, match="5 TiB"):
+        plan_upload(5 * TIB + 1, part_size=PART, multipart_threshold=THRESHOLD)
+
+
+# choose_part_size
+
+
+@pytest.mark.parametrize("size", [0, 1, PART, 100 * PART, MAX_PARTS * PART])
+def test_choose_part_size_keeps_part_size_when_10000_parts_suffice(size: int) -> None:
+    assert choose_part_size(size, PART) == PART
+
+
+def test_choose_part_size_grows_by_whole_mib_just_past_10000_parts() -> None:
+    assert choose_part_size(MAX_PARTS * PART + 1, PART) == PART + MIB
+
+
+def test_choose_part_size_keeps_a_part_size_that_is_not_whole_mib_when_it_suffices() -> None:
+    odd = 5 * MIB + 12345
+    assert choose_part_size(1000 * odd, odd) == odd
+
+
+@settings(max_examples=200, deadline=None)
+@given(upload_cases())
+def test_choose_part_size_grows_only_when_needed_and_only_as_much_as_needed(case: tuple[int, int, int]) -> None:
+    size, part_size, _ = case
+    chosen = choose_part_size(size, part_size)
+    assert chosen * MAX_PARTS >= size
+    if chosen != part_size:
+        assert chosen > part_size
+        assert part_size * MAX_PARTS < size
+        assert chosen % MIB == 0
+        assert (chosen - MIB) * MAX_PARTS < size  # one MiB less would not do
+
+
+# Properties of every plan
+
+
+@settings(max_examples=200, deadline=None)
+@given(upload_cases())
+@example((0, MIN_PART_SIZE_BYTES, 0))
+@example((MAX_OBJECT_SIZE_BYTES, MIN_PART_SIZE_BYTES, 0))
+@example((MAX_OBJECT_SIZE_BYTES, MAX_PART_SIZE_BYTES, 0))
+@example((MAX_PARTS * MIN_PART_SIZE_BYTES + 1, MIN_PART_SIZE_BYTES, 0))
+def test_every_plan_covers_the_file_exactly_once(case: tuple[int, int, int]) -> None:
+    size, part_size, threshold = case
+    plan = plan_upload(size, part_size=part_size, multipart_threshold=threshold)
+    assert plan.size == size
+    if size == 0 or size < threshold:
+        assert not plan.multipart
+        assert plan.part_count == 1
+    else:
+        assert plan.multipart
+        assert plan.part_size >= part_size
+        assert_parts_cover_file(plan)
