@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Final, NoReturn
 
@@ -44,6 +45,21 @@ class _ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+
+class _FilterAction(argparse.Action):
+    """Collects --include and --exclude into one list in command-line order, since the last match wins."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[object] | None,
+        option_string: str | None = None,
+    ) -> None:
+        rules = list(getattr(namespace, self.dest, None) or [])
+        rules.append(((option_string or "").lstrip("-"), str(values)))
+        setattr(namespace, self.dest, rules)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +97,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=str(DEFAULT_MAX_MEMORY_BYTES),
         help="cap on file and part bytes held in memory at once (default 128MiB)",
     )
+    up.add_argument(
+        "--include",
+        action=_FilterAction,
+        dest="filters",
+        metavar="GLOB",
+        help="take paths matching GLOB (repeatable; with --exclude, the last matching flag wins)",
+    )
+    up.add_argument(
+        "--exclude",
+        action=_FilterAction,
+        dest="filters",
+        metavar="GLOB",
+        help="leave out paths matching GLOB; an excluded directory is not even walked",
+    )
+    up.add_argument(
+        "--follow-symlinks", action="store_true", help="also descend symlinked directories (loops are detected)"
+    )
+    up.add_argument("--max-bandwidth", metavar="RATE", help="cap the upload rate, e.g. 50MB/s or 200Mbit/s")
+    up.add_argument("--report", metavar="FILE", help="write a JSON Lines record per file, then a summary")
+    up.add_argument("--retry-failed", metavar="REPORT", help="upload only the files REPORT lists as failed")
+    up.add_argument("--dry-run", action="store_true", help="print what would be uploaded; send nothing")
+    up.add_argument("--debug", action="store_true", help="show a traceback with errors")
     shown = up.add_mutually_exclusive_group()
     shown.add_argument("--no-progress", action="store_true", help="no live display or progress lines")
     shown.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
@@ -99,6 +137,12 @@ def config_from_args(args: argparse.Namespace) -> UploadConfig:
         part_size=args.part_size,
         multipart_threshold=args.multipart_threshold,
         max_memory=args.max_memory,
+        filters=args.filters or (),
+        follow_symlinks=args.follow_symlinks,
+        max_bandwidth=args.max_bandwidth,
+        report=args.report,
+        retry_failed=args.retry_failed,
+        dry_run=args.dry_run,
     )
 
 
@@ -153,27 +197,40 @@ class _Terminated(Exception):
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     args = build_parser().parse_args(argv)
     err = Console(stderr=True, highlight=False)
-    logging.basicConfig(format=f"{PROG}: %(message)s", level=logging.WARNING)
+    logging.basicConfig(format=f"{PROG}: %(message)s", level=logging.DEBUG if args.debug else logging.WARNING)
+    for noisy in ("botocore", "aiobotocore", "urllib3"):  # their debug logs carry request headers: tokens
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         config = config_from_args(args)
     except UploaderError as exc:
-        _fail(EXIT_USAGE, str(exc))
-    live = err.is_terminal and not (args.quiet or args.no_progress)
-    plain_ticker = not err.is_terminal and not (args.quiet or args.no_progress)
-    display = ProgressDisplay(err, live=live, verbose=args.verbose)
+        _fail(EXIT_USAGE, exc, args.debug)
+    quiet = args.quiet or args.no_progress or config.dry_run
+    live = err.is_terminal and not quiet
+    plain_ticker = not err.is_terminal and not quiet
+    display = ProgressDisplay(
+        err, live=live, verbose=args.verbose, quiet=args.quiet, out=Console(highlight=False, soft_wrap=True)
+    )
     try:
         result = asyncio.run(_main_task(config, display, plain_ticker))
     except UploaderError as exc:
-        _fail(EXIT_USAGE, str(exc))
+        _fail(EXIT_USAGE, exc, args.debug)
     except KeyboardInterrupt:
-        _fail(EXIT_INTERRUPTED, f"interrupted after {display.files_done} files; in-flight uploads aborted")
+        _print_summary(err, display.so_far.result())
+        _fail(EXIT_INTERRUPTED, "interrupted: multipart uploads in flight were aborted", False)
     except _Terminated:
-        _fail(EXIT_TERMINATED, f"terminated after {display.files_done} files; in-flight uploads aborted")
-    for line in summary_lines(result):
-        err.print(line, markup=False, highlight=False)
+        _print_summary(err, display.so_far.result())
+        _fail(EXIT_TERMINATED, "terminated: multipart uploads in flight were aborted", False)
+    _print_summary(err, result)
     sys.exit(EXIT_OK if result.ok else EXIT_FILES_FAILED)
 
 
-def _fail(code: int, message: str) -> NoReturn:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+def _print_summary(console: Console, result: UploadResult) -> None:
+    for line in summary_lines(result):
+        console.print(line, markup=False, highlight=False)
+
+
+def _fail(code: int, error: UploaderError | str, debug: bool) -> NoReturn:
+    if debug and isinstance(error, BaseException):
+        traceback.print_exception(error)
+    print(f"{PROG}: error: {error}", file=sys.stderr)
     sys.exit(code)

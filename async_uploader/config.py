@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .throttle import parse_rate
 
 KIB: Final = 1024
 MIB: Final = 1024 * KIB
@@ -115,6 +117,15 @@ class UploadConfig:
     part_size: int = DEFAULT_PART_SIZE_BYTES
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD_BYTES
     max_memory: int = DEFAULT_MAX_MEMORY_BYTES
+    filters: tuple[tuple[str, str], ...] = ()
+    """``("include" | "exclude", glob)`` in command-line order; the last match wins."""
+    follow_symlinks: bool = False
+    max_bandwidth: int | None = None
+    """Bytes per second for all workers together, or no limit."""
+    report: Path | None = None
+    retry_failed: Path | None = None
+    """An earlier report: upload only the files it lists as failed."""
+    dry_run: bool = False
 
 
 def make_config(
@@ -128,8 +139,20 @@ def make_config(
     part_size: str | int = DEFAULT_PART_SIZE_BYTES,
     multipart_threshold: str | int = DEFAULT_MULTIPART_THRESHOLD_BYTES,
     max_memory: str | int = DEFAULT_MAX_MEMORY_BYTES,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    filters: Sequence[tuple[str, str]] = (),
+    follow_symlinks: bool = False,
+    max_bandwidth: str | int | None = None,
+    report: str | os.PathLike[str] | None = None,
+    retry_failed: str | os.PathLike[str] | None = None,
+    dry_run: bool = False,
 ) -> UploadConfig:
-    """Validate user-facing options into an ``UploadConfig``; raises ``ConfigError`` with a one-line reason."""
+    """Validate user-facing options into an ``UploadConfig``; raises ``ConfigError`` with a one-line reason.
+
+    ``filters`` keeps the order of mixed ``--include``/``--exclude`` flags (the CLI passes it); a library caller
+    may pass ``include``/``exclude`` instead, which apply includes first, then excludes.
+    """
     src = Path(source)
     if not src.exists():
         raise ConfigError(f"source {str(src)!r} does not exist")
@@ -148,6 +171,14 @@ def make_config(
         raise ConfigError("--max-memory must be at least 5MiB (one part)")
     if endpoint_url is not None and not _valid_endpoint(endpoint_url):
         raise ConfigError(f"--endpoint-url must be an http:// or https:// URL, got {endpoint_url!r}")
+    rules = (*filters, *(("include", g) for g in include), *(("exclude", g) for g in exclude))
+    for kind, glob in rules:
+        if kind not in {"include", "exclude"} or not glob:
+            raise ConfigError(f"invalid filter {kind} {glob!r}: give a non-empty glob like '*.tmp' or 'build/**'")
+    if isinstance(max_bandwidth, str):
+        max_bandwidth = parse_rate(max_bandwidth)
+    elif max_bandwidth is not None and max_bandwidth <= 0:
+        raise ConfigError("--max-bandwidth must be above zero")
     return UploadConfig(
         source=src,
         destination=parse_destination(destination),
@@ -158,4 +189,10 @@ def make_config(
         part_size=part,
         multipart_threshold=threshold,
         max_memory=memory,
+        filters=tuple(rules),
+        follow_symlinks=follow_symlinks,
+        max_bandwidth=max_bandwidth,
+        report=Path(report) if report is not None else None,
+        retry_failed=Path(retry_failed) if retry_failed is not None else None,
+        dry_run=dry_run,
     )

@@ -7,6 +7,7 @@ the engine's own objects, so a subscriber cannot reach back into the run.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -53,6 +54,28 @@ class FileFailed:
     path: str
     key: str | None
     reason: str
+    size: int | None = None
+    """The walked size, if the file got that far (not for a directory the walk could not read)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FilePlanned:
+    """``--dry-run``: this file would be uploaded as ``key`` in ``parts`` parts (1 = a single put)."""
+
+    path: str
+    key: str
+    size: int
+    parts: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileSkipped:
+    """Not uploaded on purpose: not a regular file (FIFO, socket, device, broken link), or already there."""
+
+    path: str
+    key: str | None
+    reason: str
+    size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +87,9 @@ class UploadResult:
     failed: int = 0
     bytes_uploaded: int = 0
     elapsed_s: float = 0.0
+    planned: int = 0
+    """Files a ``--dry-run`` would upload."""
+    bytes_planned: int = 0
     failures: tuple[tuple[str, str], ...] = field(default=())
     """``(path, reason)`` for the first ``MAX_FAILURES_KEPT`` failed files."""
 
@@ -81,5 +107,42 @@ class RunFinished:
     result: UploadResult
 
 
-Event = TotalsKnown | FileStarted | PartDone | FileDone | FileFailed | RunFinished
+Event = TotalsKnown | FileStarted | PartDone | FileDone | FileFailed | FileSkipped | FilePlanned | RunFinished
 EventHandler = Callable[[Event], None]
+
+
+class ResultBuilder:
+    """Adds events up into an ``UploadResult``: the engine's own tally, and the CLI's when a run is cut short."""
+
+    __slots__ = ("_failures", "_started", "bytes_planned", "bytes_uploaded", "failed", "planned", "skipped", "uploaded")
+
+    def __init__(self) -> None:
+        self.uploaded = self.skipped = self.failed = self.bytes_uploaded = self.planned = self.bytes_planned = 0
+        self._failures: list[tuple[str, str]] = []
+        self._started = time.monotonic()
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, FileDone):
+            self.uploaded += 1
+            self.bytes_uploaded += event.size
+        elif isinstance(event, FileSkipped):
+            self.skipped += 1
+        elif isinstance(event, FilePlanned):
+            self.planned += 1
+            self.bytes_planned += event.size
+        elif isinstance(event, FileFailed):
+            self.failed += 1
+            if len(self._failures) < MAX_FAILURES_KEPT:
+                self._failures.append((event.path, event.reason))
+
+    def result(self) -> UploadResult:
+        return UploadResult(
+            uploaded=self.uploaded,
+            skipped=self.skipped,
+            failed=self.failed,
+            bytes_uploaded=self.bytes_uploaded,
+            elapsed_s=time.monotonic() - self._started,
+            planned=self.planned,
+            bytes_planned=self.bytes_planned,
+            failures=tuple(self._failures),
+        )

@@ -22,6 +22,7 @@ from .errors import FileError, VerificationError
 from .plan import PartPlan, UploadPlan
 from .providers.base import ObjectStore, StoredObject, UploadedPart
 from .scan import FileEntry
+from .throttle import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Limits:
 
     slots: anyio.Semaphore
     budget: ByteBudget
+    bandwidth: TokenBucket | None = None
 
 
 async def upload_multipart(
@@ -84,6 +86,8 @@ async def _upload_parts(
     async def one_part(part: PartPlan, taken: int) -> None:
         try:
             chunk = await read_chunk(entry.path, part.offset, part.size, size=entry.size, mtime_ns=entry.mtime_ns)
+            if limits.bandwidth is not None:
+                await limits.bandwidth.consume(part.size)
             uploaded[part.number - 1] = await store.upload_part(
                 key, upload_id, part.number, chunk.data, checksum=chunk.checksum
             )

@@ -26,8 +26,11 @@ from .events import (
     Event,
     FileDone,
     FileFailed,
+    FilePlanned,
+    FileSkipped,
     FileStarted,
     PartDone,
+    ResultBuilder,
     RunFinished,
     TotalsKnown,
     UploadResult,
@@ -55,10 +58,21 @@ def format_duration(seconds: float) -> str:
 class ProgressDisplay:
     """Counts what the events say, and shows it live (``live=True``) or as periodic plain lines."""
 
-    def __init__(self, console: Console, *, live: bool, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        console: Console,
+        *,
+        live: bool,
+        verbose: bool = False,
+        quiet: bool = False,
+        out: Console | None = None,
+    ) -> None:
         self.console = console
+        self.out = out or console  # where --dry-run lists its plan: stdout, for scripts
         self.live = live
         self.verbose = verbose
+        self.quiet = quiet
+        self.so_far = ResultBuilder()
         self.files_total: int | None = None
         self.bytes_total: int | None = None
         self.files_done = 0
@@ -99,6 +113,7 @@ class ProgressDisplay:
 
     def handle(self, event: Event) -> None:
         self._seen_work = True
+        self.so_far.add(event)
         if isinstance(event, PartDone):
             self._partial[event.path] = self._partial.get(event.path, 0) + event.bytes
             self._advance(event.bytes)
@@ -122,6 +137,19 @@ class ProgressDisplay:
             if bar is not None and self._progress is not None:
                 self._progress.remove_task(bar)
             self._relabel()
+        elif isinstance(event, FileSkipped):
+            self.files_done += 1
+            self._advance(event.size or 0)
+            if not self.quiet:
+                self.console.print(f"skipped {event.path}: {event.reason}", markup=False, highlight=False)
+            self._relabel()
+        elif isinstance(event, FilePlanned):
+            kind = "single put" if event.parts == 1 else f"{event.parts} parts"
+            self.out.print(
+                f"would upload {event.path} -> {event.key} ({format_bytes(event.size)}, {kind})",
+                markup=False,
+                highlight=False,
+            )
         elif isinstance(event, TotalsKnown):
             self.files_total, self.bytes_total = event.files, event.bytes
             if self._progress is not None and self._overall is not None:
@@ -164,6 +192,8 @@ def _shorten(path: str, width: int = 40) -> str:
 
 def summary_lines(result: UploadResult) -> list[str]:
     """The closing summary: one line of totals, then the failed files (up to 20, then a count)."""
+    if result.planned:
+        return [f"Dry run: would upload {result.planned} files ({format_bytes(result.bytes_planned)}); nothing sent"]
     lines = [
         f"Uploaded {result.uploaded} files ({format_bytes(result.bytes_uploaded)}) "
         f"in {result.elapsed_s:.1f} s, {format_bytes(result.throughput_bps)}/s; "

@@ -2,7 +2,8 @@
 
 ``os.scandir`` runs in a worker thread and hands over a batch at a time, so the event loop never blocks on the
 disk and uploads start while the walk is still going. The walk holds only the directories it has yet to visit,
-never the list of files. What counts as a file (and which symlinks are followed) is decided here and nowhere else.
+never the list of files. What counts as a file, which symlinks are followed and which paths the filters take
+are decided here and nowhere else.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import AsyncIterator, Generator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Generator, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 import anyio.to_thread
+
+from .filters import PathFilter
 
 SCAN_BATCH_SIZE: Final = 512
 
@@ -41,19 +44,50 @@ class ScanFailure:
     reason: str
 
 
-ScanItem = FileEntry | ScanFailure
+@dataclass(frozen=True, slots=True)
+class ScanSkipped:
+    """Something that is not a regular file to upload (FIFO, socket, device, broken link, symlinked directory)."""
+
+    rel: str
+    reason: str
+
+
+ScanItem = FileEntry | ScanFailure | ScanSkipped
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    """The walk's policy: which paths to take, and whether symlinked directories are descended."""
+
+    path_filter: PathFilter = field(default_factory=lambda: PathFilter([]))
+    follow_symlinks: bool = False
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
 
 
 def _walk_batches(
-    root: str, batch_size: int, stop: threading.Event | None = None
+    root: str, batch_size: int, options: ScanOptions, stop: threading.Event | None = None, rel_prefix: str = ""
 ) -> Generator[list[ScanItem], None, None]:
     """Yield batches of scan items, depth first; runs in a worker thread.
 
-    Symlinks to files are followed (the file's content is uploaded); symlinked directories are not descended,
-    which also rules out loops. Sockets, FIFOs, devices and broken links are not regular files and are passed
-    over: opening a FIFO would block the run.
+    Symlinks to files are followed (the file's content is uploaded). Symlinked directories are descended only
+    with ``follow_symlinks``, and then every directory's (device, inode) is remembered so a loop is entered
+    once. Special files and broken links are reported as skipped and never opened: opening a FIFO would block.
     """
-    pending: list[tuple[str, str]] = [(root, "")]
+    keep = options.path_filter
+    visited: set[tuple[int, int]] = set()
+    if options.follow_symlinks:
+        st = os.stat(root)
+        visited.add((st.st_dev, st.st_ino))
+    pending: list[tuple[str, str]] = [(root, rel_prefix)]
     batch: list[ScanItem] = []
     while pending and not (stop is not None and stop.is_set()):
         directory, rel_dir = pending.pop()
@@ -62,21 +96,13 @@ def _walk_batches(
             with os.scandir(directory) as it:
                 for entry in it:
                     rel = f"{rel_dir}{entry.name}"
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            subdirs.append((entry.path, rel + "/"))
-                            continue
-                        st = entry.stat()  # follows a symlink to its target
-                    except FileNotFoundError:
-                        continue  # vanished since listing, or a broken symlink: nothing to upload
-                    except OSError as exc:
-                        batch.append(ScanFailure(rel, f"cannot stat: {exc.strerror or exc}"))
+                    item = _classify(entry, rel, options, visited, subdirs)
+                    if item is None or (keep and isinstance(item, FileEntry) and not keep.includes_file(rel)):
                         continue
-                    if stat.S_ISREG(st.st_mode):
-                        batch.append(FileEntry(entry.path, rel, st.st_size, st.st_mtime_ns, st.st_mode))
-                        if len(batch) >= batch_size:
-                            yield batch
-                            batch = []
+                    batch.append(item)
+                    if len(batch) >= batch_size:
+                        yield batch
+                        batch = []
         except OSError as exc:
             batch.append(ScanFailure(rel_dir.rstrip("/") or ".", f"cannot list directory: {exc.strerror or exc}"))
         # Reversed so that popping visits subdirectories in the order scandir listed them.
@@ -85,9 +111,50 @@ def _walk_batches(
         yield batch
 
 
-async def walk_tree(source: Path, *, batch_size: int = SCAN_BATCH_SIZE) -> AsyncIterator[ScanItem]:
-    """Every regular file below ``source`` (hidden ones included), and every place the walk could not read."""
-    batches = _walk_batches(str(source), batch_size)
+def _classify(
+    entry: os.DirEntry[str],
+    rel: str,
+    options: ScanOptions,
+    visited: set[tuple[int, int]],
+    subdirs: list[tuple[str, str]],
+) -> ScanItem | None:
+    """What one directory entry is; directories to descend are appended to ``subdirs`` instead."""
+    try:
+        if entry.is_dir(follow_symlinks=False):
+            if not (options.path_filter and options.path_filter.prunes_directory(rel)):
+                if options.follow_symlinks:
+                    st = entry.stat(follow_symlinks=False)
+                    visited.add((st.st_dev, st.st_ino))
+                subdirs.append((entry.path, rel + "/"))
+            return None
+        st = entry.stat()  # follows a symlink to its target
+    except FileNotFoundError:
+        if entry.is_symlink():
+            return ScanSkipped(rel, "broken symbolic link")
+        return None  # vanished since it was listed: nothing to upload
+    except OSError as exc:
+        return ScanFailure(rel, f"cannot stat: {exc.strerror or exc}")
+    if stat.S_ISREG(st.st_mode):
+        return FileEntry(entry.path, rel, st.st_size, st.st_mtime_ns, st.st_mode)
+    if stat.S_ISDIR(st.st_mode):  # a symlink to a directory
+        if options.path_filter and options.path_filter.prunes_directory(rel):
+            return None
+        if not options.follow_symlinks:
+            return ScanSkipped(rel, "symbolic link to a directory (use --follow-symlinks to descend)")
+        if (st.st_dev, st.st_ino) in visited:
+            return ScanSkipped(rel, "symbolic link loop: directory already walked")
+        visited.add((st.st_dev, st.st_ino))
+        subdirs.append((entry.path, rel + "/"))
+        return None
+    return ScanSkipped(rel, f"{_kind(st.st_mode)}, not a regular file")
+
+
+async def walk_tree(
+    source: Path, options: ScanOptions | None = None, *, batch_size: int = SCAN_BATCH_SIZE
+) -> AsyncIterator[ScanItem]:
+    """Every regular file below ``source`` (hidden ones included) that the filters take, and every place the
+    walk could not read or passed over."""
+    batches = _walk_batches(str(source), batch_size, options or ScanOptions())
     sentinel: list[ScanItem] = []
     try:
         while True:
@@ -100,6 +167,43 @@ async def walk_tree(source: Path, *, batch_size: int = SCAN_BATCH_SIZE) -> Async
         batches.close()
 
 
+def _stat_listed(root: str, rels: list[str], options: ScanOptions) -> list[ScanItem]:
+    items: list[ScanItem] = []
+    for rel in rels:
+        path = os.path.join(root, *rel.split("/"))
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            items.append(ScanFailure(rel, "file no longer exists"))
+            continue
+        except OSError as exc:
+            items.append(ScanFailure(rel, f"cannot stat: {exc.strerror or exc}"))
+            continue
+        if stat.S_ISREG(st.st_mode):
+            items.append(FileEntry(path, rel, st.st_size, st.st_mtime_ns, st.st_mode))
+        elif stat.S_ISDIR(st.st_mode):  # a directory the earlier run could not list: walk it now
+            for batch in _walk_batches(path, SCAN_BATCH_SIZE, options, rel_prefix=rel + "/"):
+                items.extend(batch)
+        else:
+            items.append(ScanSkipped(rel, f"{_kind(st.st_mode)}, not a regular file"))
+    return items
+
+
+async def stat_paths(
+    source: Path, rels: Iterable[str], options: ScanOptions | None = None, *, batch_size: int = SCAN_BATCH_SIZE
+) -> AsyncIterator[ScanItem]:
+    """The named files below ``source`` (for ``--retry-failed``), stated in batches in a worker thread."""
+    batch: list[str] = []
+    for rel in rels:
+        batch.append(rel)
+        if len(batch) >= batch_size:
+            for item in await anyio.to_thread.run_sync(_stat_listed, str(source), batch, options or ScanOptions()):
+                yield item
+            batch = []
+    for item in await anyio.to_thread.run_sync(_stat_listed, str(source), batch, options or ScanOptions()):
+        yield item
+
+
 @dataclass(frozen=True, slots=True)
 class TreeTotals:
     """How many files and bytes a walk will find; the progress display's denominators."""
@@ -108,9 +212,9 @@ class TreeTotals:
     bytes: int
 
 
-def _count(root: str, stop: threading.Event) -> TreeTotals | None:
+def _count(root: str, options: ScanOptions, stop: threading.Event) -> TreeTotals | None:
     files = total = 0
-    for batch in _walk_batches(root, SCAN_BATCH_SIZE, stop):
+    for batch in _walk_batches(root, SCAN_BATCH_SIZE, options, stop):
         for item in batch:
             if isinstance(item, FileEntry):
                 files += 1
@@ -118,9 +222,13 @@ def _count(root: str, stop: threading.Event) -> TreeTotals | None:
     return None if stop.is_set() else TreeTotals(files, total)
 
 
-async def count_tree(source: Path, stop: threading.Event | None = None) -> TreeTotals | None:
+async def count_tree(
+    source: Path, stop: threading.Event | None = None, options: ScanOptions | None = None
+) -> TreeTotals | None:
     """Count files and bytes with the same rules as ``walk_tree``, in a worker thread, holding no list.
 
     Returns ``None`` if ``stop`` was set first: the upload finished before the count, which then has no use.
     """
-    return await anyio.to_thread.run_sync(_count, str(source), stop or threading.Event(), abandon_on_cancel=True)
+    return await anyio.to_thread.run_sync(
+        _count, str(source), options or ScanOptions(), stop or threading.Event(), abandon_on_cancel=True
+    )

@@ -1,0 +1,114 @@
+"""``--include`` / ``--exclude`` rules: which relative paths a run takes, and which directories it can skip.
+
+Pure and I/O-free; the walk asks it. Semantics, chosen to match what aws-cli and rsync users expect:
+
+- Every file is included unless a rule says otherwise; rules are checked in order and the *last* match wins.
+- A pattern without ``/`` matches a name at any depth (``*.tmp``, ``node_modules``); a pattern with ``/`` is
+  anchored at SOURCE (``build/cache/**``). A trailing ``/`` makes a rule match directories only.
+- ``*`` and ``?`` stay within one path segment, ``**`` crosses segments, ``[abc]`` is a character class.
+- A rule that matches a directory matches everything below it, so ``--exclude node_modules`` drops the folder.
+- A directory whose last matching rule is an exclude, with no include after that rule, is never descended into.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    include: bool
+    pattern: str
+    regex: re.Pattern[str]
+    anchored: bool
+    directories_only: bool
+
+
+def _glob_to_regex(glob: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(glob):
+        c = glob[i]
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")  # zero or more whole segments
+            i += 3
+            continue
+        if glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = glob.find("]", i + 2 if glob.startswith("[!", i) or glob.startswith("[]", i) else i + 1)
+            if end == -1:
+                out.append(re.escape(c))
+            else:
+                body = glob[i + 1 : end]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append(f"[{body.replace(chr(92), chr(92) * 2)}]")
+                i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def make_rule(include: bool, pattern: str) -> Rule:
+    if pattern.endswith("/**"):  # everything below X is X itself, as a directory: lets the walk prune it
+        pattern = pattern[:-2]
+    directories_only = pattern.endswith("/")
+    body = pattern.rstrip("/")
+    anchored = "/" in body
+    body = body.lstrip("/")
+    return Rule(include, pattern, re.compile(_glob_to_regex(body), re.DOTALL), anchored, directories_only)
+
+
+class PathFilter:
+    """The ordered rules of one run; ``PathFilter([])`` takes everything."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = tuple(rules)
+
+    @classmethod
+    def from_flags(cls, flags: Sequence[tuple[str, str]]) -> PathFilter:
+        """``flags`` in command-line order: ``("include" | "exclude", pattern)``."""
+        return cls([make_rule(kind == "include", pattern) for kind, pattern in flags])
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+    def _matches(self, rule: Rule, rel: str, is_dir: bool) -> bool:
+        """Does ``rule`` match ``rel`` itself or any directory above it?"""
+        segments = rel.split("/")
+        for depth in range(len(segments), 0, -1):
+            target_is_dir = is_dir or depth < len(segments)
+            if rule.directories_only and not target_is_dir:
+                continue
+            candidate = "/".join(segments[:depth]) if rule.anchored else segments[depth - 1]
+            if rule.regex.fullmatch(candidate):
+                return True
+        return False
+
+    def _decisive(self, rel: str, is_dir: bool) -> int:
+        """Index of the last rule matching ``rel`` (or an ancestor), or -1."""
+        for index in range(len(self.rules) - 1, -1, -1):
+            if self._matches(self.rules[index], rel, is_dir):
+                return index
+        return -1
+
+    def includes_file(self, rel: str) -> bool:
+        index = self._decisive(rel, is_dir=False)
+        return index < 0 or self.rules[index].include
+
+    def prunes_directory(self, rel: str) -> bool:
+        """True when nothing below ``rel`` can be included, so the walk need not enter it."""
+        index = self._decisive(rel, is_dir=True)
+        if index < 0 or self.rules[index].include:
+            return False
+        return not any(rule.include for rule in self.rules[index + 1 :])
