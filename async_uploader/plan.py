@@ -29,7 +29,7 @@ def object_key(prefix: str, rel: str) -> str:
     try:
         encoded = key.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidKeyError(f"file name is not valid UTF-8: {rel.encode('utf-8', 'replace')!r}") from None
+        raise InvalidKeyError(f"file name is not valid UTF-8: {rel.encode('utf-8', 'surrogateescape')!r}") from None
     if len(encoded) > MAX_KEY_BYTES:
         raise InvalidKeyError(f"object key is {len(encoded)} bytes, over S3's limit of {MAX_KEY_BYTES}")
     return key

@@ -35,7 +35,8 @@ class ReportWriter:
 
     def __init__(self, path: Path) -> None:
         try:
-            self._file: IO[str] = path.open("w", encoding="utf-8", errors="surrogateescape")
+            # A name that is not UTF-8 (surrogate escapes) is written as a JSON \udcXX escape: valid UTF-8 out.
+            self._file: IO[str] = path.open("w", encoding="utf-8", errors="backslashreplace")
         except OSError as exc:
             raise ConfigError(f"cannot write report {str(path)!r}: {exc.strerror or exc}") from exc
         self._summary_written = False
@@ -89,7 +90,7 @@ class ReportWriter:
 def failed_paths(report: Path) -> Iterator[str]:
     """Relative paths that an earlier report lists as failed; a torn last line (a crash) is ignored."""
     try:
-        handle = report.open(encoding="utf-8", errors="surrogateescape")
+        handle = report.open(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read report {str(report)!r}: {exc.strerror or exc}") from exc
     with handle:

@@ -7,6 +7,7 @@ instance roles). No ACL is ever sent: objects inherit the bucket's (private) pol
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Final, NoReturn
@@ -23,7 +24,16 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from ..errors import BucketError, ConfigError, CredentialsError, EndpointError, StoreError, VerificationError
+from ..errors import (
+    BucketError,
+    ConfigError,
+    CredentialsError,
+    EndpointError,
+    FileError,
+    StoreError,
+    UploaderError,
+    VerificationError,
+)
 from .base import ObjectInfo, StoredObject, UploadedPart
 
 CONNECT_TIMEOUT_S: Final = 10.0
@@ -33,6 +43,7 @@ MAX_REQUEST_ATTEMPTS: Final = 5
 _CREDENTIAL_CODES: Final = frozenset(
     {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired"}
 )
+_URL_USERINFO: Final = re.compile(r"(\w+://)[^/@\s]+@")
 _NO_CREDENTIALS_HINT: Final = (
     "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE / --profile"
 )
@@ -51,15 +62,35 @@ class S3Store:
     """``ObjectStore`` for one S3 bucket through an aiobotocore client the caller owns (or ``open_s3_store``)."""
 
     def __init__(
-        self, client: Any, bucket: str, *, endpoint: str | None = None, preflight_client: Any | None = None
+        self,
+        client: Any,
+        bucket: str,
+        *,
+        endpoint: str | None = None,
+        preflight_client: Any | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
         self._client = client
+        self._secrets = tuple(s for s in secrets if s and len(s) >= 8)
         self._preflight_client = preflight_client or client
         self.bucket = bucket
         self._endpoint = endpoint or "the S3 endpoint"
 
+    def _redact(self, text: str) -> str:
+        """No secret leaves this module in a message: credentials' secret and token, and passwords in URLs."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return _URL_USERINFO.sub(r"\1***@", text)
+
     def _object_error(self, operation: str, key: str, exc: Exception) -> NoReturn:
         """Turn a per-object failure into a one-line ``StoreError`` (or ``VerificationError`` for a bad digest)."""
+        try:
+            self._raise_object_error(operation, exc)
+        except FileError as error:
+            error.args = (self._redact(str(error)),)
+            raise
+
+    def _raise_object_error(self, operation: str, exc: Exception) -> NoReturn:
         if isinstance(exc, ClientError):
             code = _error_code(exc)
             if code in {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"}:
@@ -71,18 +102,41 @@ class S3Store:
             raise StoreError(f"{operation}: {_NO_CREDENTIALS_HINT}") from exc
         raise StoreError(f"{operation} failed: {exc}") from exc
 
+    async def _explain_refusal(self, head_error: ClientError) -> NoReturn:
+        try:
+            await self._preflight_client.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
+        except ClientError as exc:
+            code = _error_code(exc)
+            if code in {"NoSuchBucket", "NotFound"}:
+                raise BucketError(f"bucket {self.bucket!r} does not exist at {self._endpoint}") from exc
+            if code in _CREDENTIAL_CODES:
+                raise CredentialsError(
+                    f"the credentials were rejected ({code}): check the access key and secret, or --profile"
+                ) from exc
+            if code in {"AccessDenied", "AllAccessDisabled", "AccountProblem"}:
+                raise CredentialsError(
+                    f"access to bucket {self.bucket!r} denied ({code}): the credentials lack permission"
+                ) from exc
+            if not code or code.isdigit():  # no S3 error document: an HTML page, a proxy, another service
+                raise EndpointError(f"{self._endpoint} does not answer like an S3 endpoint") from exc
+            raise BucketError(f"cannot use bucket {self.bucket!r}: {_error_message(exc)}") from exc
+        raise BucketError(
+            f"cannot use bucket {self.bucket!r}: HEAD answered {_error_code(head_error)} but listing works"
+        ) from head_error
+
     async def check_writable(self, probe_key: str) -> None:
+        try:
+            await self._check_writable(probe_key)
+        except UploaderError as error:
+            error.args = (self._redact(str(error)),)
+            raise
+
+    async def _check_writable(self, probe_key: str) -> None:
         try:
             await self._preflight_client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
-            code = _error_code(exc)
-            if code in {"404", "NoSuchBucket", "NotFound"}:
-                raise BucketError(f"bucket {self.bucket!r} does not exist at {self._endpoint}") from exc
-            if code in {"403", "AccessDenied", "Forbidden", *_CREDENTIAL_CODES}:
-                raise CredentialsError(
-                    f"access to bucket {self.bucket!r} denied: the credentials are wrong or lack permission"
-                ) from exc
-            raise BucketError(f"cannot use bucket {self.bucket!r}: {_error_message(exc)}") from exc
+            # A HEAD answer has no body, so no error code; a GET says why (and whether this is S3 at all).
+            await self._explain_refusal(exc)
         except (NoCredentialsError, PartialCredentialsError) as exc:
             raise CredentialsError(_NO_CREDENTIALS_HINT) from exc
         except (EndpointConnectionError, ConnectTimeoutError) as exc:
@@ -183,6 +237,18 @@ class S3Store:
             self._object_error("ListObjectsV2", prefix, exc)
 
 
+async def _known_secrets(session: Any) -> list[str]:
+    """The resolved secret key and session token, so error messages can be scrubbed of them."""
+    try:
+        credentials = await session.get_credentials()
+        if credentials is None:
+            return []
+        frozen = await credentials.get_frozen_credentials()
+    except (BotoCoreError, ClientError):
+        return []  # the preflight will report the credentials problem properly
+    return [value for value in (frozen.secret_key, frozen.token) if value]
+
+
 def _configured_endpoint(endpoint_url: str | None) -> str | None:
     return endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
 
@@ -228,4 +294,10 @@ async def open_s3_store(
             raise ConfigError(f"invalid endpoint URL {endpoint_url!r}: {exc}") from exc
         except BotoCoreError as exc:
             raise ConfigError(f"cannot set up the S3 client: {exc}") from exc
-        yield S3Store(clients[0], bucket, endpoint=endpoint or "AWS S3", preflight_client=clients[1])
+        yield S3Store(
+            clients[0],
+            bucket,
+            endpoint=_URL_USERINFO.sub(r"\1***@", endpoint) if endpoint else "AWS S3",
+            preflight_client=clients[1],
+            secrets=await _known_secrets(session),
+        )

@@ -163,6 +163,7 @@ def test_wrong_credentials_are_exit_2_with_one_line(
     result = run_cli(env, str(tmp_path), f"s3://{bucket}", "--endpoint-url", s3_server.endpoint_url)
     assert result.returncode == 2
     assert "credentials" in _single_error_line(result)
+    assert "not-the-secret" not in result.stderr
     assert read_bucket(s3_client, bucket) == {}
 
 
