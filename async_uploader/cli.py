@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -168,30 +169,34 @@ async def _upload_with_display(config: UploadConfig, display: ProgressDisplay, p
 
 
 async def _main_task(config: UploadConfig, display: ProgressDisplay, plain_ticker: bool) -> UploadResult:
-    """Run the upload with SIGTERM handled like Ctrl-C: cancel, abort in-flight uploads, then exit."""
+    """Run the upload; Ctrl-C and SIGTERM cancel it (aborting uploads in flight), a second signal exits at once."""
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
-    terminated = False
+    received: list[int] = []
 
-    def on_sigterm() -> None:
-        nonlocal terminated
-        terminated = True
+    def on_signal(code: int) -> None:
+        if received:  # the user insists: do not wait for the aborts
+            print(f"\n{PROG}: stopped at once; multipart uploads may be left to abort", file=sys.stderr)
+            os._exit(code)
+        received.append(code)
         task.cancel()
 
-    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    loop.add_signal_handler(signal.SIGINT, on_signal, EXIT_INTERRUPTED)
+    loop.add_signal_handler(signal.SIGTERM, on_signal, EXIT_TERMINATED)
     try:
         return await _upload_with_display(config, display, plain_ticker)
     except asyncio.CancelledError:
-        if terminated:
-            raise _Terminated from None
+        if received:
+            raise _Stopped(received[0]) from None
         raise
     finally:
+        loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
 
 
-class _Terminated(Exception):
-    pass
+class _Stopped(Exception):
+    """The run was cancelled by a signal; ``args[0]`` is the exit code."""
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -214,12 +219,11 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         result = asyncio.run(_main_task(config, display, plain_ticker))
     except UploaderError as exc:
         _fail(EXIT_USAGE, exc, args.debug)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Stopped) as stop:  # KeyboardInterrupt: Ctrl-C before the loop took over
+        code = stop.args[0] if isinstance(stop, _Stopped) else EXIT_INTERRUPTED
         _print_summary(err, display.so_far.result())
-        _fail(EXIT_INTERRUPTED, "interrupted: multipart uploads in flight were aborted", False)
-    except _Terminated:
-        _print_summary(err, display.so_far.result())
-        _fail(EXIT_TERMINATED, "terminated: multipart uploads in flight were aborted", False)
+        word = "interrupted" if code == EXIT_INTERRUPTED else "terminated"
+        _fail(code, f"{word}: multipart uploads in flight were aborted", False)
     _print_summary(err, result)
     sys.exit(EXIT_OK if result.ok else EXIT_FILES_FAILED)
 

@@ -135,6 +135,29 @@ def test_special_files_are_skipped_with_a_warning_and_never_opened(
     assert sorted(read_bucket(s3_client, bucket)) == ["elsewhere/inner.txt", "real.txt"]
 
 
+def start_slow_upload(tmp_path: Path, bucket: str, s3_server: S3Server, env: dict[str, str]) -> subprocess.Popen[str]:
+    source = tmp_path / "src"
+    make_tree(source, {"huge.bin": random_bytes(40 * MIB, seed=3)})
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "async_uploader", "upload", str(source), f"s3://{bucket}",
+            "--endpoint-url", s3_server.endpoint_url, "--part-size", "5MiB", "--multipart-threshold", "5MiB",
+            "--max-bandwidth", "4MiB/s", "--report", str(tmp_path / "report.jsonl"),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def wait_for_multipart_upload(s3_client: Any, bucket: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while not s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads"):
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "the multipart upload never started"
+        time.sleep(0.05)  # polling the server's state with a deadline, not synchronising by time
+
+
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupt_aborts_in_flight_uploads_and_ends_the_report(
     tmp_path: Path,
@@ -145,35 +168,35 @@ def test_interrupt_aborts_in_flight_uploads_and_ends_the_report(
     sig: signal.Signals,
     code: int,
 ) -> None:
-    source = tmp_path / "src"
-    make_tree(source, {"huge.bin": random_bytes(40 * MIB, seed=3)})
-    report = tmp_path / "report.jsonl"
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "async_uploader", "upload", str(source), f"s3://{bucket}",
-            "--endpoint-url", s3_server.endpoint_url, "--part-size", "5MiB", "--multipart-threshold", "5MiB",
-            "--max-bandwidth", "4MiB/s", "--report", str(report),
-        ],
-        env=server_env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    process = start_slow_upload(tmp_path, bucket, s3_server, server_env)
     try:
-        deadline = time.monotonic() + 60
-        while not s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads"):
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "the multipart upload never started"
-            time.sleep(0.05)  # polling the server's state with a deadline, not synchronising by time
+        wait_for_multipart_upload(s3_client, bucket, process)
         process.send_signal(sig)
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode == code, stderr
     assert "multipart uploads in flight were aborted" in stderr
+    assert "Uploaded 0 files" in stderr
     assert "Traceback" not in stderr
     assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert read_bucket(s3_client, bucket) == {}
-    assert report_records(report)[-1]["summary"]["interrupted"] is True
+    assert report_records(tmp_path / "report.jsonl")[-1]["summary"]["interrupted"] is True
+
+
+def test_a_second_ctrl_c_exits_at_once(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
+) -> None:
+    process = start_slow_upload(tmp_path, bucket, s3_server, server_env)
+    try:
+        wait_for_multipart_upload(s3_client, bucket, process)
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
 
 
 async def test_unreadable_file_fails_alone(
