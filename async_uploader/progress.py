@@ -75,8 +75,6 @@ class ProgressDisplay:
         self.so_far = ResultBuilder()
         self.files_total: int | None = None
         self.bytes_total: int | None = None
-        self.files_done = 0
-        self.failed = 0
         self.bytes_done = 0
         self._partial: dict[str, int] = {}  # bytes of parts landed, per multipart file in flight
         self._file_bars: dict[str, TaskID] = {}
@@ -106,10 +104,23 @@ class ProgressDisplay:
         if self._progress is not None:
             self._progress.stop()
 
+    @property
+    def files_done(self) -> int:
+        """Files finished one way or another: uploaded, skipped or failed."""
+        return self.so_far.uploaded + self.so_far.skipped + self.so_far.failed
+
+    @property
+    def failed(self) -> int:
+        return self.so_far.failed
+
     def _files_label(self) -> str:
         total = "?" if self.files_total is None else str(self.files_total)
-        failed = f", {self.failed} failed" if self.failed else ""
-        return f"{self.files_done}/{total} files{failed}"
+        counts = [f"{self.so_far.uploaded} uploaded"]
+        if self.so_far.skipped:
+            counts.append(f"{self.so_far.skipped} skipped")
+        if self.so_far.failed:
+            counts.append(f"{self.so_far.failed} failed")
+        return f"{self.files_done}/{total} files ({', '.join(counts)})"
 
     def handle(self, event: Event) -> None:
         self._seen_work = True
@@ -127,18 +138,15 @@ class ProgressDisplay:
             size = event.size if isinstance(event, FileDone) else 0
             self._advance(size - self._partial.pop(event.path, 0))
             if isinstance(event, FileDone):
-                self.files_done += 1
                 if self.verbose:
                     self.console.print(f"uploaded {event.path} -> {event.key}", markup=False, highlight=False)
             else:
-                self.failed += 1
                 self.console.print(f"failed {event.path}: {event.reason}", markup=False, highlight=False)
             bar = self._file_bars.pop(event.path, None)
             if bar is not None and self._progress is not None:
                 self._progress.remove_task(bar)
             self._relabel()
         elif isinstance(event, FileSkipped):
-            self.files_done += 1
             self._advance(event.size or 0)
             if not self.quiet:
                 self.console.print(f"skipped {event.path}: {event.reason}", markup=False, highlight=False)
