@@ -16,6 +16,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .filters import PathFilter
 from .throttle import parse_rate
 
 KIB: Final = 1024
@@ -175,6 +176,9 @@ def make_config(
     for kind, glob in rules:
         if kind not in {"include", "exclude"} or not glob:
             raise ConfigError(f"invalid filter {kind} {glob!r}: give a non-empty glob like '*.tmp' or 'build/**'")
+    PathFilter.from_flags(rules)  # compile now: a bad glob is a usage error, not a failure mid-run
+    if report is not None and retry_failed is not None and Path(report).resolve() == Path(retry_failed).resolve():
+        raise ConfigError("--report must name a new file, not the report given to --retry-failed")
     if isinstance(max_bandwidth, str):
         max_bandwidth = parse_rate(max_bandwidth)
     elif max_bandwidth is not None and max_bandwidth <= 0:

@@ -16,6 +16,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .errors import ConfigError
+
 
 @dataclass(frozen=True, slots=True)
 class Rule:
@@ -44,14 +46,17 @@ def _glob_to_regex(glob: str) -> str:
         elif c == "?":
             out.append("[^/]")
         elif c == "[":
-            end = glob.find("]", i + 2 if glob.startswith("[!", i) or glob.startswith("[]", i) else i + 1)
+            start = i + 2 if glob.startswith("[!", i) else i + 1
+            if glob.startswith("]", start):  # a leading ] is a member of the class, not its end
+                start += 1
+            end = glob.find("]", start)
             if end == -1:
                 out.append(re.escape(c))
             else:
                 body = glob[i + 1 : end]
                 if body.startswith("!"):
                     body = "^" + body[1:]
-                out.append(f"[{body.replace(chr(92), chr(92) * 2)}]")
+                out.append(f"[{body.replace(chr(92), chr(92) * 2).replace('[', chr(92) + '[')}]")
                 i = end
         else:
             out.append(re.escape(c))
@@ -60,13 +65,18 @@ def _glob_to_regex(glob: str) -> str:
 
 
 def make_rule(include: bool, pattern: str) -> Rule:
-    if pattern.endswith("/**"):  # everything below X is X itself, as a directory: lets the walk prune it
-        pattern = pattern[:-2]
-    directories_only = pattern.endswith("/")
-    body = pattern.rstrip("/")
-    anchored = "/" in body
-    body = body.lstrip("/")
-    return Rule(include, pattern, re.compile(_glob_to_regex(body), re.DOTALL), anchored, directories_only)
+    """One rule; a glob that cannot be compiled is a ``ConfigError`` naming it."""
+    anchored = "/" in pattern.rstrip("/")
+    body = pattern
+    if body.endswith("/**"):  # everything below X is X itself, as a directory: lets the walk prune it
+        body = body[:-2]
+    directories_only = body.endswith("/")
+    body = body.rstrip("/").lstrip("/")
+    try:
+        regex = re.compile(_glob_to_regex(body), re.DOTALL)
+    except re.error as exc:
+        raise ConfigError(f"invalid glob {pattern!r}: {exc}") from None
+    return Rule(include, pattern, regex, anchored, directories_only)
 
 
 class PathFilter:

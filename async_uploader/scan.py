@@ -73,31 +73,37 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+_Pending = tuple[str, str, frozenset[tuple[int, int]]]
+"""A directory still to list: its path, its relative path with a trailing ``/``, and its ancestors' ids."""
+
+
 def _walk_batches(
     root: str, batch_size: int, options: ScanOptions, stop: threading.Event | None = None, rel_prefix: str = ""
 ) -> Generator[list[ScanItem], None, None]:
     """Yield batches of scan items, depth first; runs in a worker thread.
 
     Symlinks to files are followed (the file's content is uploaded). Symlinked directories are descended only
-    with ``follow_symlinks``, and then every directory's (device, inode) is remembered so a loop is entered
-    once. Special files and broken links are reported as skipped and never opened: opening a FIFO would block.
+    with ``follow_symlinks``; then each pending directory carries the (device, inode) of the directories above
+    it, and a link back to one of them is a loop, reported once. A link to a sibling is walked like a copy
+    (``cp -rL``), whatever order the directory lists in. Special files and broken links are reported as skipped
+    and never opened: opening a FIFO would block.
     """
     keep = options.path_filter
-    visited: set[tuple[int, int]] = set()
+    top: frozenset[tuple[int, int]] = frozenset()
     if options.follow_symlinks:
         st = os.stat(root)
-        visited.add((st.st_dev, st.st_ino))
-    pending: list[tuple[str, str]] = [(root, rel_prefix)]
+        top = frozenset({(st.st_dev, st.st_ino)})
+    pending: list[_Pending] = [(root, rel_prefix, top)]
     batch: list[ScanItem] = []
     while pending and not (stop is not None and stop.is_set()):
-        directory, rel_dir = pending.pop()
-        subdirs: list[tuple[str, str]] = []
+        directory, rel_dir, ancestors = pending.pop()
+        subdirs: list[_Pending] = []
         try:
             with os.scandir(directory) as it:
                 for entry in it:
                     rel = f"{rel_dir}{entry.name}"
-                    item = _classify(entry, rel, options, visited, subdirs)
-                    if item is None or (keep and isinstance(item, FileEntry) and not keep.includes_file(rel)):
+                    item = _classify(entry, rel, options, ancestors, subdirs)
+                    if item is None or (keep and not keep.includes_file(rel)):
                         continue
                     batch.append(item)
                     if len(batch) >= batch_size:
@@ -115,17 +121,18 @@ def _classify(
     entry: os.DirEntry[str],
     rel: str,
     options: ScanOptions,
-    visited: set[tuple[int, int]],
-    subdirs: list[tuple[str, str]],
+    ancestors: frozenset[tuple[int, int]],
+    subdirs: list[_Pending],
 ) -> ScanItem | None:
     """What one directory entry is; directories to descend are appended to ``subdirs`` instead."""
     try:
         if entry.is_dir(follow_symlinks=False):
             if not (options.path_filter and options.path_filter.prunes_directory(rel)):
+                inner = ancestors
                 if options.follow_symlinks:
                     st = entry.stat(follow_symlinks=False)
-                    visited.add((st.st_dev, st.st_ino))
-                subdirs.append((entry.path, rel + "/"))
+                    inner = ancestors | {(st.st_dev, st.st_ino)}
+                subdirs.append((entry.path, rel + "/", inner))
             return None
         st = entry.stat()  # follows a symlink to its target
     except FileNotFoundError:
@@ -141,10 +148,9 @@ def _classify(
             return None
         if not options.follow_symlinks:
             return ScanSkipped(rel, "symbolic link to a directory (use --follow-symlinks to descend)")
-        if (st.st_dev, st.st_ino) in visited:
-            return ScanSkipped(rel, "symbolic link loop: directory already walked")
-        visited.add((st.st_dev, st.st_ino))
-        subdirs.append((entry.path, rel + "/"))
+        if (st.st_dev, st.st_ino) in ancestors:
+            return ScanSkipped(rel, "symbolic link loop: points to a directory above it")
+        subdirs.append((entry.path, rel + "/", ancestors | {(st.st_dev, st.st_ino)}))
         return None
     return ScanSkipped(rel, f"{_kind(st.st_mode)}, not a regular file")
 
@@ -182,7 +188,8 @@ def _stat_listed(root: str, rels: list[str], options: ScanOptions) -> list[ScanI
         if stat.S_ISREG(st.st_mode):
             items.append(FileEntry(path, rel, st.st_size, st.st_mtime_ns, st.st_mode))
         elif stat.S_ISDIR(st.st_mode):  # a directory the earlier run could not list: walk it now
-            for batch in _walk_batches(path, SCAN_BATCH_SIZE, options, rel_prefix=rel + "/"):
+            prefix = "" if rel == "." else rel + "/"  # "." is how a report names an unreadable SOURCE
+            for batch in _walk_batches(path, SCAN_BATCH_SIZE, options, rel_prefix=prefix):
                 items.extend(batch)
         else:
             items.append(ScanSkipped(rel, f"{_kind(st.st_mode)}, not a regular file"))

@@ -39,9 +39,18 @@ _RATE_UNITS: Final[dict[str, Decimal]] = {
 
 
 def parse_rate(text: str) -> int:
-    """Bytes per second from ``50MB/s``, ``200Mbit/s``, ``10MiB/s`` or a plain number of bytes per second."""
+    """Bytes per second from ``50MB/s``, ``10MiB/s``, ``200Mbit/s`` or a plain number of bytes per second.
+
+    A capital ``B`` is bytes and a lowercase ``b`` after a prefix is bits (``200Mb/s`` is 25 MB/s), as network
+    people write them; ``bit`` and ``bps`` are bits too.
+    """
     match = _RATE_RE.match(text)
-    unit = match.group(2).lower() if match else ""
+    raw = match.group(2) if match else ""
+    unit = raw.lower()
+    if len(raw) == 2 and raw[1] == "b":
+        unit += "it"  # Mb -> mbit
+    elif unit.endswith("bps"):
+        unit = unit[:-3] + "bit"
     if match is None or unit not in _RATE_UNITS:
         raise ConfigError(f"invalid rate {text!r}: use e.g. 50MB/s, 10MiB/s or 200Mbit/s")
     rate = int(Decimal(match.group(1)) * _RATE_UNITS[unit])

@@ -13,16 +13,28 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from async_uploader.scan import FileEntry, ScanFailure, ScanItem, TreeTotals, count_tree, walk_tree
+import async_uploader.scan
+from async_uploader.filters import PathFilter
+from async_uploader.scan import (
+    FileEntry,
+    ScanFailure,
+    ScanItem,
+    ScanOptions,
+    ScanSkipped,
+    TreeTotals,
+    count_tree,
+    stat_paths,
+    walk_tree,
+)
 from tests.trees import make_tree
 
 DEADLINE_S = 10
 DEEP_DIR = "/".join(f"d{level}" for level in range(50))
 
 
-async def collect(source: Path, **kwargs: int) -> list[ScanItem]:
+async def collect(source: Path, options: ScanOptions | None = None, **kwargs: int) -> list[ScanItem]:
     with anyio.fail_after(DEADLINE_S):
-        return [item async for item in walk_tree(source, **kwargs)]
+        return [item async for item in walk_tree(source, options, **kwargs)]
 
 
 def entries_of(items: list[ScanItem]) -> dict[str, FileEntry]:
@@ -31,6 +43,19 @@ def entries_of(items: list[ScanItem]) -> dict[str, FileEntry]:
 
 def failures_of(items: list[ScanItem]) -> list[ScanFailure]:
     return [item for item in items if isinstance(item, ScanFailure)]
+
+
+def skipped_of(items: list[ScanItem]) -> dict[str, str]:
+    return {item.rel: item.reason for item in items if isinstance(item, ScanSkipped)}
+
+
+def rels_of(items: list[ScanItem]) -> list[str]:
+    """The files found, sorted, duplicates kept (a file found twice would be uploaded twice)."""
+    return sorted(item.rel for item in items if isinstance(item, FileEntry))
+
+
+def filtered(*flags: tuple[str, str], follow_symlinks: bool = False) -> ScanOptions:
+    return ScanOptions(PathFilter.from_flags(flags), follow_symlinks)
 
 
 @contextlib.contextmanager
@@ -199,3 +224,238 @@ async def test_count_tree_returns_none_when_stopped_first(tmp_path: Path) -> Non
     stop.set()
     with anyio.fail_after(DEADLINE_S):
         assert await count_tree(tmp_path, stop) is None
+
+
+# Special files, the symlink policy and the filters
+
+
+async def collect_beside_fifo(source: Path, fifo: Path, options: ScanOptions | None = None) -> list[ScanItem]:
+    """Walk in a thread we can abandon: a walk that opened the FIFO would block forever, and the test should fail
+    at its deadline instead; then release such a walk so no thread outlives the test."""
+    try:
+        with anyio.fail_after(DEADLINE_S):
+            return await anyio.to_thread.run_sync(anyio.run, collect, source, options, abandon_on_cancel=True)
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+async def test_fifo_and_broken_symlink_are_reported_as_skipped_with_a_reason(tmp_path: Path) -> None:
+    make_tree(tmp_path, {"ok.txt": b"ok", "sub/inner.txt": b"inner"})
+    (tmp_path / "sub" / "broken").symlink_to(tmp_path / "does-not-exist")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    items = await collect_beside_fifo(tmp_path, fifo)
+    assert rels_of(items) == ["ok.txt", "sub/inner.txt"]
+    assert failures_of(items) == []
+    skipped = skipped_of(items)
+    assert sorted(skipped) == ["pipe", "sub/broken"]
+    assert "FIFO" in skipped["pipe"]
+    assert "broken" in skipped["sub/broken"]
+
+
+def tree_with_outside_link(tmp_path: Path) -> Path:
+    """SOURCE with its own file and ``linkdir`` -> a directory outside it (so listing order cannot matter)."""
+    source = tmp_path / "src"
+    make_tree(source, {"own.txt": b"own"})
+    make_tree(tmp_path / "outside", {"a.txt": b"aa", "sub/b.txt": b"bbb"})
+    (source / "linkdir").symlink_to(tmp_path / "outside", target_is_directory=True)
+    return source
+
+
+async def test_symlinked_directory_is_skipped_with_a_hint_by_default(tmp_path: Path) -> None:
+    source = tree_with_outside_link(tmp_path)
+    items = await collect(source)
+    assert rels_of(items) == ["own.txt"]
+    assert list(skipped_of(items)) == ["linkdir"]
+    assert "--follow-symlinks" in skipped_of(items)["linkdir"]
+
+
+async def test_follow_symlinks_descends_a_symlinked_directory_under_the_links_name(tmp_path: Path) -> None:
+    source = tree_with_outside_link(tmp_path)
+    items = await collect(source, ScanOptions(follow_symlinks=True))
+    assert rels_of(items) == ["linkdir/a.txt", "linkdir/sub/b.txt", "own.txt"]
+    assert skipped_of(items) == {}
+    assert failures_of(items) == []
+    entries = entries_of(items)
+    assert entries["linkdir/sub/b.txt"].path == str(source / "linkdir" / "sub" / "b.txt")
+    assert entries["linkdir/sub/b.txt"].size == 3
+
+
+async def test_follow_symlinks_walks_a_loop_once_and_reports_it(tmp_path: Path) -> None:
+    make_tree(tmp_path, {"top.txt": b"t", "a/inner.txt": b"i", "a/b/deep.txt": b"d"})
+    (tmp_path / "a" / "loop").symlink_to("..", target_is_directory=True)
+    (tmp_path / "a" / "b" / "up").symlink_to("../..", target_is_directory=True)
+    items = await collect(tmp_path, ScanOptions(follow_symlinks=True))
+    assert rels_of(items) == ["a/b/deep.txt", "a/inner.txt", "top.txt"]  # each real file exactly once
+    assert failures_of(items) == []
+    skipped = skipped_of(items)
+    assert sorted(skipped) == ["a/b/up", "a/loop"]
+    assert all("loop" in reason for reason in skipped.values())
+
+
+async def test_excluded_directory_is_never_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_tree(
+        tmp_path,
+        {
+            "top.txt": b"t",
+            "keep/a.txt": b"a",
+            "node_modules/pkg/index.js": b"x",
+            "web/app.js": b"y",
+            "web/node_modules/dep/lib.js": b"z",
+        },
+    )
+    listed: list[str] = []
+    real_scandir = os.scandir
+
+    def recording_scandir(path: str) -> object:
+        listed.append(os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(async_uploader.scan.os, "scandir", recording_scandir)
+    items = await collect(tmp_path, filtered(("exclude", "node_modules")))
+    assert rels_of(items) == ["keep/a.txt", "top.txt", "web/app.js"]
+    listed_rels = {Path(path).relative_to(tmp_path).as_posix() for path in listed}
+    assert {".", "keep", "web"} <= listed_rels  # the recorder does see the walk
+    assert sorted(rel for rel in listed_rels if "node_modules" in rel.split("/")) == []
+
+
+FILTER_TREE = {
+    "setup.py": b"s",
+    "dist/a-1.0.whl": b"w1",
+    "dist/old/b-0.9.whl": b"w22",
+    "dist/notes.txt": b"n",
+    "build/lib/m.py": b"m",
+    "docs/build": b"a file named build",
+    "x.tmp": b"tmp",
+    "sub/y.tmp": b"tmp",
+    "logs/run.log": b"log",
+    "logs/keep.keep": b"keep",
+}
+
+
+@pytest.mark.parametrize(
+    ("flags", "dropped"),
+    [
+        pytest.param((), set(), id="no-rules"),
+        pytest.param((("exclude", "*.tmp"),), {"x.tmp", "sub/y.tmp"}, id="exclude-tmp"),
+        pytest.param(
+            (("exclude", "*"), ("include", "*.whl")),
+            set(FILTER_TREE) - {"dist/a-1.0.whl", "dist/old/b-0.9.whl"},
+            id="only-wheels",
+        ),
+        pytest.param((("exclude", "build/"),), {"build/lib/m.py"}, id="directory-only"),
+        pytest.param((("exclude", "logs"), ("include", "*.keep")), {"logs/run.log"}, id="include-after-exclude"),
+        pytest.param(
+            (("include", "*.keep"), ("exclude", "logs")), {"logs/run.log", "logs/keep.keep"}, id="exclude-after-include"
+        ),
+    ],
+)
+async def test_filters_decide_which_files_come_out(
+    tmp_path: Path, flags: tuple[tuple[str, str], ...], dropped: set[str]
+) -> None:
+    make_tree(tmp_path, FILTER_TREE)
+    items = await collect(tmp_path, filtered(*flags))
+    assert rels_of(items) == sorted(set(FILTER_TREE) - dropped)
+    assert failures_of(items) == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param(filtered(("exclude", "*.tmp"), ("exclude", "build/")), id="filtered"),
+        pytest.param(filtered(("exclude", "*.whl"), follow_symlinks=True), id="filtered-following-symlinks"),
+    ],
+)
+async def test_count_tree_with_options_counts_what_the_walk_finds(tmp_path: Path, options: ScanOptions) -> None:
+    source = tmp_path / "src"
+    make_tree(source, FILTER_TREE)
+    make_tree(tmp_path / "outside", {"o.txt": b"outside", "o.whl": b"wheel"})
+    (source / "linkdir").symlink_to(tmp_path / "outside", target_is_directory=True)
+    entries = entries_of(await collect(source, options))
+    with anyio.fail_after(DEADLINE_S):
+        totals = await count_tree(source, options=options)
+    assert totals == TreeTotals(files=len(entries), bytes=sum(entry.size for entry in entries.values()))
+    with anyio.fail_after(DEADLINE_S):
+        unfiltered = await count_tree(source)
+    assert unfiltered is not None
+    assert totals.files != unfiltered.files  # the options made a difference
+
+
+# stat_paths (--retry-failed)
+
+
+async def collect_listed(
+    source: Path, rels: list[str], options: ScanOptions | None = None, **kwargs: int
+) -> list[ScanItem]:
+    with anyio.fail_after(DEADLINE_S):
+        return [item async for item in stat_paths(source, rels, options, **kwargs)]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 100])
+async def test_stat_paths_states_files_reports_missing_ones_and_walks_directories(
+    tmp_path: Path, batch_size: int
+) -> None:
+    make_tree(
+        tmp_path,
+        {"a.txt": b"abc", "sub/b.txt": b"bb", "sub/deeper/c.txt": b"c", "other.txt": b"not asked for"},
+    )
+    items = await collect_listed(tmp_path, ["a.txt", "gone.txt", "sub"], batch_size=batch_size)
+    assert rels_of(items) == ["a.txt", "sub/b.txt", "sub/deeper/c.txt"]
+    entries = entries_of(items)
+    assert entries["a.txt"].path == str(tmp_path / "a.txt")
+    assert entries["a.txt"].size == 3
+    assert entries["sub/deeper/c.txt"].path == str(tmp_path / "sub" / "deeper" / "c.txt")
+    [failure] = failures_of(items)
+    assert failure.rel == "gone.txt"
+    assert "no longer exists" in failure.reason
+
+
+# Bugs found while writing these tests.
+
+
+async def test_excluded_entries_are_not_reported_at_all(tmp_path: Path) -> None:
+    make_tree(tmp_path, {"ok.txt": b"ok"})
+    (tmp_path / "dangling.lnk").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "self.lnk").symlink_to(tmp_path / "self.lnk")  # ELOOP: "cannot stat"
+    items = await collect(tmp_path, filtered(("exclude", "*.lnk")))
+    assert items == [entries_of(items)["ok.txt"]]
+
+
+class OrderedListing:
+    """What ``os.scandir`` returns, with the entries in a chosen order."""
+
+    def __init__(self, entries: list[os.DirEntry[str]]) -> None:
+        self.entries = entries
+
+    def __enter__(self) -> Iterator[os.DirEntry[str]]:
+        return iter(self.entries)
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+async def test_follow_symlinks_result_does_not_depend_on_listing_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_tree(tmp_path, {"real/inner.txt": b"inner"})
+    (tmp_path / "alias").symlink_to("real", target_is_directory=True)
+    real_scandir = os.scandir
+    found: dict[bool, list[str]] = {}
+    for reverse in (False, True):
+
+        def ordered_scandir(path: str, reverse: bool = reverse) -> OrderedListing:
+            with real_scandir(path) as listing:
+                return OrderedListing(sorted(listing, key=lambda entry: entry.name, reverse=reverse))
+
+        with monkeypatch.context() as patch:
+            patch.setattr(async_uploader.scan.os, "scandir", ordered_scandir)
+            found[reverse] = rels_of(await collect(tmp_path, ScanOptions(follow_symlinks=True)))
+    assert found[False] == ["alias/inner.txt", "real/inner.txt"]
+    assert found[True] == found[False]
+
+
+async def test_stat_paths_of_the_source_itself_yields_plain_relative_paths(tmp_path: Path) -> None:
+    make_tree(tmp_path, {"a.txt": b"a", "sub/b.txt": b"b"})
+    items = await collect_listed(tmp_path, ["."])
+    assert rels_of(items) == ["a.txt", "sub/b.txt"]

@@ -268,8 +268,13 @@ async def open_s3_store(
         "connect_timeout": CONNECT_TIMEOUT_S,
         "read_timeout": READ_TIMEOUT_S,
         "tcp_keepalive": True,
-        # Custom endpoints (MinIO, SeaweedFS, Ceph...) rarely have wildcard DNS for virtual-hosted buckets.
-        "s3": {"addressing_style": "path"} if endpoint else None,
+        "s3": {
+            # Custom endpoints (MinIO, SeaweedFS, Ceph...) rarely have wildcard DNS for virtual-hosted buckets.
+            "addressing_style": "path" if endpoint else "auto",
+            # Bodies carry a CRC32 header that is signed and that the server verifies, so a SHA-256 of every
+            # byte (botocore's default over plain http) would add CPU, and stall the event loop, for nothing.
+            "payload_signing_enabled": False,
+        },
     }
     config = AioConfig(
         max_pool_connections=max_connections,
