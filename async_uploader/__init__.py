@@ -1,9 +1,24 @@
-"""async-uploader: upload a directory tree to private S3-compatible object storage, fast, in flat memory."""
+"""async-uploader: upload a directory tree to private S3-compatible object storage, fast, in flat memory.
+
+``await upload(...)`` for one run, ``Uploader`` to reuse a connection pool, ``async_uploader.events`` for typed
+progress, ``async_uploader.errors`` for the exceptions.
+"""
 
 from . import errors, events
-from .api import run, upload
+from .api import Uploader, run, run_config, upload
 from .config import UploadConfig, make_config
-from .events import UploadResult
+from .events import Event, UploadResult
 
-__all__ = ["UploadConfig", "UploadResult", "errors", "events", "make_config", "run", "upload"]
+__all__ = [
+    "Event",
+    "UploadConfig",
+    "UploadResult",
+    "Uploader",
+    "errors",
+    "events",
+    "make_config",
+    "run",
+    "run_config",
+    "upload",
+]
 __version__ = "0.1.0"

@@ -1,11 +1,23 @@
-"""The library entry point: ``await upload(source, destination, ...)``; the CLI is a thin shell over it."""
+"""The library: ``await upload(source, destination, ...)``, and ``Uploader`` for applications that upload often.
+
+The CLI is a thin shell over the same ``run``; every entry point builds one validated ``UploadConfig``.
+aiobotocore is asyncio-only, so this runs on asyncio, directly or under ``anyio.run(..., backend="asyncio")``;
+trio is out of reach.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import math
 import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any
+
+import anyio
 
 from .config import (
     DEFAULT_CONCURRENCY,
@@ -17,30 +29,15 @@ from .config import (
 )
 from .events import Event, EventHandler, ResultBuilder, UploadResult
 from .providers.base import ObjectStore
-from .providers.s3 import open_s3_store
+from .providers.s3 import S3Connection, S3Store, open_s3_connection
 from .report import ReportWriter
 from .transfer import run_upload
 
 PREFLIGHT_KEY_NAME = ".async-uploader-preflight-"
 
 
-@asynccontextmanager
-async def open_store(config: UploadConfig) -> AsyncIterator[ObjectStore]:
-    """The store for ``config.destination``; S3 is the only provider so far."""
-    async with open_s3_store(
-        config.destination.bucket,
-        endpoint_url=config.endpoint_url,
-        region=config.region,
-        profile=config.profile,
-        max_connections=config.concurrency,
-    ) as store:
-        yield store
-
-
-async def run(
-    config: UploadConfig, *, on_event: EventHandler | None = None, store: ObjectStore | None = None
-) -> UploadResult:
-    """Run one upload with a validated config: preflight, then the pipeline; a dry run needs no store at all.
+async def run(config: UploadConfig, *, store: ObjectStore | None, on_event: EventHandler | None = None) -> UploadResult:
+    """Run one upload with a validated config: preflight, then the pipeline; a dry run uses no store at all.
 
     Raises ``CredentialsError``, ``EndpointError`` or ``BucketError`` before anything is walked when the
     destination is unusable; failed files do not raise, they are in the result. With ``config.report`` every
@@ -59,18 +56,142 @@ async def run(
     try:
         if config.dry_run:
             return await run_upload(config, None, emit)
-        if store is not None:
-            return await _preflight_and_upload(config, store, emit)
-        async with open_store(config) as opened:
-            return await _preflight_and_upload(config, opened, emit)
+        if store is None:
+            raise ValueError("a store is needed for anything but a dry run")
+        await store.check_writable(f"{config.destination.prefix}{PREFLIGHT_KEY_NAME}{uuid.uuid4().hex}")
+        return await run_upload(config, store, emit)
     finally:
         if report is not None:
             report.close(so_far.result())
 
 
-async def _preflight_and_upload(config: UploadConfig, store: ObjectStore, on_event: EventHandler) -> UploadResult:
-    await store.check_writable(f"{config.destination.prefix}{PREFLIGHT_KEY_NAME}{uuid.uuid4().hex}")
-    return await run_upload(config, store, on_event)
+class Uploader:
+    """Owns one session and connection pool; ``await uploader.upload(...)`` reuses them run after run.
+
+    ``async with Uploader(endpoint_url=...) as uploader: await uploader.upload("dist/", "s3://b/p")``. Pass
+    ``client=`` to use an aiobotocore S3 client the application already has (it stays the application's to
+    close), or ``session=`` to create the clients from an existing ``AioSession``.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        profile: str | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        client: Any | None = None,
+        session: Any | None = None,
+    ) -> None:
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.profile = profile
+        self.concurrency = concurrency
+        self._client = client
+        self._session = session
+        self._connection: S3Connection | None = None
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> Uploader:
+        if self._client is not None:
+            self._connection = S3Connection.from_client(self._client)
+        else:
+            self._connection = await self._stack.enter_async_context(
+                open_s3_connection(
+                    endpoint_url=self.endpoint_url,
+                    region=self.region,
+                    profile=self.profile,
+                    max_connections=self.concurrency,
+                    session=self._session,
+                )
+            )
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._connection = None
+        await self._stack.aclose()
+
+    async def upload(
+        self,
+        source: str | os.PathLike[str],
+        destination: str,
+        *,
+        concurrency: int | None = None,
+        part_size: str | int = DEFAULT_PART_SIZE_BYTES,
+        multipart_threshold: str | int = DEFAULT_MULTIPART_THRESHOLD_BYTES,
+        max_memory: str | int = DEFAULT_MAX_MEMORY_BYTES,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        follow_symlinks: bool = False,
+        max_bandwidth: str | int | None = None,
+        report: str | os.PathLike[str] | None = None,
+        retry_failed: str | os.PathLike[str] | None = None,
+        dry_run: bool = False,
+        on_event: EventHandler | None = None,
+    ) -> UploadResult:
+        """Upload every regular file below ``source`` to ``destination`` (``s3://bucket/prefix``).
+
+        Keyword options mirror the CLI flags. ``include``/``exclude`` apply includes first, then excludes; for
+        interleaved rules build a config with ``make_config(filters=...)`` and call ``run``. ``on_event``
+        receives typed events from ``async_uploader.events``; it runs on the event loop, so it must be quick.
+        Cancelling the awaiting task aborts multipart uploads in flight and re-raises ``CancelledError``.
+        """
+        if self._connection is None:
+            raise RuntimeError("use the Uploader inside 'async with'")
+        config = make_config(
+            source,
+            destination,
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            profile=self.profile,
+            concurrency=concurrency or self.concurrency,
+            part_size=part_size,
+            multipart_threshold=multipart_threshold,
+            max_memory=max_memory,
+            include=include,
+            exclude=exclude,
+            follow_symlinks=follow_symlinks,
+            max_bandwidth=max_bandwidth,
+            report=report,
+            retry_failed=retry_failed,
+            dry_run=dry_run,
+        )
+        return await self.run_config(config, on_event=on_event)
+
+    async def run_config(self, config: UploadConfig, *, on_event: EventHandler | None = None) -> UploadResult:
+        """Run a config built with ``make_config`` over this uploader's connection."""
+        if self._connection is None:
+            raise RuntimeError("use the Uploader inside 'async with'")
+        store = None if config.dry_run else S3Store(self._connection, config.destination.bucket)
+        return await run(config, store=store, on_event=on_event)
+
+    async def events(self, source: str | os.PathLike[str], destination: str, **options: Any) -> AsyncIterator[Event]:
+        """The same upload as ``upload``, as an async iterator of its events, ending with ``RunFinished``.
+
+        Run-level errors are raised from the iteration; leaving the loop early (``break``) or cancelling the
+        consumer cancels the upload, aborting multipart uploads in flight.
+        """
+        # Unbounded, because the engine's event callback cannot wait; the consumer runs on the same loop and
+        # holds at most the events of the files in flight between two of its iterations.
+        send, receive = anyio.create_memory_object_stream[Event](math.inf)
+
+        async def produce() -> None:
+            async with send:
+                await self.upload(source, destination, on_event=send.send_nowait, **options)
+
+        task = asyncio.ensure_future(produce())  # owned here: awaited below, cancelled in ``finally``
+        try:
+            async with receive:
+                async for event in receive:
+                    yield event
+            await task
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 async def upload(
@@ -93,29 +214,34 @@ async def upload(
     dry_run: bool = False,
     on_event: EventHandler | None = None,
 ) -> UploadResult:
-    """Upload every regular file below ``source`` to ``destination`` (``s3://bucket/prefix``).
+    """Upload every regular file below ``source`` to ``destination`` (``s3://bucket/prefix``), once.
 
-    Keyword options mirror the CLI flags (``include``/``exclude`` apply includes first, then excludes; for
-    interleaved rules build a config with ``make_config(filters=...)`` and call ``run``). ``on_event``
-    receives typed events from ``async_uploader.events`` as the run goes; it is called on the event loop, so
-    it must be quick.
+    A one-shot ``Uploader``: see ``Uploader.upload`` for the options. Returns an ``UploadResult``; raises an
+    ``async_uploader.errors.UploaderError`` subclass only for run-level failures.
     """
-    config = make_config(
-        source,
-        destination,
-        endpoint_url=endpoint_url,
-        region=region,
-        profile=profile,
-        concurrency=concurrency,
-        part_size=part_size,
-        multipart_threshold=multipart_threshold,
-        max_memory=max_memory,
-        include=include,
-        exclude=exclude,
-        follow_symlinks=follow_symlinks,
-        max_bandwidth=max_bandwidth,
-        report=report,
-        retry_failed=retry_failed,
-        dry_run=dry_run,
-    )
-    return await run(config, on_event=on_event)
+    async with Uploader(endpoint_url=endpoint_url, region=region, profile=profile, concurrency=concurrency) as up:
+        return await up.upload(
+            source,
+            destination,
+            part_size=part_size,
+            multipart_threshold=multipart_threshold,
+            max_memory=max_memory,
+            include=include,
+            exclude=exclude,
+            follow_symlinks=follow_symlinks,
+            max_bandwidth=max_bandwidth,
+            report=report,
+            retry_failed=retry_failed,
+            dry_run=dry_run,
+            on_event=on_event,
+        )
+
+
+async def run_config(config: UploadConfig, *, on_event: EventHandler | None = None) -> UploadResult:
+    """Run a config built with ``make_config`` (the CLI's path), with its own connection."""
+    if config.dry_run:  # plans only: no client, no credentials, no request
+        return await run(config, store=None, on_event=on_event)
+    async with Uploader(
+        endpoint_url=config.endpoint_url, region=config.region, profile=config.profile, concurrency=config.concurrency
+    ) as uploader:
+        return await uploader.run_config(config, on_event=on_event)

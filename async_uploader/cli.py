@@ -20,7 +20,7 @@ import anyio
 from rich.console import Console
 
 from . import __version__
-from .api import run
+from .api import run_config
 from .config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_MEMORY_BYTES,
@@ -158,7 +158,7 @@ async def _upload_with_display(config: UploadConfig, display: ProgressDisplay, p
             group.start_soon(display.tick_plain)
         try:
             with display:
-                outcome = await run(config, on_event=on_event)
+                outcome = await run_config(config, on_event=on_event)
         except UploaderError as exc:
             outcome = exc
         finally:

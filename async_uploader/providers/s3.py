@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
 import aiobotocore.session
@@ -58,23 +59,35 @@ def _error_message(exc: ClientError) -> str:
     return f"{_error_code(exc)}: {message}" if message else _error_code(exc)
 
 
-class S3Store:
-    """``ObjectStore`` for one S3 bucket through an aiobotocore client the caller owns (or ``open_s3_store``)."""
+@dataclass(frozen=True, slots=True)
+class S3Connection:
+    """The clients of one session, shared by every upload an ``Uploader`` runs.
 
-    def __init__(
-        self,
-        client: Any,
-        bucket: str,
-        *,
-        endpoint: str | None = None,
-        preflight_client: Any | None = None,
-        secrets: Sequence[str] = (),
-    ) -> None:
-        self._client = client
-        self._secrets = tuple(s for s in secrets if s and len(s) >= 8)
-        self._preflight_client = preflight_client or client
+    ``client`` carries the data (its pool sized to the concurrency); ``preflight_client`` makes two attempts
+    at most, so a wrong endpoint fails in seconds. ``secrets`` are scrubbed from every message.
+    """
+
+    client: Any
+    preflight_client: Any
+    endpoint: str
+    secrets: tuple[str, ...] = ()
+
+    @classmethod
+    def from_client(cls, client: Any) -> S3Connection:
+        """Wrap an aiobotocore S3 client the application already has (and keeps owning)."""
+        endpoint = str(getattr(getattr(client, "meta", None), "endpoint_url", None) or "the S3 endpoint")
+        return cls(client, client, _URL_USERINFO.sub(r"\1***@", endpoint))
+
+
+class S3Store:
+    """``ObjectStore`` for one S3 bucket over an ``S3Connection``."""
+
+    def __init__(self, connection: S3Connection, bucket: str) -> None:
+        self._client = connection.client
+        self._preflight_client = connection.preflight_client
+        self._secrets = tuple(s for s in connection.secrets if s and len(s) >= 8)
         self.bucket = bucket
-        self._endpoint = endpoint or "the S3 endpoint"
+        self._endpoint = connection.endpoint
 
     def _redact(self, text: str) -> str:
         """No secret leaves this module in a message: credentials' secret and token, and passwords in URLs."""
@@ -254,15 +267,15 @@ def _configured_endpoint(endpoint_url: str | None) -> str | None:
 
 
 @asynccontextmanager
-async def open_s3_store(
-    bucket: str,
+async def open_s3_connection(
     *,
     endpoint_url: str | None = None,
     region: str | None = None,
     profile: str | None = None,
     max_connections: int = 64,
-) -> AsyncIterator[S3Store]:
-    """An ``S3Store`` with its own session and connection pool, closed on exit."""
+    session: Any | None = None,
+) -> AsyncIterator[S3Connection]:
+    """A session's clients (a new ``AioSession`` unless one is given), closed on exit."""
     endpoint = _configured_endpoint(endpoint_url)
     options: dict[str, Any] = {
         "connect_timeout": CONNECT_TIMEOUT_S,
@@ -286,7 +299,8 @@ async def open_s3_store(
     preflight_config = AioConfig(max_pool_connections=1, retries={"mode": "standard", "max_attempts": 2}, **options)
     async with AsyncExitStack() as stack:
         try:
-            session = aiobotocore.session.AioSession(profile=profile)
+            if session is None:
+                session = aiobotocore.session.AioSession(profile=profile)
             clients = [
                 await stack.enter_async_context(
                     session.create_client("s3", region_name=region, endpoint_url=endpoint_url, config=cfg)
@@ -299,10 +313,25 @@ async def open_s3_store(
             raise ConfigError(f"invalid endpoint URL {endpoint_url!r}: {exc}") from exc
         except BotoCoreError as exc:
             raise ConfigError(f"cannot set up the S3 client: {exc}") from exc
-        yield S3Store(
+        yield S3Connection(
             clients[0],
-            bucket,
-            endpoint=_URL_USERINFO.sub(r"\1***@", endpoint) if endpoint else "AWS S3",
-            preflight_client=clients[1],
-            secrets=await _known_secrets(session),
+            clients[1],
+            _URL_USERINFO.sub(r"\1***@", endpoint) if endpoint else "AWS S3",
+            tuple(await _known_secrets(session)),
         )
+
+
+@asynccontextmanager
+async def open_s3_store(
+    bucket: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    profile: str | None = None,
+    max_connections: int = 64,
+) -> AsyncIterator[S3Store]:
+    """An ``S3Store`` with its own session and connection pool, closed on exit."""
+    async with open_s3_connection(
+        endpoint_url=endpoint_url, region=region, profile=profile, max_connections=max_connections
+    ) as connection:
+        yield S3Store(connection, bucket)
