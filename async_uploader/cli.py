@@ -21,6 +21,7 @@ from rich.console import Console
 
 from . import __version__
 from .api import run_config
+from .ci import SUMMARY_FORMATS, summary_json, summary_markdown, write_github_files
 from .config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_MEMORY_BYTES,
@@ -120,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--retry-failed", metavar="REPORT", help="upload only the files REPORT lists as failed")
     up.add_argument("--dry-run", action="store_true", help="print what would be uploaded; send nothing")
     up.add_argument("--debug", action="store_true", help="show a traceback with errors")
+    up.add_argument(
+        "--summary-format",
+        choices=SUMMARY_FORMATS,
+        default="text",
+        help="also print the summary for machines: json (stdout) or github (markdown, job summary, step outputs)",
+    )
     shown = up.add_mutually_exclusive_group()
     shown.add_argument("--no-progress", action="store_true", help="no live display or progress lines")
     shown.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
@@ -225,6 +232,12 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         word = "interrupted" if code == EXIT_INTERRUPTED else "terminated"
         _fail(code, f"{word}: multipart uploads in flight were aborted", False)
     _print_summary(err, result)
+    destination = str(config.destination)
+    if args.summary_format == "json":
+        print(summary_json(result, destination=destination, report=config.report))
+    elif args.summary_format == "github":
+        print(summary_markdown(result, destination=destination), end="")
+        write_github_files(result, destination=destination, report=config.report)
     sys.exit(EXIT_OK if result.ok else EXIT_FILES_FAILED)
 
 

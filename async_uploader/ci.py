@@ -1,0 +1,73 @@
+"""Summaries for CI systems: ``--summary-format json`` for any of them, ``github`` for GitHub Actions.
+
+``github`` prints a markdown table and, when the runner's ``GITHUB_STEP_SUMMARY`` and ``GITHUB_OUTPUT`` files
+are set, appends the table to the job summary and the totals to the step's outputs. Nothing here prints
+credentials: the result holds none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Final
+
+from .events import UploadResult
+from .progress import format_bytes
+
+SUMMARY_FORMATS: Final = ("text", "json", "github")
+MAX_FAILURES_LISTED: Final = 20
+
+
+def summary_json(result: UploadResult, *, destination: str, report: Path | None) -> str:
+    return json.dumps(
+        {
+            "destination": destination,
+            "uploaded": result.uploaded,
+            "skipped": result.skipped,
+            "failed": result.failed,
+            "bytes": result.bytes_uploaded,
+            "elapsed_s": round(result.elapsed_s, 3),
+            "report": str(report) if report is not None else None,
+            "failures": [{"path": path, "error": reason} for path, reason in result.failures],
+        },
+        ensure_ascii=True,  # a name that is not UTF-8 stays a \udcXX escape; the output is valid anywhere
+    )
+
+
+def _cell(text: str) -> str:
+    printable = text.encode("utf-8", "backslashreplace").decode("utf-8")  # names that are not UTF-8
+    return printable.replace("|", "\\|").replace("\n", " ")
+
+
+def summary_markdown(result: UploadResult, *, destination: str) -> str:
+    lines = [
+        f"### async-uploader: {_cell(destination)}",
+        "",
+        "| uploaded | skipped | failed | bytes | time | throughput |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| {result.uploaded} | {result.skipped} | {result.failed} | {format_bytes(result.bytes_uploaded)} "
+        f"| {result.elapsed_s:.1f} s | {format_bytes(result.throughput_bps)}/s |",
+    ]
+    if result.failures:
+        lines += ["", "| failed file | reason |", "| --- | --- |"]
+        lines += [f"| `{_cell(path)}` | {_cell(reason)} |" for path, reason in result.failures[:MAX_FAILURES_LISTED]]
+        if result.failed > MAX_FAILURES_LISTED:
+            lines.append(f"| ... | and {result.failed - MAX_FAILURES_LISTED} more |")
+    return "\n".join(lines) + "\n"
+
+
+def write_github_files(result: UploadResult, *, destination: str, report: Path | None) -> None:
+    """Append to the runner's job summary and step outputs, where the runner provides them."""
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_path:
+        with open(summary_path, "a", encoding="utf-8") as f:
+            f.write(summary_markdown(result, destination=destination))
+    output_path = os.environ.get("GITHUB_OUTPUT")
+    if output_path:
+        with open(output_path, "a", encoding="utf-8") as f:
+            f.write(f"uploaded={result.uploaded}\n")
+            f.write(f"skipped={result.skipped}\n")
+            f.write(f"failed={result.failed}\n")
+            f.write(f"bytes={result.bytes_uploaded}\n")
+            f.write(f"report={report or ''}\n")

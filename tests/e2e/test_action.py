@@ -1,0 +1,64 @@
+"""The GitHub Action's step, run the way the runner runs it, against the real server; and the JSON summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.conftest import read_bucket
+from tests.e2e.test_upload import run_cli
+from tests.trees import make_tree
+from tools.seaweedfs import S3Server
+
+ACTION_SCRIPT = Path(__file__).parents[2] / ".github" / "action" / "upload.sh"
+
+
+def test_action_step_uploads_and_writes_outputs_and_summary(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
+) -> None:
+    dist = tmp_path / "dist"
+    make_tree(dist, {"pkg-1.0-py3-none-any.whl": b"wheel", "pkg-1.0.tar.gz": b"sdist", "sub/other.whl": b"w2"})
+    outputs, step_summary = tmp_path / "github_output", tmp_path / "step_summary"
+    env = dict(
+        server_env,
+        INPUT_PATH=str(dist),
+        INPUT_DESTINATION=f"s3://{bucket}/releases/1.0",
+        INPUT_ENDPOINT_URL=s3_server.endpoint_url,
+        INPUT_INCLUDE="*.whl\n",
+        INPUT_EXCLUDE="sub/\n",
+        INPUT_CONCURRENCY="8",
+        GITHUB_OUTPUT=str(outputs),
+        GITHUB_STEP_SUMMARY=str(step_summary),
+        RUNNER_TEMP=str(tmp_path),
+        PYTHON=sys.executable,
+    )
+    result = subprocess.run(["bash", str(ACTION_SCRIPT)], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert sorted(read_bucket(s3_client, bucket)) == ["releases/1.0/pkg-1.0-py3-none-any.whl"]
+    values = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    assert values["uploaded"] == "1"
+    assert values["bytes"] == "5"
+    assert Path(values["report"]).is_file()
+    assert json.loads(Path(values["report"]).read_text().splitlines()[-1])["summary"]["uploaded"] == 1
+    summary = step_summary.read_text()
+    assert "| uploaded | skipped | failed |" in summary
+    assert "| 1 | 0 | 0 | 5 B |" in summary
+    assert s3_server.secret_key not in result.stdout + result.stderr + summary + outputs.read_text()
+
+
+def test_json_summary_for_any_ci(tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str]) -> None:
+    make_tree(tmp_path, {"a.txt": b"abc"})
+    (tmp_path / os.fsdecode(b"bad\xff")).write_bytes(b"x")
+    result = run_cli(
+        server_env, str(tmp_path), f"s3://{bucket}/p", "--endpoint-url", s3_server.endpoint_url,
+        "--summary-format", "json",
+    )  # fmt: skip
+    assert result.returncode == 1
+    summary = json.loads(result.stdout)
+    assert summary["destination"] == f"s3://{bucket}/p/"
+    assert (summary["uploaded"], summary["failed"], summary["bytes"]) == (1, 1, 3)
+    assert "UTF-8" in summary["failures"][0]["error"]
