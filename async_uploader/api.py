@@ -20,10 +20,14 @@ from typing import Any
 import anyio
 
 from .config import (
+    DEFAULT_ATTEMPTS,
     DEFAULT_CONCURRENCY,
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_DEADLINE_S,
     DEFAULT_MAX_MEMORY_BYTES,
     DEFAULT_MULTIPART_THRESHOLD_BYTES,
     DEFAULT_PART_SIZE_BYTES,
+    DEFAULT_READ_TIMEOUT_S,
     UploadConfig,
     make_config,
 )
@@ -82,6 +86,8 @@ class Uploader:
         concurrency: int = DEFAULT_CONCURRENCY,
         client: Any | None = None,
         session: Any | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+        read_timeout: float = DEFAULT_READ_TIMEOUT_S,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
@@ -89,6 +95,7 @@ class Uploader:
         self.concurrency = concurrency
         self._client = client
         self._session = session
+        self._timeouts = (connect_timeout, read_timeout)
         self._connection: S3Connection | None = None
         self._stack = AsyncExitStack()
 
@@ -103,6 +110,8 @@ class Uploader:
                     profile=self.profile,
                     max_connections=self.concurrency,
                     session=self._session,
+                    connect_timeout_s=self._timeouts[0],
+                    read_timeout_s=self._timeouts[1],
                 )
             )
         return self
@@ -129,6 +138,9 @@ class Uploader:
         report: str | os.PathLike[str] | None = None,
         retry_failed: str | os.PathLike[str] | None = None,
         dry_run: bool = False,
+        retries: int = DEFAULT_ATTEMPTS,
+        retry_deadline: float = DEFAULT_DEADLINE_S,
+        max_cpu: float | None = None,
         on_event: EventHandler | None = None,
     ) -> UploadResult:
         """Upload every regular file below ``source`` to ``destination`` (``s3://bucket/prefix``).
@@ -157,6 +169,11 @@ class Uploader:
             report=report,
             retry_failed=retry_failed,
             dry_run=dry_run,
+            retries=retries,
+            retry_deadline=retry_deadline,
+            max_cpu=max_cpu,
+            connect_timeout=self._timeouts[0],
+            read_timeout=self._timeouts[1],
         )
         return await self.run_config(config, on_event=on_event)
 
@@ -212,6 +229,11 @@ async def upload(
     report: str | os.PathLike[str] | None = None,
     retry_failed: str | os.PathLike[str] | None = None,
     dry_run: bool = False,
+    retries: int = DEFAULT_ATTEMPTS,
+    retry_deadline: float = DEFAULT_DEADLINE_S,
+    max_cpu: float | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+    read_timeout: float = DEFAULT_READ_TIMEOUT_S,
     on_event: EventHandler | None = None,
 ) -> UploadResult:
     """Upload every regular file below ``source`` to ``destination`` (``s3://bucket/prefix``), once.
@@ -219,7 +241,14 @@ async def upload(
     A one-shot ``Uploader``: see ``Uploader.upload`` for the options. Returns an ``UploadResult``; raises an
     ``async_uploader.errors.UploaderError`` subclass only for run-level failures.
     """
-    async with Uploader(endpoint_url=endpoint_url, region=region, profile=profile, concurrency=concurrency) as up:
+    async with Uploader(
+        endpoint_url=endpoint_url,
+        region=region,
+        profile=profile,
+        concurrency=concurrency,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    ) as up:
         return await up.upload(
             source,
             destination,
@@ -233,6 +262,9 @@ async def upload(
             report=report,
             retry_failed=retry_failed,
             dry_run=dry_run,
+            retries=retries,
+            retry_deadline=retry_deadline,
+            max_cpu=max_cpu,
             on_event=on_event,
         )
 
@@ -242,6 +274,11 @@ async def run_config(config: UploadConfig, *, on_event: EventHandler | None = No
     if config.dry_run:  # plans only: no client, no credentials, no request
         return await run(config, store=None, on_event=on_event)
     async with Uploader(
-        endpoint_url=config.endpoint_url, region=config.region, profile=config.profile, concurrency=config.concurrency
+        endpoint_url=config.endpoint_url,
+        region=config.region,
+        profile=config.profile,
+        concurrency=config.concurrency,
+        connect_timeout=config.connect_timeout_s,
+        read_timeout=config.read_timeout_s,
     ) as uploader:
         return await uploader.run_config(config, on_event=on_event)

@@ -23,10 +23,14 @@ from . import __version__
 from .api import run_config
 from .ci import SUMMARY_FORMATS, summary_json, summary_markdown, write_github_files
 from .config import (
+    DEFAULT_ATTEMPTS,
     DEFAULT_CONCURRENCY,
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_DEADLINE_S,
     DEFAULT_MAX_MEMORY_BYTES,
     DEFAULT_MULTIPART_THRESHOLD_BYTES,
     DEFAULT_PART_SIZE_BYTES,
+    DEFAULT_READ_TIMEOUT_S,
     UploadConfig,
     make_config,
 )
@@ -120,6 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--report", metavar="FILE", help="write a JSON Lines record per file, then a summary")
     up.add_argument("--retry-failed", metavar="REPORT", help="upload only the files REPORT lists as failed")
     up.add_argument("--dry-run", action="store_true", help="print what would be uploaded; send nothing")
+    up.add_argument(
+        "--retries", type=int, default=DEFAULT_ATTEMPTS, help=f"tries per request (default {DEFAULT_ATTEMPTS})"
+    )
+    up.add_argument(
+        "--retry-deadline",
+        type=float,
+        default=DEFAULT_DEADLINE_S,
+        metavar="SECONDS",
+        help=f"time one file may spend retrying (default {DEFAULT_DEADLINE_S:.0f})",
+    )
+    up.add_argument(
+        "--max-cpu", type=float, metavar="PERCENT", help="keep CPU use under PERCENT of one core (lowers concurrency)"
+    )
+    up.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT_S, metavar="SECONDS")
+    up.add_argument("--read-timeout", type=float, default=DEFAULT_READ_TIMEOUT_S, metavar="SECONDS")
     up.add_argument("--debug", action="store_true", help="show a traceback with errors")
     up.add_argument(
         "--summary-format",
@@ -151,6 +170,11 @@ def config_from_args(args: argparse.Namespace) -> UploadConfig:
         report=args.report,
         retry_failed=args.retry_failed,
         dry_run=args.dry_run,
+        retries=args.retries,
+        retry_deadline=args.retry_deadline,
+        max_cpu=args.max_cpu,
+        connect_timeout=args.connect_timeout,
+        read_timeout=args.read_timeout,
     )
 
 

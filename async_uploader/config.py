@@ -32,6 +32,10 @@ DEFAULT_MAX_MEMORY_BYTES: Final = 128 * MIB
 MIN_PART_SIZE_BYTES: Final = 5 * MIB
 MAX_PART_SIZE_BYTES: Final = 5 * GIB
 MAX_CONCURRENCY: Final = 1024
+DEFAULT_ATTEMPTS: Final = 10
+DEFAULT_DEADLINE_S: Final = 300.0
+DEFAULT_CONNECT_TIMEOUT_S: Final = 10.0
+DEFAULT_READ_TIMEOUT_S: Final = 60.0
 
 _UNITS: Final[dict[str, int]] = {
     "": 1,
@@ -127,6 +131,14 @@ class UploadConfig:
     retry_failed: Path | None = None
     """An earlier report: upload only the files it lists as failed."""
     dry_run: bool = False
+    retries: int = DEFAULT_ATTEMPTS
+    """Tries per request (files and parts) before a file fails; 1 means no retry."""
+    retry_deadline_s: float = DEFAULT_DEADLINE_S
+    """Time one file may spend retrying before it fails."""
+    max_cpu_percent: float | None = None
+    """Keep this process's CPU use under this share of one core, by lowering the concurrency."""
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
 
 
 def make_config(
@@ -148,6 +160,11 @@ def make_config(
     report: str | os.PathLike[str] | None = None,
     retry_failed: str | os.PathLike[str] | None = None,
     dry_run: bool = False,
+    retries: int = DEFAULT_ATTEMPTS,
+    retry_deadline: float = DEFAULT_DEADLINE_S,
+    max_cpu: float | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+    read_timeout: float = DEFAULT_READ_TIMEOUT_S,
 ) -> UploadConfig:
     """Validate user-facing options into an ``UploadConfig``; raises ``ConfigError`` with a one-line reason.
 
@@ -176,6 +193,12 @@ def make_config(
     for kind, glob in rules:
         if kind not in {"include", "exclude"} or not glob:
             raise ConfigError(f"invalid filter {kind} {glob!r}: give a non-empty glob like '*.tmp' or 'build/**'")
+    if not 1 <= retries <= 100:
+        raise ConfigError(f"--retries must be between 1 and 100, got {retries}")
+    if retry_deadline <= 0 or connect_timeout <= 0 or read_timeout <= 0:
+        raise ConfigError("--retry-deadline, --connect-timeout and --read-timeout must be above zero seconds")
+    if max_cpu is not None and not 1 <= max_cpu <= 100 * (os.cpu_count() or 1):
+        raise ConfigError(f"--max-cpu must be a percentage of one core between 1 and {100 * (os.cpu_count() or 1)}")
     PathFilter.from_flags(rules)  # compile now: a bad glob is a usage error, not a failure mid-run
     if report is not None and retry_failed is not None and Path(report).resolve() == Path(retry_failed).resolve():
         raise ConfigError("--report must name a new file, not the report given to --retry-failed")
@@ -199,4 +222,9 @@ def make_config(
         report=Path(report) if report is not None else None,
         retry_failed=Path(retry_failed) if retry_failed is not None else None,
         dry_run=dry_run,
+        retries=retries,
+        retry_deadline_s=retry_deadline,
+        max_cpu_percent=max_cpu,
+        connect_timeout_s=connect_timeout,
+        read_timeout_s=read_timeout,
     )

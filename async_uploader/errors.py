@@ -45,7 +45,16 @@ class FileChangedError(FileError):
 
 
 class StoreError(FileError):
-    """The store refused or failed a request for one object after botocore's own retries."""
+    """The store refused or failed a request for one object.
+
+    ``retryable`` says whether trying again may succeed (a connection reset, a timeout, a 5xx); ``throttled``
+    says the store asked us to slow down (503 SlowDown and kin), which also lowers the run's concurrency.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False, throttled: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable or throttled
+        self.throttled = throttled
 
 
 class VerificationError(FileError):

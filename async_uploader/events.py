@@ -69,6 +69,14 @@ class FilePlanned:
 
 
 @dataclass(frozen=True, slots=True)
+class FileRetried:
+    """A request for this file failed transiently (or the file changed while read) and is being tried again."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class FileSkipped:
     """Not uploaded on purpose: not a regular file (FIFO, socket, device, broken link), or already there."""
 
@@ -90,6 +98,8 @@ class UploadResult:
     planned: int = 0
     """Files a ``--dry-run`` would upload."""
     bytes_planned: int = 0
+    retries: int = 0
+    """Requests tried again after a transient failure (and files re-read after changing)."""
     failures: tuple[tuple[str, str], ...] = field(default=())
     """``(path, reason)`` for the first ``MAX_FAILURES_KEPT`` failed files."""
 
@@ -107,17 +117,30 @@ class RunFinished:
     result: UploadResult
 
 
-Event = TotalsKnown | FileStarted | PartDone | FileDone | FileFailed | FileSkipped | FilePlanned | RunFinished
+Event = (
+    TotalsKnown | FileStarted | PartDone | FileDone | FileFailed | FileSkipped | FilePlanned | FileRetried | RunFinished
+)
 EventHandler = Callable[[Event], None]
 
 
 class ResultBuilder:
     """Adds events up into an ``UploadResult``: the engine's own tally, and the CLI's when a run is cut short."""
 
-    __slots__ = ("_failures", "_started", "bytes_planned", "bytes_uploaded", "failed", "planned", "skipped", "uploaded")
+    __slots__ = (
+        "_failures",
+        "_started",
+        "bytes_planned",
+        "bytes_uploaded",
+        "failed",
+        "planned",
+        "retries",
+        "skipped",
+        "uploaded",
+    )
 
     def __init__(self) -> None:
         self.uploaded = self.skipped = self.failed = self.bytes_uploaded = self.planned = self.bytes_planned = 0
+        self.retries = 0
         self._failures: list[tuple[str, str]] = []
         self._started = time.monotonic()
 
@@ -127,6 +150,8 @@ class ResultBuilder:
             self.bytes_uploaded += event.size
         elif isinstance(event, FileSkipped):
             self.skipped += 1
+        elif isinstance(event, FileRetried):
+            self.retries += 1
         elif isinstance(event, FilePlanned):
             self.planned += 1
             self.bytes_planned += event.size
@@ -144,5 +169,6 @@ class ResultBuilder:
             elapsed_s=time.monotonic() - self._started,
             planned=self.planned,
             bytes_planned=self.bytes_planned,
+            retries=self.retries,
             failures=tuple(self._failures),
         )

@@ -1,26 +1,28 @@
 """One large file as a multipart upload: create, parts streamed and uploaded concurrently, complete or abort.
 
 Parts are scheduled one at a time: each waits for a request slot and for its bytes in the memory budget
-*before* its task exists, so a 10,000-part file never has more than a handful of parts alive. Whatever goes
-wrong (a part fails, the file changes, the run is cancelled), the upload is aborted in a shielded ``finally``
-so no orphaned parts are left to be billed.
+*before* its task exists, so a 10,000-part file never has more than a handful of parts alive. A part that fails
+transiently is read again from disk and retried; whatever goes wrong for good (a part, the file changing, the
+run being cancelled), the upload is aborted in a shielded ``finally`` so no orphaned parts are left to be billed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, TypeVar
 
 import anyio
 
+from .adaptive import AdaptiveLimit
 from .budget import ByteBudget
 from .checksum import composite_crc32
 from .chunks import check_unchanged, read_chunk
-from .errors import FileError, VerificationError
+from .errors import FileError, StoreError, VerificationError
 from .plan import PartPlan, UploadPlan
 from .providers.base import ObjectStore, StoredObject, UploadedPart
+from .retry import RetryPolicy
 from .scan import FileEntry
 from .throttle import TokenBucket
 
@@ -28,14 +30,54 @@ log = logging.getLogger(__name__)
 
 ABORT_TIMEOUT_S: Final = 30.0
 
+T = TypeVar("T")
+RetryNote = Callable[[FileError], None]
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """What every request shares: the concurrency slots (files and parts alike) and the memory budget."""
+    """What every request shares: the adaptive concurrency (files and parts alike), the memory budget, the
+    bandwidth cap and the retry policy."""
 
-    slots: anyio.Semaphore
+    slots: AdaptiveLimit
     budget: ByteBudget
     bandwidth: TokenBucket | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def _noting(self, on_retry: RetryNote | None) -> RetryNote:
+        def note(exc: FileError) -> None:
+            if isinstance(exc, StoreError) and exc.throttled:
+                self.slots.decrease()
+            if on_retry is not None:
+                on_retry(exc)
+
+        return note
+
+    async def request(self, call: Callable[[], Awaitable[T]], *, deadline: float, on_retry: RetryNote | None) -> T:
+        """A request without a body, under a slot, retried by the policy."""
+
+        async def once() -> T:
+            async with self.slots:
+                result = await call()
+            self.slots.succeeded()
+            return result
+
+        return await self.retry.call(once, deadline=deadline, on_retry=self._noting(on_retry))
+
+    async def send_body(
+        self, size: int, send: Callable[[], Awaitable[T]], *, deadline: float, on_retry: RetryNote | None
+    ) -> T:
+        """A request with a body read inside ``send``: slot, then bytes from the budget, then the bandwidth."""
+
+        async def once() -> T:
+            async with self.slots, self.budget.reserve(size):
+                if self.bandwidth is not None:
+                    await self.bandwidth.consume(size)
+                result = await send()
+            self.slots.succeeded()
+            return result
+
+        return await self.retry.call(once, deadline=deadline, on_retry=self._noting(on_retry))
 
 
 async def upload_multipart(
@@ -46,16 +88,21 @@ async def upload_multipart(
     metadata: Mapping[str, str],
     limits: Limits,
     on_part: Callable[[int, int], None],
+    *,
+    deadline: float,
+    on_retry: RetryNote | None = None,
 ) -> StoredObject:
     """Upload ``entry`` in ``plan.part_count`` parts; ``on_part(number, bytes)`` is called as each part lands."""
-    async with limits.slots:
-        upload_id = await store.create_multipart(key, metadata=metadata)
+    upload_id = await limits.request(
+        lambda: store.create_multipart(key, metadata=metadata), deadline=deadline, on_retry=on_retry
+    )
     completed = False
     try:
-        parts = await _upload_parts(store, entry, key, upload_id, plan, limits, on_part)
+        parts = await _upload_parts(store, entry, key, upload_id, plan, limits, on_part, deadline, on_retry)
         await check_unchanged(entry.path, size=entry.size, mtime_ns=entry.mtime_ns)
-        async with limits.slots:
-            stored = await store.complete_multipart(key, upload_id, parts)
+        stored = await limits.request(
+            lambda: store.complete_multipart(key, upload_id, parts), deadline=deadline, on_retry=on_retry
+        )
         completed = True
     finally:
         if not completed:
@@ -63,8 +110,7 @@ async def upload_multipart(
     expected = composite_crc32(part.checksum for part in parts)
     if stored.checksum is not None and "-" in stored.checksum and stored.checksum != expected:
         raise VerificationError(f"store reports checksum {stored.checksum}, expected {expected}")
-    async with limits.slots:
-        info = await store.head_object(key)
+    info = await limits.request(lambda: store.head_object(key), deadline=deadline, on_retry=on_retry)
     if info is None or info.size != entry.size:
         found = "no object" if info is None else f"{info.size} bytes"
         raise VerificationError(f"after completing the upload the store holds {found}, expected {entry.size}")
@@ -79,19 +125,24 @@ async def _upload_parts(
     plan: UploadPlan,
     limits: Limits,
     on_part: Callable[[int, int], None],
+    deadline: float,
+    on_retry: RetryNote | None,
 ) -> list[UploadedPart]:
     uploaded: list[UploadedPart | None] = [None] * plan.part_count
     failure: list[BaseException] = []
+    note = limits._noting(on_retry)
+
+    async def send(part: PartPlan) -> UploadedPart:
+        chunk = await read_chunk(entry.path, part.offset, part.size, size=entry.size, mtime_ns=entry.mtime_ns)
+        if limits.bandwidth is not None:
+            await limits.bandwidth.consume(part.size)
+        return await store.upload_part(key, upload_id, part.number, chunk.data, checksum=chunk.checksum)
 
     async def one_part(part: PartPlan, taken: int) -> None:
         try:
-            chunk = await read_chunk(entry.path, part.offset, part.size, size=entry.size, mtime_ns=entry.mtime_ns)
-            if limits.bandwidth is not None:
-                await limits.bandwidth.consume(part.size)
-            uploaded[part.number - 1] = await store.upload_part(
-                key, upload_id, part.number, chunk.data, checksum=chunk.checksum
-            )
-            del chunk
+            # The slot and the bytes stay held across retries: a struggling store gets fewer requests, not more.
+            uploaded[part.number - 1] = await limits.retry.call(lambda: send(part), deadline=deadline, on_retry=note)
+            limits.slots.succeeded()
         except (FileError, OSError) as exc:
             if not failure:
                 failure.append(exc)

@@ -10,6 +10,8 @@ anything.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -18,16 +20,18 @@ from typing import Final
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
+from .adaptive import AdaptiveLimit, govern_cpu
 from .budget import ByteBudget
 from .chunks import read_chunk
 from .config import UploadConfig
-from .errors import FileError, VerificationError
+from .errors import FileChangedError, FileError, VerificationError
 from .events import (
     Event,
     EventHandler,
     FileDone,
     FileFailed,
     FilePlanned,
+    FileRetried,
     FileSkipped,
     FileStarted,
     PartDone,
@@ -38,15 +42,28 @@ from .events import (
 )
 from .filters import PathFilter
 from .multipart import Limits, upload_multipart
-from .plan import object_key, object_metadata, plan_upload
+from .plan import UploadPlan, object_key, object_metadata, plan_upload
 from .providers.base import ObjectStore, StoredObject
 from .report import failed_paths
+from .retry import RetryPolicy
 from .scan import FileEntry, ScanItem, ScanOptions, ScanSkipped, count_tree, stat_paths, walk_tree
 from .throttle import TokenBucket
 
 log = logging.getLogger(__name__)
 
 QUEUE_SLOTS_PER_WORKER: Final = 4
+MAX_CHANGE_RETRIES: Final = 2
+
+
+def _stat_again(entry: FileEntry) -> FileEntry:
+    st = os.stat(entry.path)
+    if not stat.S_ISREG(st.st_mode):
+        raise FileChangedError("file is no longer a regular file")
+    return FileEntry(entry.path, entry.rel, st.st_size, st.st_mtime_ns, st.st_mode)
+
+
+async def _fresh_stat(entry: FileEntry) -> FileEntry:
+    return await anyio.to_thread.run_sync(_stat_again, entry)
 
 
 class _Run:
@@ -54,7 +71,8 @@ class _Run:
         self.config = config
         self.store = store
         bandwidth = TokenBucket(config.max_bandwidth) if config.max_bandwidth else None
-        self.limits = Limits(anyio.Semaphore(config.concurrency), ByteBudget(config.max_memory), bandwidth)
+        retry = RetryPolicy(attempts=config.retries, deadline_s=config.retry_deadline_s)
+        self.limits = Limits(AdaptiveLimit(config.concurrency), ByteBudget(config.max_memory), bandwidth, retry)
         self.scan_options = ScanOptions(PathFilter.from_flags(config.filters), config.follow_symlinks)
         self.tally = ResultBuilder()
         self._on_event = on_event
@@ -65,39 +83,27 @@ class _Run:
             self._on_event(event)
 
     async def upload_file(self, entry: FileEntry) -> None:
-        """Upload one file; every outcome becomes exactly one ``FileDone`` or ``FileFailed``."""
+        """Upload one file; every outcome becomes exactly one ``FileDone`` or ``FileFailed``.
+
+        A file that changes while it is read is tried again from a fresh stat, a few times; a file that keeps
+        changing fails. Transient store errors are retried inside, per request, within the file's deadline.
+        """
         key: str | None = None
         try:
             key = object_key(self.config.destination.prefix, entry.rel)
-            plan = plan_upload(
-                entry.size,
-                part_size=self.config.part_size,
-                multipart_threshold=self.config.multipart_threshold,
-            )
             if self.config.dry_run:
+                plan = self._plan(entry)
                 self.emit(FilePlanned(entry.rel, key, entry.size, plan.part_count))
                 return
-            assert self.store is not None, "only a dry run goes without a store"
-            metadata = object_metadata(entry.size, entry.mtime_ns, entry.mode)
-            self.emit(FileStarted(entry.rel, key, entry.size, plan.part_count))
-            started = time.monotonic()
-            if plan.multipart:
-                stored = await upload_multipart(
-                    self.store, entry, key, plan, metadata, self.limits, self._part_reporter(entry.rel)
-                )
-            else:
-                stored = await self._put_single(self.store, entry, key, metadata)
-            self.emit(
-                FileDone(
-                    entry.rel,
-                    key,
-                    entry.size,
-                    stored.etag,
-                    stored.checksum or "",
-                    plan.part_count,
-                    time.monotonic() - started,
-                )
-            )
+            for change in range(MAX_CHANGE_RETRIES + 1):
+                try:
+                    await self._upload_entry(entry, key)
+                    return
+                except FileChangedError as exc:
+                    if change == MAX_CHANGE_RETRIES:
+                        raise FileChangedError(f"{exc} (it kept changing over {change + 1} tries)") from None
+                    self.emit(FileRetried(entry.rel, str(exc)))
+                    entry = await _fresh_stat(entry)
         except FileError as exc:
             self.emit(FileFailed(entry.rel, key, str(exc), entry.size))
         except FileNotFoundError:
@@ -108,20 +114,68 @@ class _Run:
             log.exception("unexpected error uploading %s", entry.rel)
             self.emit(FileFailed(entry.rel, key, f"internal error: {type(exc).__name__}: {exc}", entry.size))
 
+    def _plan(self, entry: FileEntry) -> UploadPlan:
+        return plan_upload(
+            entry.size, part_size=self.config.part_size, multipart_threshold=self.config.multipart_threshold
+        )
+
+    async def _upload_entry(self, entry: FileEntry, key: str) -> None:
+        assert self.store is not None, "only a dry run goes without a store"
+        plan = self._plan(entry)
+        metadata = object_metadata(entry.size, entry.mtime_ns, entry.mode)
+        self.emit(FileStarted(entry.rel, key, entry.size, plan.part_count))
+        started = time.monotonic()
+        deadline = self.limits.retry.deadline()
+
+        def on_retry(exc: FileError) -> None:
+            self.emit(FileRetried(entry.rel, str(exc)))
+
+        if plan.multipart:
+            stored = await upload_multipart(
+                self.store,
+                entry,
+                key,
+                plan,
+                metadata,
+                self.limits,
+                self._part_reporter(entry.rel),
+                deadline=deadline,
+                on_retry=on_retry,
+            )
+        else:
+            stored = await self._put_single(self.store, entry, key, metadata, deadline, on_retry)
+        self.emit(
+            FileDone(
+                entry.rel,
+                key,
+                entry.size,
+                stored.etag,
+                stored.checksum or "",
+                plan.part_count,
+                time.monotonic() - started,
+            )
+        )
+
     def _part_reporter(self, rel: str) -> Callable[[int, int], None]:
         return lambda number, size: self.emit(PartDone(rel, number, size))
 
     async def _put_single(
-        self, store: ObjectStore, entry: FileEntry, key: str, metadata: dict[str, str]
+        self,
+        store: ObjectStore,
+        entry: FileEntry,
+        key: str,
+        metadata: dict[str, str],
+        deadline: float,
+        on_retry: Callable[[FileError], None],
     ) -> StoredObject:
-        async with self.limits.slots, self.limits.budget.reserve(entry.size):
+        async def send() -> StoredObject:
             chunk = await read_chunk(entry.path, 0, entry.size, size=entry.size, mtime_ns=entry.mtime_ns)
-            if self.limits.bandwidth is not None:
-                await self.limits.bandwidth.consume(entry.size)
             stored = await store.put_object(key, chunk.data, checksum=chunk.checksum, metadata=metadata)
-        if stored.checksum is not None and stored.checksum != chunk.checksum:
-            raise VerificationError(f"store computed CRC32 {stored.checksum}, expected {chunk.checksum}")
-        return stored
+            if stored.checksum is not None and stored.checksum != chunk.checksum:
+                raise VerificationError(f"store computed CRC32 {stored.checksum}, expected {chunk.checksum}")
+            return stored
+
+        return await self.limits.send_body(entry.size, send, deadline=deadline, on_retry=on_retry)
 
     async def worker(self, receive: ObjectReceiveStream[ScanItem]) -> None:
         async with receive:
@@ -163,6 +217,8 @@ async def run_upload(
     async with anyio.create_task_group() as outer:
         if precount and config.retry_failed is None:
             outer.start_soon(run.precount, stop_count)
+        if config.max_cpu_percent is not None:
+            outer.start_soon(govern_cpu, run.limits.slots, config.max_cpu_percent)
         try:
             async with anyio.create_task_group() as pipeline:
                 pipeline.start_soon(run.walk, send)
@@ -171,6 +227,7 @@ async def run_upload(
                         pipeline.start_soon(run.worker, receive.clone())
         finally:
             stop_count.set()  # the count only feeds the display; once the files are done it has no use
+            outer.cancel_scope.cancel()  # and the CPU governor has nothing left to govern
     result = run.tally.result()
     run.emit(RunFinished(result))
     return result

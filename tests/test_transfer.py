@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from async_uploader.config import MIB, make_config
-from async_uploader.events import Event, FileDone, FileFailed, FileStarted, PartDone, RunFinished
+from async_uploader.events import Event, FileDone, FileFailed, FileRetried, FileStarted, PartDone, RunFinished
 from async_uploader.plan import object_metadata
 from async_uploader.transfer import run_upload
 from tests.memory_store import MemoryStore
@@ -85,10 +85,11 @@ async def test_requests_and_bytes_in_flight_stay_within_the_limits(tmp_path: Pat
     assert store.max_bytes_in_flight <= config.max_memory
 
 
-async def test_a_file_that_changes_during_upload_is_failed_not_torn(tmp_path: Path) -> None:
+async def test_a_file_that_changes_once_is_uploaded_again_from_a_fresh_stat(tmp_path: Path) -> None:
     path = tmp_path / "growing.bin"
     path.write_bytes(random_bytes(3 * PART, seed=4))
     store = MemoryStore()
+    events: list[Event] = []
 
     def append_on_first_part(key: str) -> None:
         if store.uploads and path.stat().st_size == 3 * PART:
@@ -96,11 +97,31 @@ async def test_a_file_that_changes_during_upload_is_failed_not_torn(tmp_path: Pa
                 f.write(b"more")
 
     store.before_request = append_on_first_part
+    result = await run_upload(config_for(tmp_path), store, events.append)
+
+    assert result.uploaded == 1
+    assert store.objects["pre/fix/growing.bin"].data == path.read_bytes()  # the new content, whole
+    assert store.objects["pre/fix/growing.bin"].metadata["size"] == str(3 * PART + 4)
+    assert store.uploads == {}
+    assert store.aborted == ["pre/fix/growing.bin"]  # the torn first attempt was abandoned
+    assert any(isinstance(e, FileRetried) and "changed" in e.reason for e in events)
+
+
+async def test_a_file_that_keeps_changing_fails_and_leaves_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "log.txt"
+    path.write_bytes(random_bytes(3 * PART, seed=6))
+    store = MemoryStore()
+
+    def append_always(key: str) -> None:  # between the parts of every attempt
+        with path.open("ab") as f:
+            f.write(b"line\n")
+
+    store.before_request = append_always
     result = await run_upload(config_for(tmp_path), store)
 
     assert result.failed == 1
-    assert "changed while it was being uploaded" in result.failures[0][1]
-    assert "pre/fix/growing.bin" not in store.objects
+    assert "kept changing" in result.failures[0][1]
+    assert "pre/fix/log.txt" not in store.objects
     assert store.uploads == {}
 
 

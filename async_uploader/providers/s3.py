@@ -25,6 +25,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
+from ..config import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S
 from ..errors import (
     BucketError,
     ConfigError,
@@ -37,13 +38,17 @@ from ..errors import (
 )
 from .base import ObjectInfo, StoredObject, UploadedPart
 
-CONNECT_TIMEOUT_S: Final = 10.0
-READ_TIMEOUT_S: Final = 120.0
-MAX_REQUEST_ATTEMPTS: Final = 5
+# botocore makes one quick second attempt (a stale pooled connection); the engine's own retry layer, which can
+# re-read bodies from disk and lower the concurrency when throttled, does the rest.
+MAX_REQUEST_ATTEMPTS: Final = 2
 
 _CREDENTIAL_CODES: Final = frozenset(
     {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired"}
 )
+_THROTTLE_CODES: Final = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests", "ServiceUnavailable"}
+)
+_TRANSIENT_CODES: Final = frozenset({"RequestTimeout", "InternalError", "RequestTimeTooSkewed", "OperationAborted"})
 _URL_USERINFO: Final = re.compile(r"(\w+://)[^/@\s]+@")
 _NO_CREDENTIALS_HINT: Final = (
     "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE / --profile"
@@ -110,10 +115,16 @@ class S3Store:
                 raise VerificationError(f"{operation}: the store refused the body's checksum ({code})") from exc
             if code in _CREDENTIAL_CODES:
                 raise StoreError(f"{operation}: credentials rejected ({_error_message(exc)})") from exc
-            raise StoreError(f"{operation} failed: {_error_message(exc)}") from exc
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            throttled = code in _THROTTLE_CODES or status in {429, 503}
+            retryable = code in _TRANSIENT_CODES or status >= 500
+            raise StoreError(
+                f"{operation} failed: {_error_message(exc)}", retryable=retryable, throttled=throttled
+            ) from exc
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
             raise StoreError(f"{operation}: {_NO_CREDENTIALS_HINT}") from exc
-        raise StoreError(f"{operation} failed: {exc}") from exc
+        # Connection refused or reset, timeouts, a body cut short: botocore's own errors, all worth another try.
+        raise StoreError(f"{operation} failed: {exc}", retryable=isinstance(exc, BotoCoreError)) from exc
 
     async def _explain_refusal(self, head_error: ClientError) -> NoReturn:
         try:
@@ -274,12 +285,14 @@ async def open_s3_connection(
     profile: str | None = None,
     max_connections: int = 64,
     session: Any | None = None,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
 ) -> AsyncIterator[S3Connection]:
     """A session's clients (a new ``AioSession`` unless one is given), closed on exit."""
     endpoint = _configured_endpoint(endpoint_url)
     options: dict[str, Any] = {
-        "connect_timeout": CONNECT_TIMEOUT_S,
-        "read_timeout": READ_TIMEOUT_S,
+        "connect_timeout": connect_timeout_s,
+        "read_timeout": read_timeout_s,
         "tcp_keepalive": True,
         "s3": {
             # Custom endpoints (MinIO, SeaweedFS, Ceph...) rarely have wildcard DNS for virtual-hosted buckets.
