@@ -27,6 +27,7 @@ from .events import (
     FileDone,
     FileFailed,
     FilePlanned,
+    FileRetried,
     FileSkipped,
     FileStarted,
     PartDone,
@@ -151,6 +152,9 @@ class ProgressDisplay:
             if not self.quiet:
                 self.console.print(f"skipped {event.path}: {event.reason}", markup=False, highlight=False)
             self._relabel()
+        elif isinstance(event, FileRetried):
+            if self.verbose:
+                self.console.print(f"retrying {event.path}: {event.reason}", markup=False, highlight=False)
         elif isinstance(event, FilePlanned):
             kind = "single put" if event.parts == 1 else f"{event.parts} parts"
             self.out.print(
@@ -205,7 +209,7 @@ def summary_lines(result: UploadResult) -> list[str]:
     lines = [
         f"Uploaded {result.uploaded} files ({format_bytes(result.bytes_uploaded)}) "
         f"in {result.elapsed_s:.1f} s, {format_bytes(result.throughput_bps)}/s; "
-        f"{result.skipped} skipped, {result.failed} failed"
+        f"{result.skipped} skipped, {result.failed} failed" + (f"; {result.retries} retries" if result.retries else "")
     ]
     for path, reason in result.failures[:MAX_FAILURES_SHOWN]:
         lines.append(f"  failed: {path}: {reason}")
