@@ -31,6 +31,7 @@ class AdaptiveLimit:
         self.limit = maximum
         self.in_use = 0
         self.lowest = maximum
+        self.peak_in_use = 0
         self._clock = clock
         self._last_decrease = float("-inf")
         self._successes = 0
@@ -41,6 +42,7 @@ class AdaptiveLimit:
             await anyio.lowlevel.checkpoint_if_cancelled()
             if not self._waiters and self.in_use < self.limit:
                 self.in_use += 1
+                self.peak_in_use = max(self.peak_in_use, self.in_use)
                 await anyio.lowlevel.cancel_shielded_checkpoint()
                 return
         event = anyio.Event()
@@ -61,6 +63,7 @@ class AdaptiveLimit:
     def _wake(self) -> None:
         while self._waiters and self.in_use < self.limit:
             self.in_use += 1
+            self.peak_in_use = max(self.peak_in_use, self.in_use)
             self._waiters.popleft().set()
 
     async def __aenter__(self) -> AdaptiveLimit:

@@ -33,6 +33,8 @@ class ByteBudget:
         self.capacity = capacity
         self._available = capacity
         self._waiters: deque[_Waiter] = deque()
+        self.peak_used = 0
+        """The most bytes ever held at once: the instrument behind the flat-memory claim."""
 
     @property
     def available(self) -> int:
@@ -46,6 +48,7 @@ class ByteBudget:
             await anyio.lowlevel.checkpoint_if_cancelled()
             if not self._waiters and amount <= self._available:
                 self._available -= amount
+                self.peak_used = max(self.peak_used, self.capacity - self._available)
                 await anyio.lowlevel.cancel_shielded_checkpoint()
                 return amount
         waiter = _Waiter(amount)
@@ -69,6 +72,7 @@ class ByteBudget:
         while self._waiters and self._waiters[0].amount <= self._available:
             waiter = self._waiters.popleft()
             self._available -= waiter.amount
+            self.peak_used = max(self.peak_used, self.capacity - self._available)
             waiter.event.set()
 
     @asynccontextmanager

@@ -100,6 +100,12 @@ class UploadResult:
     bytes_planned: int = 0
     retries: int = 0
     """Requests tried again after a transient failure (and files re-read after changing)."""
+    peak_requests: int = 0
+    """Diagnostics: the most requests in flight at once (never above the concurrency)..."""
+    peak_buffered_bytes: int = 0
+    """...and the most file bytes held in memory at once (never above ``max_memory``)."""
+    lowest_concurrency: int = 0
+    """The lowest the adaptive concurrency went (below the configured one: the store throttled)."""
     failures: tuple[tuple[str, str], ...] = field(default=())
     """``(path, reason)`` for the first ``MAX_FAILURES_KEPT`` failed files."""
 

@@ -9,6 +9,7 @@ anything.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import stat
@@ -228,6 +229,11 @@ async def run_upload(
         finally:
             stop_count.set()  # the count only feeds the display; once the files are done it has no use
             outer.cancel_scope.cancel()  # and the CPU governor has nothing left to govern
-    result = run.tally.result()
+    result = dataclasses.replace(
+        run.tally.result(),
+        peak_requests=run.limits.slots.peak_in_use,
+        peak_buffered_bytes=run.limits.budget.peak_used,
+        lowest_concurrency=run.limits.slots.lowest,
+    )
     run.emit(RunFinished(result))
     return result
