@@ -15,18 +15,13 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import anyio
 
 from .config import (
-    DEFAULT_ATTEMPTS,
     DEFAULT_CONCURRENCY,
     DEFAULT_CONNECT_TIMEOUT_S,
-    DEFAULT_DEADLINE_S,
-    DEFAULT_MAX_MEMORY_BYTES,
-    DEFAULT_MULTIPART_THRESHOLD_BYTES,
-    DEFAULT_PART_SIZE_BYTES,
     DEFAULT_READ_TIMEOUT_S,
     UploadConfig,
     make_config,
@@ -38,6 +33,29 @@ from .report import ReportWriter
 from .transfer import run_upload
 
 PREFLIGHT_KEY_NAME = ".async-uploader-preflight-"
+
+
+class RunOptions(TypedDict, total=False):
+    """Per-run keyword options of ``upload`` and ``Uploader.upload``, as for the CLI flags.
+
+    Defaults are ``make_config``'s. ``include``/``exclude`` apply includes first, then excludes; for
+    interleaved rules, build a config with ``make_config(filters=...)`` and call ``Uploader.run_config``.
+    """
+
+    concurrency: int
+    part_size: str | int
+    multipart_threshold: str | int
+    max_memory: str | int
+    include: Sequence[str]
+    exclude: Sequence[str]
+    follow_symlinks: bool
+    max_bandwidth: str | int | None
+    report: str | os.PathLike[str] | None
+    retry_failed: str | os.PathLike[str] | None
+    dry_run: bool
+    retries: int
+    retry_deadline: float
+    max_cpu: float | None
 
 
 async def run(config: UploadConfig, *, store: ObjectStore | None, on_event: EventHandler | None = None) -> UploadResult:
@@ -127,53 +145,25 @@ class Uploader:
         source: str | os.PathLike[str],
         destination: str,
         *,
-        concurrency: int | None = None,
-        part_size: str | int = DEFAULT_PART_SIZE_BYTES,
-        multipart_threshold: str | int = DEFAULT_MULTIPART_THRESHOLD_BYTES,
-        max_memory: str | int = DEFAULT_MAX_MEMORY_BYTES,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        follow_symlinks: bool = False,
-        max_bandwidth: str | int | None = None,
-        report: str | os.PathLike[str] | None = None,
-        retry_failed: str | os.PathLike[str] | None = None,
-        dry_run: bool = False,
-        retries: int = DEFAULT_ATTEMPTS,
-        retry_deadline: float = DEFAULT_DEADLINE_S,
-        max_cpu: float | None = None,
         on_event: EventHandler | None = None,
+        **options: Unpack[RunOptions],
     ) -> UploadResult:
         """Upload every regular file below ``source`` to ``destination`` (``s3://bucket/prefix``).
 
-        Keyword options mirror the CLI flags. ``include``/``exclude`` apply includes first, then excludes; for
-        interleaved rules build a config with ``make_config(filters=...)`` and call ``run``. ``on_event``
-        receives typed events from ``async_uploader.events``; it runs on the event loop, so it must be quick.
-        Cancelling the awaiting task aborts multipart uploads in flight and re-raises ``CancelledError``.
+        ``options`` mirror the CLI flags (see ``RunOptions``). ``on_event`` receives typed events from
+        ``async_uploader.events``; it runs on the event loop, so it must be quick. Cancelling the awaiting task
+        aborts multipart uploads in flight and re-raises ``CancelledError``.
         """
-        if self._connection is None:
-            raise RuntimeError("use the Uploader inside 'async with'")
+        options.setdefault("concurrency", self.concurrency)
         config = make_config(
             source,
             destination,
             endpoint_url=self.endpoint_url,
             region=self.region,
             profile=self.profile,
-            concurrency=concurrency or self.concurrency,
-            part_size=part_size,
-            multipart_threshold=multipart_threshold,
-            max_memory=max_memory,
-            include=include,
-            exclude=exclude,
-            follow_symlinks=follow_symlinks,
-            max_bandwidth=max_bandwidth,
-            report=report,
-            retry_failed=retry_failed,
-            dry_run=dry_run,
-            retries=retries,
-            retry_deadline=retry_deadline,
-            max_cpu=max_cpu,
             connect_timeout=self._timeouts[0],
             read_timeout=self._timeouts[1],
+            **options,
         )
         return await self.run_config(config, on_event=on_event)
 
@@ -218,55 +208,25 @@ async def upload(
     endpoint_url: str | None = None,
     region: str | None = None,
     profile: str | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    part_size: str | int = DEFAULT_PART_SIZE_BYTES,
-    multipart_threshold: str | int = DEFAULT_MULTIPART_THRESHOLD_BYTES,
-    max_memory: str | int = DEFAULT_MAX_MEMORY_BYTES,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    follow_symlinks: bool = False,
-    max_bandwidth: str | int | None = None,
-    report: str | os.PathLike[str] | None = None,
-    retry_failed: str | os.PathLike[str] | None = None,
-    dry_run: bool = False,
-    retries: int = DEFAULT_ATTEMPTS,
-    retry_deadline: float = DEFAULT_DEADLINE_S,
-    max_cpu: float | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
     read_timeout: float = DEFAULT_READ_TIMEOUT_S,
     on_event: EventHandler | None = None,
+    **options: Unpack[RunOptions],
 ) -> UploadResult:
     """Upload every regular file below ``source`` to ``destination`` (``s3://bucket/prefix``), once.
 
-    A one-shot ``Uploader``: see ``Uploader.upload`` for the options. Returns an ``UploadResult``; raises an
-    ``async_uploader.errors.UploaderError`` subclass only for run-level failures.
+    A one-shot ``Uploader``: see ``RunOptions`` for the options, which mirror the CLI flags. Returns an
+    ``UploadResult``; raises an ``async_uploader.errors.UploaderError`` subclass only for run-level failures.
     """
     async with Uploader(
         endpoint_url=endpoint_url,
         region=region,
         profile=profile,
-        concurrency=concurrency,
+        concurrency=options.get("concurrency", DEFAULT_CONCURRENCY),
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
-    ) as up:
-        return await up.upload(
-            source,
-            destination,
-            part_size=part_size,
-            multipart_threshold=multipart_threshold,
-            max_memory=max_memory,
-            include=include,
-            exclude=exclude,
-            follow_symlinks=follow_symlinks,
-            max_bandwidth=max_bandwidth,
-            report=report,
-            retry_failed=retry_failed,
-            dry_run=dry_run,
-            retries=retries,
-            retry_deadline=retry_deadline,
-            max_cpu=max_cpu,
-            on_event=on_event,
-        )
+    ) as uploader:
+        return await uploader.upload(source, destination, on_event=on_event, **options)
 
 
 async def run_config(config: UploadConfig, *, on_event: EventHandler | None = None) -> UploadResult:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import botocore.session
 
@@ -48,14 +49,19 @@ def make_sample_tree(root: Path, seed: int = 42) -> tuple[int, int]:
     return SMALL_FILES + len(LARGE_FILES) + 3, total + 30 + 29
 
 
-def show_result(server: S3Server, expected_files: int) -> bool:
-    client = botocore.session.get_session().create_client(
+def plain_client(server: S3Server) -> Any:
+    """A synchronous botocore client for the demo's own set-up and checks, apart from the tool under show."""
+    return botocore.session.get_session().create_client(
         "s3",
         endpoint_url=server.endpoint_url,
         aws_access_key_id=server.access_key,
         aws_secret_access_key=server.secret_key,
         region_name=server.region,
     )
+
+
+def show_result(server: S3Server, expected_files: int) -> bool:
+    client = plain_client(server)
     count = size = 0
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"{PREFIX}/"):
         for item in page.get("Contents", ()):
@@ -79,14 +85,7 @@ def main() -> int:
         print("Starting a local SeaweedFS S3 server...", flush=True)
         with running_seaweedfs(Path(work) / "seaweedfs") as server:
             print(f"  endpoint {server.endpoint_url}, private bucket {BUCKET!r}")
-            client = botocore.session.get_session().create_client(
-                "s3",
-                endpoint_url=server.endpoint_url,
-                aws_access_key_id=server.access_key,
-                aws_secret_access_key=server.secret_key,
-                region_name=server.region,
-            )
-            client.create_bucket(Bucket=BUCKET)
+            plain_client(server).create_bucket(Bucket=BUCKET)
             command = [
                 sys.executable, "-m", "async_uploader", "upload", str(source), f"s3://{BUCKET}/{PREFIX}",
                 "--endpoint-url", server.endpoint_url,
