@@ -7,6 +7,7 @@ is what detects a file that changed since it was walked: a torn read is refused,
 
 from __future__ import annotations
 
+import io
 import os
 import zlib
 from dataclasses import dataclass
@@ -19,30 +20,43 @@ from .errors import FileChangedError
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    data: bytes
+    body: io.BytesIO
+    """The bytes, positioned at 0, in a buffer the BytesIO owns: the HTTP layer sends it without a copy."""
     checksum: str
 
 
+def _read_into(fd: int, view: memoryview, offset: int) -> int:
+    got = 0
+    while got < len(view):
+        with view[got:] as rest:
+            n = os.preadv(fd, [rest], offset + got)
+        if n == 0:
+            break
+        got += n
+    return got
+
+
 def _read_range(path: str, offset: int, length: int, size: int, mtime_ns: int) -> Chunk:
+    # Read straight into the BytesIO's own buffer. botocore would wrap a bytes body in BytesIO(bytes), which
+    # shares the bytes until aiohttp asks for getbuffer() and so copies every body once: twice the memory.
+    body = io.BytesIO()
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        data = os.pread(fd, length, offset) if length else b""
-        if len(data) < length:  # pread may return short only at end of file, or on odd file systems
-            pieces = [data]
-            got = len(data)
-            while got < length:
-                piece = os.pread(fd, length - got, offset + got)
-                if not piece:
-                    break
-                pieces.append(piece)
-                got += len(piece)
-            data = b"".join(pieces)
+        if length:
+            body.seek(length - 1)
+            body.write(b"\0")
+            with body.getbuffer() as view:
+                got = _read_into(fd, view, offset)
+                crc = zlib.crc32(view)
+        else:
+            got, crc = 0, zlib.crc32(b"")
         st = os.fstat(fd)
     finally:
         os.close(fd)
-    if st.st_size != size or st.st_mtime_ns != mtime_ns or len(data) != length:
+    if st.st_size != size or st.st_mtime_ns != mtime_ns or got != length:
         raise FileChangedError("file changed while it was being uploaded (size or mtime differ from the walk)")
-    return Chunk(data, crc32_digest(zlib.crc32(data)))
+    body.seek(0)
+    return Chunk(body, crc32_digest(crc))
 
 
 async def read_chunk(path: str, offset: int, length: int, *, size: int, mtime_ns: int) -> Chunk:

@@ -136,7 +136,7 @@ async def _upload_parts(
         chunk = await read_chunk(entry.path, part.offset, part.size, size=entry.size, mtime_ns=entry.mtime_ns)
         if limits.bandwidth is not None:
             await limits.bandwidth.consume(part.size)
-        return await store.upload_part(key, upload_id, part.number, chunk.data, checksum=chunk.checksum)
+        return await store.upload_part(key, upload_id, part.number, chunk.body, checksum=chunk.checksum)
 
     async def one_part(part: PartPlan, taken: int) -> None:
         try:

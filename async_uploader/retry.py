@@ -46,7 +46,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(max, base * 2**attempt)], so retrying clients spread out."""
-        return self.rng.uniform(0.0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+        return self.rng.uniform(0.0, min(self.max_delay_s, self.base_delay_s * 2.0 ** min(attempt, 64)))
 
     def deadline(self) -> float:
         return self.clock() + self.deadline_s

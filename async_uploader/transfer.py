@@ -171,7 +171,7 @@ class _Run:
     ) -> StoredObject:
         async def send() -> StoredObject:
             chunk = await read_chunk(entry.path, 0, entry.size, size=entry.size, mtime_ns=entry.mtime_ns)
-            stored = await store.put_object(key, chunk.data, checksum=chunk.checksum, metadata=metadata)
+            stored = await store.put_object(key, chunk.body, checksum=chunk.checksum, metadata=metadata)
             if stored.checksum is not None and stored.checksum != chunk.checksum:
                 raise VerificationError(f"store computed CRC32 {stored.checksum}, expected {chunk.checksum}")
             return stored

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from io import BytesIO
 from typing import Any
 
 import botocore.session
@@ -57,7 +58,9 @@ def test_s3_store_satisfies_the_protocol() -> None:
 
 
 async def test_put_object_stores_bytes_and_metadata(store: S3Store, sync_client: Any, bucket: str) -> None:
-    stored = await store.put_object("dir/a b.txt", b"hello", checksum=crc32_of(b"hello"), metadata={"size": "5"})
+    stored = await store.put_object(
+        "dir/a b.txt", BytesIO(b"hello"), checksum=crc32_of(b"hello"), metadata={"size": "5"}
+    )
     assert stored.etag
     got = sync_client.get_object(Bucket=bucket, Key="dir/a b.txt")
     assert got["Body"].read() == b"hello"
@@ -71,7 +74,7 @@ async def test_multipart_round_trip(store: S3Store, sync_client: Any, bucket: st
     bodies = [random_bytes(5 * MIB, seed=1), b"tail"]
     upload_id = await store.create_multipart("big", metadata={"mode": "100644"})
     parts = [
-        await store.upload_part("big", upload_id, n, body, checksum=crc32_of(body))
+        await store.upload_part("big", upload_id, n, BytesIO(body), checksum=crc32_of(body))
         for n, body in enumerate(bodies, start=1)
     ]
     assert [p.number for p in parts] == [1, 2]
@@ -83,7 +86,7 @@ async def test_multipart_round_trip(store: S3Store, sync_client: Any, bucket: st
 
 async def test_abort_leaves_no_upload_and_is_idempotent(store: S3Store, sync_client: Any, bucket: str) -> None:
     upload_id = await store.create_multipart("gone", metadata={})
-    await store.upload_part("gone", upload_id, 1, b"x", checksum=crc32_of(b"x"))
+    await store.upload_part("gone", upload_id, 1, BytesIO(b"x"), checksum=crc32_of(b"x"))
     await store.abort_multipart("gone", upload_id)
     await store.abort_multipart("gone", upload_id)  # a second abort is not an error
     assert sync_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
@@ -99,7 +102,7 @@ async def test_completing_with_a_bogus_part_is_a_store_error(store: S3Store) -> 
 
 async def test_list_objects_streams_every_key_under_the_prefix(store: S3Store) -> None:
     for key in ("p/a", "p/b/c", "q/d"):
-        await store.put_object(key, key.encode(), checksum=crc32_of(key.encode()), metadata={})
+        await store.put_object(key, BytesIO(key.encode()), checksum=crc32_of(key.encode()), metadata={})
     listed = [(o.key, o.size) async for o in store.list_objects("p/")]
     assert listed == [("p/a", 3), ("p/b/c", 5)]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from io import BytesIO
 from typing import Protocol, runtime_checkable
 
 
@@ -44,22 +45,24 @@ class ObjectInfo:
 class ObjectStore(Protocol):
     """An async object store that holds objects of one destination bucket.
 
-    Bodies are ``bytes`` of bounded size (the engine reads them within its memory budget), and each comes with
-    its CRC32, base64, which the store must make the server check: a body damaged in transit is refused.
+    Bodies are in-memory ``BytesIO`` of bounded size (the engine reads them within its memory budget), positioned
+    at 0 and owning their buffer so they can be sent without a copy; the store must not keep them after the
+    call. Each comes with its CRC32, base64, which the store must make the server check: a body damaged in
+    transit is refused.
     """
 
     async def check_writable(self, probe_key: str) -> None:
         """Fail fast, before any walk: the bucket exists and these credentials may write to it."""
 
     async def put_object(
-        self, key: str, body: bytes, *, checksum: str, metadata: Mapping[str, str]
+        self, key: str, body: BytesIO, *, checksum: str, metadata: Mapping[str, str]
     ) -> StoredObject: ...
 
     async def create_multipart(self, key: str, *, metadata: Mapping[str, str]) -> str:
         """Start a multipart upload and return its id; the caller must complete or abort it."""
 
     async def upload_part(
-        self, key: str, upload_id: str, number: int, body: bytes, *, checksum: str
+        self, key: str, upload_id: str, number: int, body: BytesIO, *, checksum: str
     ) -> UploadedPart: ...
 
     async def complete_multipart(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> StoredObject: ...

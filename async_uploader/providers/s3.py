@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from io import BytesIO
 from typing import Any, Final, NoReturn
 
 import aiobotocore.session
@@ -180,7 +181,7 @@ class S3Store:
         except BotoCoreError as exc:
             raise EndpointError(f"cannot talk to {self._endpoint}: {exc}") from exc
 
-    async def put_object(self, key: str, body: bytes, *, checksum: str, metadata: Mapping[str, str]) -> StoredObject:
+    async def put_object(self, key: str, body: BytesIO, *, checksum: str, metadata: Mapping[str, str]) -> StoredObject:
         try:
             response = await self._client.put_object(
                 Bucket=self.bucket, Key=key, Body=body, ChecksumCRC32=checksum, Metadata=dict(metadata)
@@ -198,7 +199,7 @@ class S3Store:
             self._object_error("CreateMultipartUpload", key, exc)
         return str(response["UploadId"])
 
-    async def upload_part(self, key: str, upload_id: str, number: int, body: bytes, *, checksum: str) -> UploadedPart:
+    async def upload_part(self, key: str, upload_id: str, number: int, body: BytesIO, *, checksum: str) -> UploadedPart:
         try:
             response = await self._client.upload_part(
                 Bucket=self.bucket,
