@@ -39,12 +39,12 @@ def _read_into(fd: int, view: memoryview, offset: int) -> int:
 def _read_range(path: str, offset: int, length: int, size: int, mtime_ns: int) -> Chunk:
     # Read straight into the BytesIO's own buffer. botocore would wrap a bytes body in BytesIO(bytes), which
     # shares the bytes until aiohttp asks for getbuffer() and so copies every body once: twice the memory.
-    body = io.BytesIO()
+    # BytesIO(bytes(n)) shares the zeroed bytes (untouched calloc pages, no memory yet); the first getbuffer()
+    # gives the BytesIO its own buffer of exactly n bytes, where growing it by writing would over-allocate 1/8.
+    body = io.BytesIO(bytes(length))
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         if length:
-            body.seek(length - 1)
-            body.write(b"\0")
             with body.getbuffer() as view:
                 got = _read_into(fd, view, offset)
                 crc = zlib.crc32(view)

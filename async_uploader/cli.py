@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import logging
 import os
 import signal
@@ -230,7 +231,29 @@ class _Stopped(Exception):
     """The run was cancelled by a signal; ``args[0]`` is the exit code."""
 
 
+M_MMAP_THRESHOLD: Final = -3
+MMAP_THRESHOLD_BYTES: Final = 1024 * 1024
+
+
+def _pin_mmap_threshold() -> None:
+    """Make glibc give part buffers back to the OS as soon as they are freed.
+
+    glibc raises its mmap threshold after the first large block is freed, so later multi-MiB part buffers come
+    from the heap and per-thread arenas, which are seldom returned: a 1 GiB upload peaked at 350 MiB against a
+    128 MiB budget. Pinning the threshold (which also stops its adjustment) keeps each buffer its own mapping;
+    the same upload then peaks near 200 MiB. Only the CLI does this: the process is ours, not an application's.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    except (OSError, AttributeError):  # not glibc (musl, say): nothing to tune
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
+    _pin_mmap_threshold()
     args = build_parser().parse_args(argv)
     err = Console(stderr=True, highlight=False)
     logging.basicConfig(format=f"{PROG}: %(message)s", level=logging.DEBUG if args.debug else logging.WARNING)
