@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit e2e bench clean
+.PHONY: demo test lint unit e2e bench bench-memory clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,13 @@ unit: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -m e2e
 
+# The peers (s5cmd, rclone, aws-cli, obstore, boto3) go into their own venv, .bench/peers-venv.
 bench: $(STAMP)
+	$(BIN)/python -m tools.bench setup-peers
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)
+
+bench-memory: $(STAMP)
+	$(BIN)/python -m tools.bench --memory $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

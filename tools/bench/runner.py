@@ -1,0 +1,136 @@
+"""The benchmark loop: one server, then every (repetition, dataset, tool) in interleaved order.
+
+Interleaving (A B C A B C, not A A B B C C) spreads slow drifts of a shared machine (page cache, the
+server's growing metadata, a neighbour's load) over all tools instead of charging them to whichever ran
+last. Each run gets a fresh bucket, which is checked and then dropped outside the measured window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tools.bench.buckets import BucketKeeper
+from tools.bench.datasets import GIB, Dataset
+from tools.bench.measure import ServerCpu, run_measured
+from tools.bench.peers import PeerInstall
+from tools.bench.records import RunRecord
+from tools.bench.uploaders import UPLOADERS, UploadJob, write_aws_config
+from tools.seaweedfs import S3Server, running_seaweedfs
+
+PREFIX = "bench"
+_WARM_KEY = "warm-up"  # outside PREFIX/, so the object count check does not see it
+_SERVER_DISK_MARGIN_BYTES = 2 * GIB
+_LOG_TAIL_CHARS = 600
+
+
+@dataclass(frozen=True, slots=True)
+class BenchPlan:
+    """What to run; ``scratch_dir`` holds per-run logs (kept only for failed runs) and tool config files."""
+
+    tools: tuple[str, ...]
+    datasets: tuple[Dataset, ...]
+    repeat: int
+    timeout_s: float
+    scratch_dir: Path
+
+
+def _bucket_name(tool: str, dataset: str, rep: int) -> str:
+    return f"{tool}-{dataset}-r{rep + 1}".lower()
+
+
+def _log_tail(path: Path) -> str:
+    text = " ".join(path.read_text(errors="replace").split())
+    return text if len(text) <= _LOG_TAIL_CHARS else "..." + text[-_LOG_TAIL_CHARS:]
+
+
+def _run_one(
+    plan: BenchPlan,
+    tool: str,
+    dataset: Dataset,
+    rep: int,
+    *,
+    server: S3Server,
+    keeper: BucketKeeper,
+    server_cpu: ServerCpu,
+    peers: PeerInstall,
+) -> RunRecord:
+    bucket = _bucket_name(tool, dataset.name, rep)
+    keeper.create(bucket, warm_key=_WARM_KEY)
+    notes = [] if server_cpu.wait_until_quiet() else ["server still busy from the previous run when this one started"]
+    job = UploadJob(dataset.root, bucket, PREFIX, server, plan.scratch_dir)
+    log_path = plan.scratch_dir / f"{bucket}.log"
+    usage = run_measured(
+        UPLOADERS[tool](job, peers), cwd=Path.cwd(), log_path=log_path, timeout_s=plan.timeout_s, server=server_cpu
+    )
+    listing = keeper.list_prefix(bucket, PREFIX)
+    notes += [note for note in (keeper.delete(bucket),) if note]
+    record = RunRecord(
+        tool=tool,
+        dataset=dataset.name,
+        rep=rep,
+        bucket=bucket,
+        files=dataset.files,
+        total_bytes=dataset.total_bytes,
+        exit_code=usage.exit_code,
+        timed_out=usage.timed_out,
+        wall_s=usage.wall_s,
+        user_s=usage.user_s,
+        system_s=usage.system_s,
+        max_rss_kib=usage.max_rss_kib,
+        server_cpu_s=usage.server_cpu_s,
+        objects_found=listing.objects,
+        bytes_found=listing.total_bytes,
+    )
+    if record.ok:
+        log_path.unlink()
+    else:
+        notes.append(f"log {log_path}: {_log_tail(log_path) or '(empty)'}")
+    return replace(record, note="; ".join(notes))
+
+
+def _progress(record: RunRecord, repeat: int) -> None:
+    status = "ok" if record.ok else "FAILED"
+    print(
+        f"[{record.rep + 1}/{repeat}] {record.dataset:<10} {record.tool:<8} {record.wall_s:8.2f} s wall "
+        f"{record.cpu_s:8.2f} s CPU {record.max_rss_kib / 1024:7.1f} MiB RSS "
+        f"{record.server_cpu_s:8.2f} s server  {status}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def run_plan(plan: BenchPlan, peers: PeerInstall) -> tuple[list[RunRecord], list[str]]:
+    """Run the plan against one fresh server; return the records and a note for every run skipped.
+
+    The scratch folder is removed at the end unless it holds the logs of failed runs.
+    """
+    records: list[RunRecord] = []
+    notes: list[str] = []
+    plan.scratch_dir.mkdir(parents=True, exist_ok=True)
+    aws_config = write_aws_config(plan.scratch_dir)
+    with running_seaweedfs() as server:
+        keeper = BucketKeeper(server)
+        server_cpu = ServerCpu(server.data_dir)
+        for rep in range(plan.repeat):
+            for dataset in plan.datasets:
+                for tool in plan.tools:
+                    free = shutil.disk_usage(server.data_dir).free
+                    if dataset.total_bytes + _SERVER_DISK_MARGIN_BYTES > free:
+                        notes.append(
+                            f"skipped {tool} on {dataset.name} (rep {rep + 1}): the server would store "
+                            f"{dataset.total_bytes / GIB:.1f} GiB, only {free / GIB:.1f} GiB free"
+                        )
+                        continue
+                    record = _run_one(
+                        plan, tool, dataset, rep, server=server, keeper=keeper, server_cpu=server_cpu, peers=peers
+                    )
+                    _progress(record, plan.repeat)
+                    records.append(record)
+    aws_config.unlink()
+    with contextlib.suppress(OSError):  # not empty: failed runs left their logs
+        plan.scratch_dir.rmdir()
+    return records, notes

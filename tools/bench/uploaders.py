@@ -1,0 +1,141 @@
+"""One function per uploader that turns "upload this tree to this bucket" into an argv and an environment.
+
+Each peer runs the way its documentation tells a user to upload a folder, in its quiet mode, with its
+parallelism set to our default of 64 requests where it has one knob for it: raised for rclone (4) and the
+AWS CLI (10), since beating a peer held back by a timid default would flatter us, and lowered for s5cmd
+(256), so the comparison is of engines, not of connection counts. Part sizes stay at each tool's default.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.bench.peers import PeerInstall
+from tools.seaweedfs import S3Server
+
+PEER_CONCURRENCY = 64
+NAIVE_THREADS = 32
+OUR_TOOL = "ours"
+_SCRIPTS_DIR = Path(__file__).resolve().parent
+# Anything inherited from the caller's shell that could point a tool at real AWS, another profile or a proxy.
+_INHERITED_PREFIXES = ("AWS_", "RCLONE_", "S3_")
+
+
+@dataclass(frozen=True, slots=True)
+class UploadJob:
+    """One upload to measure: every file below ``source`` to ``s3://bucket/prefix/<relative path>``."""
+
+    source: Path
+    bucket: str
+    prefix: str
+    server: S3Server
+    scratch_dir: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """A process to launch; ``argv[0]`` is absolute so nothing depends on PATH."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str]
+
+
+def _env(job: UploadJob, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(_INHERITED_PREFIXES)}
+    env.update(job.server.env())
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env.update(extra)
+    return env
+
+
+def ours(job: UploadJob, peers: PeerInstall) -> Invocation:
+    """async-uploader from the dev venv, with its defaults, exactly as a user would type it."""
+    argv = (sys.executable, "-m", "async_uploader", "upload", str(job.source), f"s3://{job.bucket}/{job.prefix}")
+    return Invocation((*argv, "--endpoint-url", job.server.endpoint_url, "-q"), _env(job))
+
+
+def s5cmd(job: UploadJob, peers: PeerInstall) -> Invocation:
+    """``cp 'SRC/*' DEST/`` keeps the relative paths below SRC; ``--log error`` drops its line per file."""
+    argv = (
+        str(peers.executables["s5cmd"]), "--endpoint-url", job.server.endpoint_url, "--log", "error",
+        "--numworkers", str(PEER_CONCURRENCY), "cp", f"{job.source}/*", f"s3://{job.bucket}/{job.prefix}/",
+    )  # fmt: skip
+    return Invocation(argv, _env(job))
+
+
+def rclone(job: UploadJob, peers: PeerInstall) -> Invocation:
+    """The remote ``bench:`` lives only in environment variables; ``--config ""`` keeps any rclone.conf out."""
+    argv = (
+        str(peers.executables["rclone"]), "copy", str(job.source), f"bench:{job.bucket}/{job.prefix}",
+        "--transfers", str(PEER_CONCURRENCY), "--checkers", str(PEER_CONCURRENCY), "--config", "",
+    )  # fmt: skip
+    remote = {
+        "RCLONE_CONFIG_BENCH_TYPE": "s3",
+        "RCLONE_CONFIG_BENCH_PROVIDER": "Other",
+        "RCLONE_CONFIG_BENCH_ENDPOINT": job.server.endpoint_url,
+        "RCLONE_CONFIG_BENCH_REGION": job.server.region,
+        "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID": job.server.access_key,
+        "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY": job.server.secret_key,
+    }
+    return Invocation(argv, _env(job, **remote))
+
+
+def write_aws_config(scratch_dir: Path) -> Path:
+    """The AWS CLI takes its transfer concurrency (default 10) only from a config file, so give it one."""
+    path = scratch_dir / "aws-config"
+    path.write_text(f"[default]\ns3 =\n    max_concurrent_requests = {PEER_CONCURRENCY}\n")
+    return path
+
+
+def aws(job: UploadJob, peers: PeerInstall) -> Invocation:
+    """``aws s3 cp --recursive``, the command most users reach for first."""
+    argv = (
+        str(peers.executables["aws"]), "s3", "cp", "--recursive", str(job.source), f"s3://{job.bucket}/{job.prefix}",
+        "--endpoint-url", job.server.endpoint_url, "--only-show-errors",
+    )  # fmt: skip
+    return Invocation(argv, _env(job, AWS_CONFIG_FILE=str(job.scratch_dir / "aws-config")))
+
+
+def obstore(job: UploadJob, peers: PeerInstall) -> Invocation:
+    """obstore (Rust object_store) driven from Python: see ``obstore_upload.py``."""
+    script = _SCRIPTS_DIR / "obstore_upload.py"
+    argv = (
+        str(peers.executables["obstore"]), str(script), str(job.source), job.bucket, job.prefix,
+        "--endpoint-url", job.server.endpoint_url, "--concurrency", str(PEER_CONCURRENCY),
+    )  # fmt: skip
+    return Invocation(argv, _env(job))
+
+
+def naive(job: UploadJob, peers: PeerInstall) -> Invocation:
+    """boto3 in a thread pool: see ``naive_upload.py``."""
+    script = _SCRIPTS_DIR / "naive_upload.py"
+    argv = (
+        str(peers.executables["naive"]), str(script), str(job.source), job.bucket, job.prefix,
+        "--endpoint-url", job.server.endpoint_url, "--threads", str(NAIVE_THREADS),
+    )  # fmt: skip
+    return Invocation(argv, _env(job))
+
+
+# In table order: ours first, then the Go tools, then the Python ones.
+UPLOADERS: dict[str, Callable[[UploadJob, PeerInstall], Invocation]] = {
+    OUR_TOOL: ours,
+    "s5cmd": s5cmd,
+    "rclone": rclone,
+    "aws": aws,
+    "obstore": obstore,
+    "naive": naive,
+}
+
+# How each tool is named in the tables; versions are listed once, above them.
+LABELS: dict[str, str] = {
+    OUR_TOOL: "async-uploader",
+    "s5cmd": "s5cmd",
+    "rclone": "rclone",
+    "aws": "aws s3 cp",
+    "obstore": "obstore",
+    "naive": "naive boto3",
+}
