@@ -3,6 +3,9 @@
 Each request is read whole (head, then a ``Content-Length`` or chunked body) and then, by a seeded schedule,
 forwarded to the server with its response relayed back, or answered with a fault. The nth request always gets
 the nth draw of ``random.Random(seed)``; which request is the nth depends on the order requests arrive in.
+A request that draws a fault gets the same fault on its next 0 to ``max_streak - 1`` tries too (retries are
+recognised by their request line): botocore makes two attempts itself, so only a streak of two or more reaches
+the uploader's own retry layer.
 
 Faults: ``reset`` sends a part of the body on to the server, then resets both connections (the client sees a
 reset mid-body, the server a truncated request); ``slowdown`` answers 503 SlowDown without forwarding;
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import socket
 import struct
 from collections import Counter
@@ -95,17 +99,30 @@ def reset(writer: asyncio.StreamWriter) -> None:
 class FaultProxy:
     """``async with FaultProxy(upstream_url, seed=1, fault_rate=0.2) as proxy:`` then point clients at ``proxy.url``.
 
-    ``fault_rate`` may be changed at any time (0 lets everything through). ``counts`` tallies requests, what
-    was forwarded, each fault injected, and connections ``refused`` or ``dropped`` by an outage.
+    ``fault_rate`` may be changed at any time (0 lets everything through); ``only`` (a regex) limits faults to
+    matching request lines, ``max_faults`` caps how many are injected. ``counts`` tallies requests, what was
+    forwarded, each fault injected, and connections ``refused`` or ``dropped`` by an outage.
     """
 
     def __init__(
-        self, upstream: str, *, seed: int = 0, fault_rate: float = 0.0, faults: Sequence[Fault] = FAULTS
+        self,
+        upstream: str,
+        *,
+        seed: int = 0,
+        fault_rate: float = 0.0,
+        faults: Sequence[Fault] = FAULTS,
+        max_streak: int = 1,
+        only: str = "",
+        max_faults: int | None = None,
     ) -> None:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.fault_rate = fault_rate
         self.faults = tuple(faults)
+        self.max_streak = max_streak
+        self.only = re.compile(only)
+        self.max_faults = max_faults
+        self._streaks: dict[str, tuple[Fault, int]] = {}
         self.counts: Counter[str] = Counter()
         self._rng = random.Random(seed)
         self._server: asyncio.Server | None = None
@@ -140,6 +157,10 @@ class FaultProxy:
         await self.stop()
 
     @property
+    def injected(self) -> int:
+        return sum(self.counts[name] for name in ("reset", "slowdown", "stall", "lose_response"))
+
+    @property
     def in_outage(self) -> bool:
         return asyncio.get_running_loop().time() < self._outage_until
 
@@ -151,10 +172,20 @@ class FaultProxy:
         for writer in list(self._clients):
             reset(writer)
 
-    def _draw(self) -> tuple[Fault | None, float]:
-        # Three numbers per request whatever the outcome, so the schedule depends only on the seed and n.
+    def _draw(self, request_line: str) -> tuple[Fault | None, float]:
+        if (streak := self._streaks.pop(request_line, None)) is not None:
+            if streak[1] > 1:
+                self._streaks[request_line] = (streak[0], streak[1] - 1)
+            return streak[0], 0.5
+        # Four numbers per new request whatever the outcome, so the schedule depends only on the seed and n.
         roll, fault, cut = self._rng.random(), self._rng.choice(self.faults), self._rng.random()
-        return (fault if roll < self.fault_rate else None), cut
+        repeats = self._rng.randrange(self.max_streak)
+        chosen = roll < self.fault_rate and self.only.search(request_line) is not None
+        if not chosen or (self.max_faults is not None and self.injected >= self.max_faults):
+            return None, cut
+        if repeats:
+            self._streaks[request_line] = (fault, repeats)
+        return fault, cut
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -168,7 +199,7 @@ class FaultProxy:
                 return
             while (request := await read_head(reader)) is not None:
                 self.counts["requests"] += 1
-                fault, cut = self._draw()
+                fault, cut = self._draw(request.first_line)
                 upstream = upstream or await asyncio.open_connection(*self._upstream)
                 if await self._exchange(request, fault, cut, reader, writer, upstream):
                     return
@@ -198,8 +229,10 @@ class FaultProxy:
         up_reader, up_writer = upstream
         if fault == "reset":
             self.counts["reset"] += 1
+            # Never the whole request: the server must not act on it (``lose_response`` is the fault for that).
             length = 0 if request.chunked else int(request.headers.get("content-length", 0))
-            up_writer.write(head + await reader.readexactly(int(length * cut)))
+            partial = head + await reader.readexactly(int(length * cut)) if length else head[: int(len(head) * cut)]
+            up_writer.write(partial)
             await up_writer.drain()
             return True
         body = await read_body(reader, request)

@@ -32,6 +32,13 @@ def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         (["upload", "{src}", "s3://bucket", "--endpoint-url", "localhost:9000"], "http:// or https://"),
         (["upload", "{src}", "s3://bucket", "--quiet", "--verbose"], "not allowed with"),
         (["frobnicate"], "invalid choice"),
+        (["upload", "{src}", "s3:/x"], "s3://bucket/prefix"),
+        (["upload", "{src}", "s3://bucket", "--bogus"], "unrecognized arguments: --bogus"),
+        (["upload", "{src}", "s3://bucket", "--max-bandwidth", "fast"], "invalid rate"),
+        (["upload", "{src}", "s3://bucket", "--exclude", "[z-a]"], "invalid glob"),
+        (["upload", "{src}", "s3://bucket", "--retries", "0"], "--retries"),
+        (["upload", "{src}", "s3://bucket", "--max-cpu", "0"], "--max-cpu"),
+        (["upload", "{src}", "s3://bucket", "--summary-format", "xml"], "invalid choice"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -259,3 +259,9 @@ def test_make_config_fills_in_defaults(tmp_path: Path) -> None:
     assert config.part_size == DEFAULT_PART_SIZE_BYTES
     assert config.multipart_threshold == DEFAULT_MULTIPART_THRESHOLD_BYTES
     assert config.max_memory == DEFAULT_MAX_MEMORY_BYTES
+
+
+def test_unreadable_source_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("async_uploader.config.os.access", lambda *_args: False)  # root reads anything
+    with pytest.raises(ConfigError, match="cannot be read"):
+        make_config(tmp_path, "s3://bucket")
