@@ -8,7 +8,9 @@ run being cancelled), the upload is aborted in a shielded ``finally`` so no orph
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, TypeVar
@@ -21,7 +23,7 @@ from .checksum import composite_crc32
 from .chunks import check_unchanged, read_chunk
 from .errors import FileError, StoreError, VerificationError
 from .plan import PartPlan, UploadPlan
-from .providers.base import ObjectStore, StoredObject, UploadedPart
+from .providers.base import ObjectStore, StoredObject, UploadedPart, sweep_stale_uploads
 from .retry import RetryPolicy
 from .scan import FileEntry
 from .throttle import TokenBucket
@@ -29,6 +31,8 @@ from .throttle import TokenBucket
 log = logging.getLogger(__name__)
 
 ABORT_TIMEOUT_S: Final = 30.0
+ABORT_ATTEMPTS: Final = 1000
+ABORT_MAX_DELAY_S: Final = 4.0
 
 T = TypeVar("T")
 RetryNote = Callable[[FileError], None]
@@ -93,9 +97,17 @@ async def upload_multipart(
     on_retry: RetryNote | None = None,
 ) -> StoredObject:
     """Upload ``entry`` in ``plan.part_count`` parts; ``on_part(number, bytes)`` is called as each part lands."""
-    upload_id = await limits.request(
-        lambda: store.create_multipart(key, metadata=metadata), deadline=deadline, on_retry=on_retry
-    )
+    tries = 0
+    started = time.time()
+
+    async def create() -> str:
+        nonlocal tries
+        tries += 1
+        return await store.create_multipart(key, metadata=metadata)
+
+    upload_id = await limits.request(create, deadline=deadline, on_retry=on_retry)
+    if tries > 1:  # an earlier try may have created an upload whose answer never came back
+        await sweep_stale_uploads(store, key, keep=upload_id, since=started)
     completed = False
     try:
         parts = await _upload_parts(store, entry, key, upload_id, plan, limits, on_part, deadline, on_retry)
@@ -106,7 +118,7 @@ async def upload_multipart(
         completed = True
     finally:
         if not completed:
-            await _abort(store, key, upload_id)
+            await _abort(store, key, upload_id, limits.retry)
     expected = composite_crc32(part.checksum for part in parts)
     if stored.checksum is not None and "-" in stored.checksum and stored.checksum != expected:
         raise VerificationError(f"store reports checksum {stored.checksum}, expected {expected}")
@@ -167,10 +179,22 @@ async def _upload_parts(
     return [part for part in uploaded if part is not None]
 
 
-async def _abort(store: ObjectStore, key: str, upload_id: str) -> None:
-    """Abort even while the run is being cancelled; a failed abort is logged, the original error wins."""
-    with anyio.CancelScope(shield=True), anyio.move_on_after(ABORT_TIMEOUT_S):
+async def _abort(store: ObjectStore, key: str, upload_id: str, policy: RetryPolicy) -> None:
+    """Abort even while the run is being cancelled, retrying for up to 30 s (the failure that brought us here
+    may be an outage that is still going on); if it cannot be done, say so: the original error wins."""
+    # Not the run's attempt count (a file may have 3 tries): an abort keeps trying, a few seconds apart at most,
+    # until the 30 s are up.
+    persistent = dataclasses.replace(policy, attempts=ABORT_ATTEMPTS, max_delay_s=ABORT_MAX_DELAY_S)
+    with anyio.CancelScope(shield=True):
         try:
-            await store.abort_multipart(key, upload_id)
+            await persistent.call(
+                lambda: store.abort_multipart(key, upload_id), deadline=policy.clock() + ABORT_TIMEOUT_S
+            )
         except FileError as exc:
-            log.warning("could not abort the multipart upload of %s (id %s): %s", key, upload_id, exc)
+            log.warning(
+                "could not abort the multipart upload of %s (id %s): %s; it stays billed until aborted "
+                "(a bucket lifecycle rule for incomplete uploads removes such leftovers)",
+                key,
+                upload_id,
+                exc,
+            )

@@ -12,7 +12,7 @@ import anyio.lowlevel
 
 from async_uploader.checksum import composite_crc32, crc32_of
 from async_uploader.errors import StoreError, VerificationError
-from async_uploader.providers.base import ObjectInfo, StoredObject, UploadedPart
+from async_uploader.providers.base import IncompleteUpload, ObjectInfo, StoredObject, UploadedPart
 
 
 @dataclass
@@ -98,6 +98,10 @@ class MemoryStore:
         await self._request(key)
         self.uploads.pop(upload_id, None)
         self.aborted.append(key)
+
+    async def incomplete_uploads(self, key: str) -> list[IncompleteUpload]:
+        await self._request(key)
+        return [IncompleteUpload(key, uid, 0.0) for uid, (k, _, _) in self.uploads.items() if k == key]
 
     async def head_object(self, key: str) -> ObjectInfo | None:
         await self._request(key)

@@ -11,10 +11,15 @@ stored, and billed, until it is aborted or a lifecycle rule removes it; the engi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from io import BytesIO
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
+
+from ..errors import FileError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +36,16 @@ class UploadedPart:
     number: int
     etag: str
     checksum: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncompleteUpload:
+    """A multipart upload that was created and neither completed nor aborted."""
+
+    key: str
+    upload_id: str
+    initiated: float
+    """Seconds since the epoch, by the store's clock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +84,27 @@ class ObjectStore(Protocol):
 
     async def abort_multipart(self, key: str, upload_id: str) -> None: ...
 
+    async def incomplete_uploads(self, key: str) -> list[IncompleteUpload]:
+        """The multipart uploads still open for exactly ``key`` (to sweep up after a create whose answer was
+        lost, or to resume)."""
+
     async def head_object(self, key: str) -> ObjectInfo | None:
         """The object's size, ETag and user metadata, or ``None`` if there is none."""
 
     def list_objects(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         """Every object under ``prefix``, streamed page by page (listings carry no user metadata)."""
         ...
+
+
+CLOCK_SKEW_S: Final = 300.0
+
+
+async def sweep_stale_uploads(store: ObjectStore, key: str, *, keep: str, since: float) -> None:
+    """Abort the uploads of ``key`` created since ``since`` (give or take clock skew) other than ``keep``:
+    those a retried create left behind. Best effort: a failure here leaves what a lifecycle rule would clean."""
+    try:
+        for upload in await store.incomplete_uploads(key):
+            if upload.upload_id != keep and upload.initiated >= since - CLOCK_SKEW_S:
+                await store.abort_multipart(key, upload.upload_id)
+    except FileError as exc:
+        log.warning("could not sweep the uploads a retried create left for %s: %s", key, exc)

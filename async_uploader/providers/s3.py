@@ -6,8 +6,10 @@ instance roles). No ACL is ever sent: objects inherit the bucket's (private) pol
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -37,7 +39,7 @@ from ..errors import (
     UploaderError,
     VerificationError,
 )
-from .base import ObjectInfo, StoredObject, UploadedPart
+from .base import IncompleteUpload, ObjectInfo, StoredObject, UploadedPart, sweep_stale_uploads
 
 # botocore makes one quick second attempt (a stale pooled connection); the engine's own retry layer, which can
 # re-read bodies from disk and lower the concurrency when throttled, does the rest.
@@ -46,6 +48,8 @@ MAX_REQUEST_ATTEMPTS: Final = 2
 _CREDENTIAL_CODES: Final = frozenset(
     {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired"}
 )
+log = logging.getLogger(__name__)
+
 _THROTTLE_CODES: Final = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests", "ServiceUnavailable"}
 )
@@ -115,7 +119,9 @@ class S3Store:
             if code in {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"}:
                 raise VerificationError(f"{operation}: the store refused the body's checksum ({code})") from exc
             if code in _CREDENTIAL_CODES:
-                raise StoreError(f"{operation}: credentials rejected ({_error_message(exc)})") from exc
+                # The preflight proved the credentials good: a rejection now is most likely a rotation racing
+                # a request signed just before it, and a retry signs again with the refreshed credentials.
+                raise StoreError(f"{operation}: credentials rejected ({_error_message(exc)})", retryable=True) from exc
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
             throttled = code in _THROTTLE_CODES or status in {429, 503}
             retryable = code in _TRANSIENT_CODES or status >= 500
@@ -191,13 +197,32 @@ class S3Store:
         return StoredObject(etag=response.get("ETag", ""), checksum=response.get("ChecksumCRC32"))
 
     async def create_multipart(self, key: str, *, metadata: Mapping[str, str]) -> str:
+        started = time.time()
         try:
             response = await self._client.create_multipart_upload(
                 Bucket=self.bucket, Key=key, Metadata=dict(metadata), ChecksumAlgorithm="CRC32"
             )
         except (ClientError, BotoCoreError) as exc:
             self._object_error("CreateMultipartUpload", key, exc)
-        return str(response["UploadId"])
+        upload_id = str(response["UploadId"])
+        if response.get("ResponseMetadata", {}).get("RetryAttempts", 0):
+            # botocore tried again: its first attempt may have created an upload whose answer was lost.
+            await sweep_stale_uploads(self, key, keep=upload_id, since=started)
+        return upload_id
+
+    async def incomplete_uploads(self, key: str) -> list[IncompleteUpload]:
+        found: list[IncompleteUpload] = []
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        try:
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
+                for item in page.get("Uploads", ()):
+                    if item["Key"] == key:
+                        initiated = item.get("Initiated")
+                        stamp = initiated.timestamp() if initiated is not None else 0.0
+                        found.append(IncompleteUpload(key, str(item["UploadId"]), stamp))
+        except (ClientError, BotoCoreError) as exc:
+            self._object_error("ListMultipartUploads", key, exc)
+        return found
 
     async def upload_part(self, key: str, upload_id: str, number: int, body: BytesIO, *, checksum: str) -> UploadedPart:
         try:
