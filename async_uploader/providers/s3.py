@@ -330,12 +330,14 @@ async def open_s3_connection(
     }
     config = AioConfig(
         max_pool_connections=max_connections,
-        retries={"mode": "standard", "max_attempts": MAX_REQUEST_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": MAX_REQUEST_ATTEMPTS},
         **options,
     )
     # The preflight answers "can this work at all?": a typo in the endpoint should fail in seconds, not after
     # the full retry schedule that the upload itself deserves.
-    preflight_config = AioConfig(max_pool_connections=1, retries={"mode": "standard", "max_attempts": 2}, **options)
+    preflight_config = AioConfig(
+        max_pool_connections=1, retries={"mode": "standard", "total_max_attempts": 2}, **options
+    )
     async with AsyncExitStack() as stack:
         try:
             if session is None:
