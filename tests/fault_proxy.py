@@ -1,21 +1,17 @@
 """A fault-injecting HTTP/1.1 proxy for end-to-end tests: it sits between the uploader and the S3 server.
 
-Each request is read whole (head, then a ``Content-Length`` or chunked body) and then, by a seeded schedule,
-forwarded to the server with its response relayed back, or answered with a fault. The nth request always gets
-the nth draw of ``random.Random(seed)``; which request is the nth depends on the order requests arrive in.
-A request that draws a fault gets the same fault on its next 0 to ``max_streak - 1`` tries too (retries are
-recognised by their request line): botocore makes two attempts itself, so only a streak of two or more reaches
-the uploader's own retry layer.
+Each request is read whole (head, then a ``Content-Length`` or chunked body), then forwarded with its response
+relayed back, or answered with a fault drawn from ``random.Random(seed)``: the nth new request gets the nth draw
+(which request is the nth depends on arrival order). A request that draws a fault gets it again on its next 0 to
+``max_streak - 1`` tries (recognised by the request line): botocore retries below the uploader (and aiohttp once
+more for a PUT whose connection dropped), so only a streak reaches the uploader's own retry layer.
 
-Faults: ``reset`` sends a part of the body on to the server, then resets both connections (the client sees a
-reset mid-body, the server a truncated request); ``slowdown`` answers 503 SlowDown without forwarding;
-``stall`` reads the request and never answers, until the client gives up (set a short read timeout);
-``lose_response`` forwards the request, lets the server act on it, then resets the client instead of answering.
-``start_outage(seconds)`` drops every open connection and, for that long, resets new ones as soon as they are
-accepted (a connection-level outage; stopping the real server gives the "connection refused" flavour).
-
-``Expect: 100-continue`` is answered by the proxy and not forwarded (``Expect`` is never signed). The client
-sends bodies with ``Content-Length``; chunked bodies, either way, are relayed with their framing unchanged.
+Faults: ``reset`` sends part of the request on, never all of it, then resets both connections; ``slowdown``
+answers 503 SlowDown without forwarding; ``stall`` reads the request and never answers, until the client gives
+up; ``lose_response`` lets the server act on the request, then resets the client instead of answering.
+``start_outage(s)`` drops every open connection and, for ``s`` seconds, resets new ones on accept (stop the real
+server for "connection refused"). ``Expect: 100-continue`` is answered here and not forwarded (it is never
+signed). aiobotocore sends every body with ``Content-Length``; chunked messages are relayed with their framing.
 """
 
 from __future__ import annotations
@@ -30,7 +26,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 from urllib.parse import urlsplit
 
 Fault = Literal["reset", "slowdown", "stall", "lose_response"]
@@ -39,12 +35,16 @@ SLOWDOWN_XML: Final = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
     b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
 )
-CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+SLOWDOWN: Final = b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: %d\r\n\r\n%s" % (
+    len(SLOWDOWN_XML),
+    SLOWDOWN_XML,
+)
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A request or response head: raw bytes (through the blank line), first line, lower-cased headers."""
+    """A request or response head: its raw bytes (through the blank line), first line and lower-cased headers."""
 
     raw: bytes
     first_line: str
@@ -69,16 +69,12 @@ async def read_head(reader: asyncio.StreamReader) -> Message | None:
 
 
 async def read_body(reader: asyncio.StreamReader, head: Message, *, until_eof: bool = False) -> bytes:
-    """The body as framed on the wire; a message with neither length nor chunking has none, or (a response)
-    runs to the end of the connection."""
+    """The body as framed on the wire. Without a length or chunking a request has none; a response runs to EOF."""
     if head.chunked:
-        framed: list[bytes] = []
-        while True:
-            size_line = await reader.readuntil(b"\r\n")
-            framed.append(size_line)
-            if int(size_line.split(b";")[0], 16) == 0:
-                break
-            framed.append(await reader.readexactly(int(size_line.split(b";")[0], 16) + 2))
+        framed = []
+        while size := int((line := await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            framed += [line, await reader.readexactly(size + 2)]
+        framed.append(line)
         while (trailer := await reader.readuntil(b"\r\n")) != b"\r\n":
             framed.append(trailer)
         return b"".join([*framed, b"\r\n"])
@@ -97,11 +93,11 @@ def reset(writer: asyncio.StreamWriter) -> None:
 
 
 class FaultProxy:
-    """``async with FaultProxy(upstream_url, seed=1, fault_rate=0.2) as proxy:`` then point clients at ``proxy.url``.
+    """``async with FaultProxy(upstream_url, seed=1, fault_rate=0.2) as proxy:``, clients use ``proxy.url``.
 
-    ``fault_rate`` may be changed at any time (0 lets everything through); ``only`` (a regex) limits faults to
-    matching request lines, ``max_faults`` caps how many are injected. ``counts`` tallies requests, what was
-    forwarded, each fault injected, and connections ``refused`` or ``dropped`` by an outage.
+    ``fault_rate`` may change at any time; ``only`` (a regex) limits faults to matching request lines and
+    ``max_faults`` caps them. ``counts`` tallies requests, forwarded ones, each fault, held requests, and
+    connections ``dropped`` or ``refused`` by outages.
     """
 
     def __init__(
@@ -117,17 +113,17 @@ class FaultProxy:
     ) -> None:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
-        self.fault_rate = fault_rate
-        self.faults = tuple(faults)
-        self.max_streak = max_streak
-        self.only = re.compile(only)
-        self.max_faults = max_faults
-        self._streaks: dict[str, tuple[Fault, int]] = {}
+        self.fault_rate, self.faults, self.only = fault_rate, tuple(faults), re.compile(only)
+        self.max_streak, self.max_faults = max_streak, max_faults
         self.counts: Counter[str] = Counter()
         self._rng = random.Random(seed)
+        self._streaks: dict[str, tuple[Fault, int]] = {}
         self._server: asyncio.Server | None = None
-        self._clients: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[object]] = set()
+        self._open: dict[asyncio.StreamWriter, Connection | None] = {}  # client connection -> its upstream one
+        self._in_flight: dict[asyncio.StreamWriter, bytes] = {}  # client connection -> head of its open request
+        self._hold: tuple[re.Pattern[bytes], asyncio.Event] | None = None
+        self._hold_left = 0
         self._outage_until = 0.0
 
     @property
@@ -141,11 +137,18 @@ class FaultProxy:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-        for handler in list(self._handlers):
-            handler.cancel()
+        if self._hold is not None:
+            self._hold[1].set()
+        self._drop_all()  # every handler then ends on its own, through its ``finally``
         await asyncio.gather(*self._handlers, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+
+    def _drop_all(self) -> None:
+        for client, upstream in list(self._open.items()):
+            reset(client)
+            if upstream is not None:
+                reset(upstream[1])
 
     async def __aenter__(self) -> FaultProxy:
         await self.start()
@@ -158,19 +161,23 @@ class FaultProxy:
 
     @property
     def injected(self) -> int:
-        return sum(self.counts[name] for name in ("reset", "slowdown", "stall", "lose_response"))
-
-    @property
-    def in_outage(self) -> bool:
-        return asyncio.get_running_loop().time() < self._outage_until
+        return sum(self.counts[fault] for fault in get_args(Fault))
 
     def start_outage(self, seconds: float) -> None:
         """Drop every open connection now, and reset new ones on accept for ``seconds``."""
         self._outage_until = asyncio.get_running_loop().time() + seconds
         self.counts["outages"] += 1
-        self.counts["dropped"] += len(self._clients)
-        for writer in list(self._clients):
-            reset(writer)
+        self.counts["dropped"] += len(self._open)
+        self._drop_all()
+
+    def hold(self, pattern: str, count: int = 1) -> asyncio.Event:
+        """Keep the next ``count`` requests whose head matches ``pattern`` from the server until the event is set."""
+        self._hold, self._hold_left = (re.compile(pattern.encode()), asyncio.Event()), count
+        return self._hold[1]
+
+    def in_flight(self, pattern: str) -> int:
+        """Requests received and not yet answered whose head matches ``pattern``."""
+        return sum(re.search(pattern.encode(), head) is not None for head in self._in_flight.values())
 
     def _draw(self, request_line: str) -> tuple[Fault | None, float]:
         if (streak := self._streaks.pop(request_line, None)) is not None:
@@ -178,8 +185,8 @@ class FaultProxy:
                 self._streaks[request_line] = (streak[0], streak[1] - 1)
             return streak[0], 0.5
         # Four numbers per new request whatever the outcome, so the schedule depends only on the seed and n.
-        roll, fault, cut = self._rng.random(), self._rng.choice(self.faults), self._rng.random()
-        repeats = self._rng.randrange(self.max_streak)
+        rng = self._rng
+        roll, fault, cut, repeats = rng.random(), rng.choice(self.faults), rng.random(), rng.randrange(self.max_streak)
         chosen = roll < self.fault_rate and self.only.search(request_line) is not None
         if not chosen or (self.max_faults is not None and self.injected >= self.max_faults):
             return None, cut
@@ -191,45 +198,41 @@ class FaultProxy:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
-        self._clients.add(writer)
-        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._open[writer] = upstream = None
         try:
-            if self.in_outage:
+            if asyncio.get_running_loop().time() < self._outage_until:
                 self.counts["refused"] += 1
                 return
             while (request := await read_head(reader)) is not None:
                 self.counts["requests"] += 1
+                self._in_flight[writer] = request.raw
                 fault, cut = self._draw(request.first_line)
-                upstream = upstream or await asyncio.open_connection(*self._upstream)
-                if await self._exchange(request, fault, cut, reader, writer, upstream):
+                if upstream is None:
+                    self._open[writer] = upstream = await asyncio.open_connection(*self._upstream)
+                if await self._exchange(request, fault, cut, (reader, writer), upstream):
                     return
+                del self._in_flight[writer]
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass  # either side went away: the client sees its connection end, as it would with a real server
+            pass  # a side went away: the client sees its connection end, as with a real server
         finally:
-            self._clients.discard(writer)
             self._handlers.discard(task)
+            self._open.pop(writer, None)
+            self._in_flight.pop(writer, None)
             reset(writer)
             if upstream is not None:
                 reset(upstream[1])
 
     async def _exchange(
-        self,
-        request: Message,
-        fault: Fault | None,
-        cut: float,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        self, request: Message, fault: Fault | None, cut: float, client: Connection, upstream: Connection
     ) -> bool:
-        """One request; returns True when the connection must end (a fault, or the server closes it)."""
+        """One request; True when the connection must end (a fault, or the server closes it)."""
+        (reader, writer), (up_reader, up_writer) = client, upstream
         head = request.raw
         if request.headers.get("expect", "").lower() == "100-continue":
-            writer.write(CONTINUE)
-            head = b"".join(line for line in head.splitlines(keepends=True) if not line.lower().startswith(b"expect:"))
-        up_reader, up_writer = upstream
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            head = b"".join(line for line in head.splitlines(True) if not line.lower().startswith(b"expect:"))
         if fault == "reset":
             self.counts["reset"] += 1
-            # Never the whole request: the server must not act on it (``lose_response`` is the fault for that).
             length = 0 if request.chunked else int(request.headers.get("content-length", 0))
             partial = head + await reader.readexactly(int(length * cut)) if length else head[: int(len(head) * cut)]
             up_writer.write(partial)
@@ -238,25 +241,24 @@ class FaultProxy:
         body = await read_body(reader, request)
         if fault == "slowdown":
             self.counts["slowdown"] += 1
-            writer.write(
-                b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (len(SLOWDOWN_XML), SLOWDOWN_XML)
-            )
+            writer.write(SLOWDOWN)
             await writer.drain()
             return False
         if fault == "stall":
             self.counts["stall"] += 1
-            await reader.read()  # until the client times out and closes
+            await reader.read()  # until the client gives up and closes
             return True
+        if self._hold is not None and self._hold_left > 0 and self._hold[0].search(head):
+            self._hold_left -= 1
+            self.counts["held"] += 1
+            await self._hold[1].wait()
         up_writer.write(head + body)
         await up_writer.drain()
-        response = await read_head(up_reader)
-        while response is not None and response.first_line.split()[1].startswith("1"):
-            response = await read_head(up_reader)  # an interim answer the client did not ask us for
+        while (response := await read_head(up_reader)) is not None and response.first_line.split()[1].startswith("1"):
+            pass  # an interim answer the client did not ask us for
         if response is None:
             raise ConnectionResetError("the server closed the connection without answering")
-        status = int(response.first_line.split()[1])
-        bodiless = request.first_line.startswith("HEAD ") or status in {204, 304}
+        bodiless = request.first_line.startswith("HEAD ") or response.first_line.split()[1] in {"204", "304"}
         response_body = b"" if bodiless else await read_body(up_reader, response, until_eof=True)
         if fault == "lose_response":
             self.counts["lose_response"] += 1

@@ -28,7 +28,8 @@ from botocore.exceptions import ClientError
 
 import async_uploader
 from async_uploader.config import MIB
-from async_uploader.events import Event, FileDone, FileFailed, FileRetried, PartDone
+from async_uploader.events import Event, FileDone, FileFailed, FileRetried, FileStarted, PartDone
+from async_uploader.multipart import ABORT_TIMEOUT_S
 from tests.e2e.conftest import read_bucket
 from tests.e2e.test_upload import assert_bucket_holds, expected_metadata
 from tests.fault_proxy import FAULTS, FaultProxy
@@ -83,9 +84,8 @@ def session_for(server: S3Server) -> Any:
 
 def uploader(server: S3Server, endpoint_url: str | None = None, **options: Any) -> async_uploader.Uploader:
     options.setdefault("session", session_for(server))
-    return async_uploader.Uploader(
-        endpoint_url=endpoint_url or server.endpoint_url, region=server.region, read_timeout=READ_TIMEOUT_S, **options
-    )
+    options.setdefault("read_timeout", READ_TIMEOUT_S)
+    return async_uploader.Uploader(endpoint_url=endpoint_url or server.endpoint_url, region=server.region, **options)
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:
@@ -96,24 +96,27 @@ def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 15.0
         time.sleep(POLL_S)
 
 
-def report_faults(proxy: FaultProxy, record_property: Callable[[str, object], None]) -> None:
+def report_faults(
+    proxy: FaultProxy, record_property: Callable[[str, object], None], result: async_uploader.UploadResult
+) -> None:
+    """For docs/reliability.md: what the proxy did, and how many retries the uploader itself made."""
     counts = dict(sorted(proxy.counts.items()))
     record_property("faults", json.dumps(counts))
-    print(f"proxy counts: {counts}")
+    record_property("retries", result.retries)
+    print(f"proxy counts: {counts}; uploader retries: {result.retries}, took {result.elapsed_s:.1f} s")
 
 
 # -- a seeded mix of faults ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", [1, 2])
 async def test_a_faulty_network_costs_retries_not_files(
-    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any, seed: int, record_property: Any
+    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any, record_property: Any
 ) -> None:
     """12% of new requests draw a reset, a 503 SlowDown or a stall, repeated on up to 2 retries of the same
-    request, so faults get past botocore's own second attempt into the uploader's retry layer."""
+    request, so that some get past botocore's own attempts into the uploader's retry layer."""
     total = build_tree(tmp_path)
     retried: list[str] = []
-    async with FaultProxy(s3_server.endpoint_url, seed=seed, max_streak=3) as proxy:
+    async with FaultProxy(s3_server.endpoint_url, seed=1, max_streak=3) as proxy:
 
         def on_event(event: Event) -> None:
             proxy.fault_rate = 0.12  # from the first event on: the preflight fails fast by design, untested here
@@ -122,7 +125,7 @@ async def test_a_faulty_network_costs_retries_not_files(
 
         async with uploader(s3_server, proxy.url) as up:
             result = await up.upload(tmp_path, f"s3://{bucket}/net", on_event=on_event, **MULTIPART)
-    report_faults(proxy, record_property)
+    report_faults(proxy, record_property, result)
     assert (result.uploaded, result.failed) == (total, 0), result.failures
     assert result.retries == len(retried) > 0
     assert all(proxy.counts[fault] > 0 for fault in FAULTS), proxy.counts
@@ -145,22 +148,18 @@ async def test_lost_answers_to_idempotent_requests_are_retried_safely(
 
         async with uploader(s3_server, proxy.url) as up:
             result = await up.upload(tmp_path, f"s3://{bucket}/lost", on_event=on_event, **MULTIPART)
-    report_faults(proxy, record_property)
+    report_faults(proxy, record_property, result)
     assert (result.uploaded, result.failed) == (total, 0), result.failures
     assert proxy.counts["lose_response"] > 0
     assert_bucket_holds(s3_client, bucket, "lost/", tmp_path)
     assert_no_orphans(s3_client, bucket)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OrphanedUploadsError,
-    reason="bug: a CreateMultipartUpload whose answer is lost is retried (by botocore) and the upload the first "
-    "attempt created is never aborted: an orphaned, billed, incomplete multipart upload after a clean run",
-)
 async def test_a_lost_answer_to_create_multipart_leaves_no_orphan(
     tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any
 ) -> None:
+    """The server creates the upload and the answer is lost: the retry creates a second one, and the first must
+    not be left behind, incomplete and billed (it was, until the create learned to sweep after a retry)."""
     make_tree(tmp_path, {"big.bin": random_bytes(11 * MIB, seed=4)})
     only = r"^POST \S*\?uploads"
     async with FaultProxy(s3_server.endpoint_url, faults=("lose_response",), only=only, max_faults=1) as proxy:
@@ -175,14 +174,40 @@ async def test_a_lost_answer_to_create_multipart_leaves_no_orphan(
     assert_no_orphans(s3_client, bucket)
 
 
+class HiddenAttemptsError(AssertionError):
+    """Requests were tried more often below the uploader's retry layer than the package means them to be."""
+
+
+async def test_botocore_tries_a_request_at_most_twice(
+    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any
+) -> None:
+    """Two SlowDowns in a row must reach the uploader's retry layer (and its adaptive concurrency). They did not
+    while ``retries={'max_attempts': 2}`` meant 2 *retries* to botocore: 3 tries below the uploader."""
+    make_tree(tmp_path, {"one.txt": b"one"})
+    async with FaultProxy(s3_server.endpoint_url, faults=("slowdown",), only=r"^PUT ", max_faults=2) as proxy:
+
+        def on_event(event: Event) -> None:
+            proxy.fault_rate = 1.0  # the first two tries of the PUT are throttled, the third would go through
+
+        async with uploader(s3_server, proxy.url) as up:
+            result = await up.upload(tmp_path, f"s3://{bucket}", on_event=on_event)
+    assert (result.uploaded, result.failed, proxy.counts["slowdown"]) == (1, 0, 2), result.failures
+    if result.retries == 0:
+        raise HiddenAttemptsError("botocore absorbed two SlowDown answers: it tried the PUT a third time itself")
+    assert result.retries == 1
+    assert_bucket_holds(s3_client, bucket, "", tmp_path)
+
+
 # -- outages ------------------------------------------------------------------------------------------------------
 
 
 async def test_a_five_second_outage_mid_run_is_ridden_out(
     tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any, record_property: Any
 ) -> None:
+    """Once the first file has landed, every connection drops and none is accepted for 5 s: the files in flight
+    back off and retry through it. (Full-jitter backoff means the run ends 5-15 s after the outage does.)"""
     outage_s = 5.0
-    total = build_tree(tmp_path)
+    total = build_tree(tmp_path, small=40, large_mib=(11, 13.5))
     done_at: list[float] = []
     async with FaultProxy(s3_server.endpoint_url) as proxy:
 
@@ -194,7 +219,7 @@ async def test_a_five_second_outage_mid_run_is_ridden_out(
 
         async with uploader(s3_server, proxy.url) as up:
             result = await up.upload(tmp_path, f"s3://{bucket}/out", on_event=on_event, **MULTIPART)
-    report_faults(proxy, record_property)
+    report_faults(proxy, record_property, result)
     assert (result.uploaded, result.failed) == (total, 0), result.failures
     assert result.retries > 0
     assert proxy.counts["dropped"] > 0
@@ -204,6 +229,9 @@ async def test_a_five_second_outage_mid_run_is_ridden_out(
     assert_no_orphans(s3_client, bucket)
 
 
+RETRY_DEADLINE_S = 3.0
+
+
 @dataclass
 class OutageRun:
     source: Path
@@ -211,67 +239,84 @@ class OutageRun:
     total: int
     result: async_uploader.UploadResult
     took_s: float
-    outage_s: float
+    failed_after_s: dict[str, float]
+    """From a file's (last) start to its failure."""
     leftovers: list[str]
+    counts: dict[str, int]
 
 
 @pytest.fixture(scope="module")
 def long_outage(s3_server: S3Server, s3_client: Any, tmp_path_factory: pytest.TempPathFactory) -> OutageRun:
-    """One run, shared by the tests below: an outage of 8 s starts once the first part has landed, and each file
-    may retry 3 times within 3 s."""
+    """One run, shared by the two tests below: an outage of 8 s starts once the first part has landed, and each
+    file may try 3 times within 3 s."""
     source = tmp_path_factory.mktemp("long-outage")
     total = build_tree(source, small=40)
     bucket = f"long-outage-{os.getpid()}"
     s3_client.create_bucket(Bucket=bucket)
-    outage_s = 8.0
+    started_at: dict[str, float] = {}
+    failed_after_s: dict[str, float] = {}
 
-    async def run() -> tuple[async_uploader.UploadResult, float]:
+    async def run() -> tuple[async_uploader.UploadResult, float, dict[str, int]]:
         async with FaultProxy(s3_server.endpoint_url) as proxy:
 
             def on_event(event: Event) -> None:
                 if isinstance(event, PartDone) and not proxy.counts["outages"]:
-                    proxy.start_outage(outage_s)
+                    proxy.start_outage(8.0)
+                elif isinstance(event, FileStarted):
+                    started_at[event.path] = time.monotonic()
+                elif isinstance(event, FileFailed):
+                    failed_after_s[event.path] = time.monotonic() - started_at[event.path]
 
             async with uploader(s3_server, proxy.url) as up:
                 started = time.monotonic()
-                result = await up.upload(
-                    source, f"s3://{bucket}", retries=3, retry_deadline=3, on_event=on_event, **MULTIPART
-                )
-                return result, time.monotonic() - started
+                with anyio.fail_after(120):
+                    result = await up.upload(
+                        source,
+                        f"s3://{bucket}",
+                        retries=3,
+                        retry_deadline=RETRY_DEADLINE_S,
+                        on_event=on_event,
+                        **MULTIPART,
+                    )
+                took_s = time.monotonic() - started
+        return result, took_s, dict(sorted(proxy.counts.items()))
 
-    result, took_s = asyncio.run(run())
-    return OutageRun(source, bucket, total, result, took_s, outage_s, leftover_uploads(s3_client, bucket))
+    result, took_s, counts = asyncio.run(run())
+    leftovers = leftover_uploads(s3_client, bucket)
+    return OutageRun(source, bucket, total, result, took_s, failed_after_s, leftovers, counts)
 
 
 def test_an_outage_longer_than_the_deadline_fails_files_in_flight_and_returns(
-    long_outage: OutageRun, s3_client: Any
+    long_outage: OutageRun, s3_client: Any, record_property: Any
 ) -> None:
     run, result = long_outage, long_outage.result
+    record_property("faults", json.dumps(run.counts))
+    print(f"proxy counts: {run.counts}; {result.failed} failed, run took {run.took_s:.1f} s; {result.failures[0]}")
     assert not result.ok  # the CLI exits 1
     assert result.failed > 0
     assert result.uploaded + result.failed == run.total
     for path, reason in result.failures:
         assert reason.count("\n") == 0, (path, reason)
         assert re.match(CLEAR_REASON, reason), (path, reason)
-    # Returned within the deadline's reach, long before the outage even ended, not after a hang.
-    assert run.took_s < run.outage_s + 10, run.took_s
-    # What was reported uploaded is on the server, intact; nothing of the failed files is.
+    # Each single put gives up within its deadline and one last try; a multipart file also spends its abort.
+    slowest = max(after for path, after in run.failed_after_s.items() if path.startswith("small/"))
+    # Generous: the last try may still wait for its connect and read timeouts, on a machine that is also the server.
+    assert slowest < RETRY_DEADLINE_S + 15, run.failed_after_s
+    assert run.took_s < RETRY_DEADLINE_S + ABORT_TIMEOUT_S + 5  # returned on its own: no hang
+    # Every file reported uploaded is on the server, and whatever is there is whole. A failed file may be there
+    # too: a PUT the server stored just before the outage swallowed its answer.
     stored = read_bucket(s3_client, run.bucket)
     failed = {path for path, _ in result.failures}
-    assert not failed & set(stored)
-    assert len(stored) == result.uploaded
+    walked = {path.relative_to(run.source).as_posix() for path in run.source.rglob("*") if path.is_file()}
+    assert walked - failed <= set(stored)
     for key, (body, metadata) in stored.items():
         assert body == (run.source / key).read_bytes(), key
         assert metadata == expected_metadata(run.source / key), key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OrphanedUploadsError,
-    reason="bug: a multipart upload that fails during an outage is aborted once, during the same outage; the "
-    "abort fails and the incomplete upload is left on the server (a warning in the log is all that remains)",
-)
 def test_an_outage_longer_than_the_deadline_leaves_no_incomplete_upload(long_outage: OutageRun) -> None:
+    """The files in flight fail during the outage, and so would a single try to abort their uploads: the abort
+    must keep trying (it was tried once, failed, and the upload stayed on the server)."""
     assert long_outage.result.failed > 0
     if long_outage.leftovers:
         raise OrphanedUploadsError(f"incomplete multipart uploads left on the server: {long_outage.leftovers}")
@@ -387,6 +432,8 @@ class Weed:
 
 @contextlib.contextmanager
 def own_server(data_dir: Path) -> Iterator[tuple[S3Server, Weed]]:
+    if not Path("/proc/self/cmdline").is_file():
+        pytest.skip("finding and restarting weed reads /proc")
     with running_seaweedfs(data_dir, stop_timeout_s=0.5) as server:
         weed = Weed.of(server)
         try:
@@ -443,52 +490,138 @@ class RotatingCredentials(CredentialProvider):  # type: ignore[misc]
         return self.credentials
 
 
-async def test_credentials_rotated_mid_run_and_the_old_key_revoked(tmp_path: Path) -> None:
-    key_a, key_b = ("ROTATEDKEYAAAAAAAAAA", "a" * 40), ("ROTATEDKEYBBBBBBBBBB", "b" * 40)
-    source = tmp_path / "src"
-    total = build_tree(source, small=30, large_mib=(11, 16))
-    with own_server(tmp_path / "weed") as (server, weed):
-        admin = identity("tester", server.access_key, server.secret_key)  # static: the tests' own view
-        weed.reload_identities([admin, identity("rot-a", *key_a), identity("rot-b", *key_b)])
-        wait_until(lambda: accepted(server, *key_a) and accepted(server, *key_b), "keys A and B accepted")
-        s3_client = sync_client(server)
-        s3_client.create_bucket(Bucket="rotation")
+@pytest.fixture(scope="module")
+def iam_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S3Server, Weed]]:
+    """A server of our own, whose identities the tests change; each test adds and revokes its own keys."""
+    with own_server(tmp_path_factory.mktemp("iam-weed")) as pair:
+        yield pair
 
-        rotation = RotatingCredentials(key_a, key_b)
-        session = aiobotocore.session.AioSession()
-        session.get_component("credential_provider").insert_before("env", rotation)
-        done_at: list[float] = []
-        revoked_at: list[float] = []
 
-        def on_event(event: Event) -> None:
-            if isinstance(event, FileDone):
-                done_at.append(time.monotonic())
-                rotation.expire_soon()
+def grant(server: S3Server, weed: Weed, **keys: tuple[str, str]) -> None:
+    admin = identity("tester", server.access_key, server.secret_key)
+    weed.reload_identities([admin, *(identity(name, *key) for name, key in keys.items())])
+    wait_until(lambda: all(accepted(server, *key) for key in keys.values()), f"keys {sorted(keys)} accepted")
 
-        async def revoke_a_once_rotated() -> None:
+
+def revoke(server: S3Server, weed: Weed, name: str, key: tuple[str, str]) -> None:
+    """Reload the identity with no key at all: merely leaving it out of the file would keep it."""
+    weed.reload_identities([identity("tester", server.access_key, server.secret_key), identity(name, "", "")])
+    wait_until(lambda: not accepted(server, *key), f"key {name} rejected")
+
+
+def rotating_session(rotation: RotatingCredentials) -> Any:
+    session = aiobotocore.session.AioSession()
+    session.get_component("credential_provider").insert_before("env", rotation)
+    return session
+
+
+async def test_credentials_rotated_mid_run_then_the_old_key_revoked(
+    iam_server: tuple[S3Server, Weed], tmp_path: Path
+) -> None:
+    """Key A is rotated out for key B once the first file has landed, and revoked on the server as soon as no
+    request signed with it is left unanswered; the run goes on with B and every file lands."""
+    server, weed = iam_server
+    key_a, key_b = ("ROTATEDKEY1AAAAAAAAA", "a" * 40), ("ROTATEDKEY1BBBBBBBBB", "b" * 40)
+    grant(server, weed, rot_a1=key_a, rot_b1=key_b)
+    s3_client = sync_client(server)
+    s3_client.create_bucket(Bucket="rotation-1")
+    total = build_tree(tmp_path, small=30, large_mib=(11, 16))
+    rotation = RotatingCredentials(key_a, key_b)
+    signed_with_a = f"Credential={key_a[0]}/"
+    landed_at: list[float] = []  # files and parts
+    revoked_at: list[float] = []
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, FileDone | PartDone):
+            landed_at.append(time.monotonic())
+        if isinstance(event, FileDone):
+            rotation.expire_soon()
+
+    async with FaultProxy(server.endpoint_url) as proxy:
+
+        async def revoke_a_once_unused() -> None:
             await rotation.refreshed.wait()
-            weed.reload_identities([admin, identity("rot-a", "", ""), identity("rot-b", *key_b)])
-            await anyio.to_thread.run_sync(lambda: wait_until(lambda: not accepted(server, *key_a), "A revoked"))
+            quiet = 0  # two looks in a row with nothing signed by A between the client and the server
+            while quiet < 2:
+                await anyio.sleep(POLL_S)
+                quiet = 0 if proxy.in_flight(signed_with_a) else quiet + 1
+            await anyio.to_thread.run_sync(revoke, server, weed, "rot_a1", key_a)
             revoked_at.append(time.monotonic())
 
-        async with uploader(server, session=session) as up, anyio.create_task_group() as group:
-            group.start_soon(revoke_a_once_rotated)
-            # Capped, so that the run is still going once A is revoked.
-            result = await up.upload(source, "s3://rotation", on_event=on_event, max_bandwidth="10MiB/s", **MULTIPART)
-            if not rotation.refreshed.is_set():
-                group.cancel_scope.cancel()  # never rotated: the assertions below say so
-        assert (result.uploaded, result.failed) == (total, 0), result.failures
-        assert rotation.refreshes == 1
-        assert revoked_at, "A was never revoked"
-        assert sum(t > revoked_at[0] for t in done_at) >= 2  # files landed on B alone
-        assert not accepted(server, *key_a)
-        assert_bucket_holds(s3_client, "rotation", "", source)
-        assert_no_orphans(s3_client, "rotation")
+        with anyio.fail_after(60):
+            session = rotating_session(rotation)
+            async with uploader(server, proxy.url, session=session) as up, anyio.create_task_group() as group:
+                group.start_soon(revoke_a_once_unused)
+                # Capped, so that the run is still going once A is revoked.
+                result = await up.upload(
+                    tmp_path, "s3://rotation-1", on_event=on_event, max_bandwidth="6MiB/s", **MULTIPART
+                )
+                if not rotation.refreshed.is_set():
+                    group.cancel_scope.cancel()  # never rotated: the assertions below say so
+    assert (result.uploaded, result.failed) == (total, 0), result.failures
+    assert rotation.refreshes == 1
+    assert revoked_at, "A was never revoked"
+    assert sum(t > revoked_at[0] for t in landed_at) >= 3  # files and parts landed with B alone
+    assert not accepted(server, *key_a)
+    assert_bucket_holds(s3_client, "rotation-1", "", tmp_path)
+    assert_no_orphans(s3_client, "rotation-1")
+
+
+class CredentialsRejectedError(AssertionError):
+    """Files failed because the server rejected the credentials a request was signed with."""
+
+
+async def test_a_request_signed_before_a_rotation_and_rejected_after_it_is_retried(
+    iam_server: tuple[S3Server, Weed], tmp_path: Path
+) -> None:
+    """The proxy holds the first data request signed with A until A has been rotated out and revoked, then lets
+    it reach the server, which rejects it: the uploader must sign it again with B, not fail the file (it failed
+    it, 'credentials rejected' being final, until such rejections became retryable)."""
+    server, weed = iam_server
+    key_a, key_b = ("ROTATEDKEY2AAAAAAAAA", "c" * 40), ("ROTATEDKEY2BBBBBBBBB", "d" * 40)
+    grant(server, weed, rot_a2=key_a, rot_b2=key_b)
+    s3_client = sync_client(server)
+    s3_client.create_bucket(Bucket="rotation-2")
+    total = build_tree(tmp_path, small=30, large_mib=(11,))
+    rotation = RotatingCredentials(key_a, key_b)
+
+    async with FaultProxy(server.endpoint_url) as proxy:
+        held: list[asyncio.Event] = []
+
+        def on_event(event: Event) -> None:
+            if not held:  # the first event comes after the preflight
+                held.append(proxy.hold(f"Credential={key_a[0]}/"))
+            if isinstance(event, FileDone):
+                rotation.expire_soon()
+
+        async def revoke_a_then_release() -> None:
+            await rotation.refreshed.wait()
+            await anyio.to_thread.run_sync(revoke, server, weed, "rot_a2", key_a)
+            held[0].set()
+
+        with anyio.fail_after(60):
+            session = rotating_session(rotation)
+            async with (
+                uploader(server, proxy.url, session=session, read_timeout=30) as up,
+                anyio.create_task_group() as group,
+            ):
+                group.start_soon(revoke_a_then_release)
+                result = await up.upload(
+                    tmp_path, "s3://rotation-2", on_event=on_event, max_bandwidth="10MiB/s", **MULTIPART
+                )
+    assert (proxy.counts["held"], rotation.refreshes) == (1, 1)
+    if rejected := [failure for failure in result.failures if "credentials rejected" in failure[1]]:
+        raise CredentialsRejectedError(f"files failed on a revoked key after the rotation: {rejected}")
+    assert (result.uploaded, result.failed) == (total, 0), result.failures
+    assert_bucket_holds(s3_client, "rotation-2", "", tmp_path)
+    assert_no_orphans(s3_client, "rotation-2")
 
 
 async def test_a_server_restart_mid_run_is_ridden_out(tmp_path: Path) -> None:
+    """weed is stopped (SIGTERM, then SIGKILL) once the first file has landed and started again on the same data
+    and ports: the uploader meets refused connections for a few seconds, then finishes."""
     source = tmp_path / "src"
-    total = build_tree(source, small=60)
+    total = build_tree(source, small=40, large_mib=(11, 16))
     with own_server(tmp_path / "weed") as (server, weed):
         s3_client = sync_client(server)
         s3_client.create_bucket(Bucket="restart")
@@ -500,19 +633,18 @@ async def test_a_server_restart_mid_run_is_ridden_out(tmp_path: Path) -> None:
             if isinstance(event, FileDone):
                 done_at.append(time.monotonic())
                 restart_wanted.set()
-            if isinstance(event, FileFailed):
-                print(f"failed: {event}")
 
         async def restart_when_asked() -> None:
             await restart_wanted.wait()
-            await anyio.to_thread.run_sync(weed.restart)
+            await anyio.to_thread.run_sync(weed.restart, 0.5)
             back_at.append(time.monotonic())
 
-        async with uploader(server) as up, anyio.create_task_group() as group:
-            group.start_soon(restart_when_asked)
-            result = await up.upload(source, "s3://restart", on_event=on_event, max_bandwidth="8MiB/s", **MULTIPART)
-            if not restart_wanted.is_set():
-                group.cancel_scope.cancel()  # no file landed: the assertions below say so
+        with anyio.fail_after(90):
+            async with uploader(server) as up, anyio.create_task_group() as group:
+                group.start_soon(restart_when_asked)
+                result = await up.upload(source, "s3://restart", on_event=on_event, max_bandwidth="6MiB/s", **MULTIPART)
+                if not restart_wanted.is_set():
+                    group.cancel_scope.cancel()  # no file landed: the assertions below say so
         assert back_at, "the server was never restarted"
         assert (result.uploaded, result.failed) == (total, 0), result.failures
         assert result.retries > 0
