@@ -255,7 +255,7 @@ def _pin_mmap_threshold() -> None:
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     _pin_mmap_threshold()
     args = build_parser().parse_args(argv)
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # a log line is never wrapped at 80 columns
     logging.basicConfig(format=f"{PROG}: %(message)s", level=logging.DEBUG if args.debug else logging.WARNING)
     for noisy in ("botocore", "aiobotocore", "urllib3"):  # their debug logs carry request headers: tokens
         logging.getLogger(noisy).setLevel(logging.WARNING)
