@@ -23,6 +23,7 @@ from .config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_READ_TIMEOUT_S,
+    Overwrite,
     UploadConfig,
     make_config,
 )
@@ -56,6 +57,10 @@ class RunOptions(TypedDict, total=False):
     retries: int
     retry_deadline: float
     max_cpu: float | None
+    overwrite: str | Overwrite
+    state_file: str | os.PathLike[str] | None
+    use_state: bool
+    keep_partial: bool
 
 
 async def run(config: UploadConfig, *, store: ObjectStore | None, on_event: EventHandler | None = None) -> UploadResult:
@@ -80,8 +85,9 @@ async def run(config: UploadConfig, *, store: ObjectStore | None, on_event: Even
             return await run_upload(config, None, emit)
         if store is None:
             raise ValueError("a store is needed for anything but a dry run")
-        await store.check_writable(f"{config.destination.prefix}{PREFLIGHT_KEY_NAME}{uuid.uuid4().hex}")
-        return await run_upload(config, store, emit)
+        await store.check_readable()
+        probe_key = f"{config.destination.prefix}{PREFLIGHT_KEY_NAME}{uuid.uuid4().hex}"
+        return await run_upload(config, store, emit, write_probe_key=probe_key)
     finally:
         if report is not None:
             report.close(so_far.result())

@@ -32,6 +32,7 @@ from .config import (
     DEFAULT_MULTIPART_THRESHOLD_BYTES,
     DEFAULT_PART_SIZE_BYTES,
     DEFAULT_READ_TIMEOUT_S,
+    Overwrite,
     UploadConfig,
     make_config,
 )
@@ -138,6 +139,26 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--max-cpu", type=float, metavar="PERCENT", help="keep CPU use under PERCENT of one core (lowers concurrency)"
     )
+    up.add_argument(
+        "--overwrite",
+        choices=[mode.value for mode in Overwrite],
+        default=Overwrite.CHANGED.value,
+        help="when the key exists: always upload, skip unless size or mtime changed (default), or never upload",
+    )
+    state = up.add_mutually_exclusive_group()
+    state.add_argument(
+        "--state-file",
+        metavar="FILE",
+        help="where runs remember what they uploaded (default: ~/.cache/async-uploader/state.sqlite3)",
+    )
+    state.add_argument(
+        "--no-state", action="store_true", help="remember nothing: existing objects are checked one HEAD each"
+    )
+    up.add_argument(
+        "--keep-partial",
+        action="store_true",
+        help="on Ctrl-C or SIGTERM, leave multipart uploads open for the next run to resume instead of aborting",
+    )
     up.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT_S, metavar="SECONDS")
     up.add_argument("--read-timeout", type=float, default=DEFAULT_READ_TIMEOUT_S, metavar="SECONDS")
     up.add_argument("--debug", action="store_true", help="show a traceback with errors")
@@ -176,6 +197,10 @@ def config_from_args(args: argparse.Namespace) -> UploadConfig:
         max_cpu=args.max_cpu,
         connect_timeout=args.connect_timeout,
         read_timeout=args.read_timeout,
+        overwrite=args.overwrite,
+        state_file=args.state_file,
+        use_state=not args.no_state,
+        keep_partial=args.keep_partial,
     )
 
 
@@ -277,7 +302,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         code = stop.args[0] if isinstance(stop, _Stopped) else EXIT_INTERRUPTED
         _print_summary(err, display.so_far.result())
         word = "interrupted" if code == EXIT_INTERRUPTED else "terminated"
-        _fail(code, f"{word}: multipart uploads in flight were aborted", False)
+        fate = "left open to resume" if config.keep_partial else "aborted"
+        _fail(code, f"{word}: multipart uploads in flight were {fate}", False)
     _print_summary(err, result)
     destination = str(config.destination)
     if args.summary_format == "json":

@@ -6,6 +6,7 @@ what a value means.
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 from collections.abc import Sequence
@@ -76,6 +77,15 @@ def parse_size(text: str | int) -> int:
     return int(value)
 
 
+class Overwrite(enum.Enum):
+    """``--overwrite``: what to do with a file whose key already holds an object."""
+
+    ALWAYS = "always"
+    CHANGED = "changed"
+    """Skip the file when the object has its size and mtime (the default)."""
+    NEVER = "never"
+
+
 @dataclass(frozen=True, slots=True)
 class Destination:
     """Where objects go: a bucket and a key prefix that is empty or ends with ``/``."""
@@ -102,6 +112,12 @@ def parse_destination(url: str) -> Destination:
     if prefix.startswith("/") or "//" in prefix:
         raise ConfigError(f"destination prefix has an empty path segment: {url!r}")
     return Destination(bucket=bucket, prefix=f"{prefix}/" if prefix else "")
+
+
+def default_state_path() -> Path:
+    """``$XDG_CACHE_HOME/async-uploader/state.sqlite3``, else under ``~/.cache``."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "async-uploader" / "state.sqlite3"
 
 
 def _valid_endpoint(url: str) -> bool:
@@ -139,6 +155,11 @@ class UploadConfig:
     """Keep this process's CPU use under this share of one core, by lowering the concurrency."""
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    overwrite: Overwrite = Overwrite.CHANGED
+    state_file: Path | None = None
+    """Where runs remember what they uploaded (``None``: nowhere; every existing object then costs a HEAD)."""
+    keep_partial: bool = False
+    """On interruption, leave multipart uploads in flight open (for the next run to resume) instead of aborting."""
 
 
 def make_config(
@@ -165,11 +186,16 @@ def make_config(
     max_cpu: float | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
     read_timeout: float = DEFAULT_READ_TIMEOUT_S,
+    overwrite: str | Overwrite = Overwrite.CHANGED,
+    state_file: str | os.PathLike[str] | None = None,
+    use_state: bool = True,
+    keep_partial: bool = False,
 ) -> UploadConfig:
     """Validate user-facing options into an ``UploadConfig``; raises ``ConfigError`` with a one-line reason.
 
     ``filters`` keeps the order of mixed ``--include``/``--exclude`` flags (the CLI passes it); a library caller
-    may pass ``include``/``exclude`` instead, which apply includes first, then excludes.
+    may pass ``include``/``exclude`` instead, which apply includes first, then excludes. ``state_file`` defaults
+    to ``default_state_path()``; ``use_state=False`` keeps no state at all.
     """
     src = Path(source)
     if not src.exists():
@@ -206,6 +232,12 @@ def make_config(
         max_bandwidth = parse_rate(max_bandwidth)
     elif max_bandwidth is not None and max_bandwidth <= 0:
         raise ConfigError("--max-bandwidth must be above zero")
+    try:
+        mode = Overwrite(overwrite)
+    except ValueError:
+        choices = ", ".join(m.value for m in Overwrite)
+        raise ConfigError(f"--overwrite must be one of {choices}, got {overwrite!r}") from None
+    state = (Path(state_file) if state_file is not None else default_state_path()) if use_state else None
     return UploadConfig(
         source=src,
         destination=parse_destination(destination),
@@ -227,4 +259,7 @@ def make_config(
         max_cpu_percent=max_cpu,
         connect_timeout_s=connect_timeout,
         read_timeout_s=read_timeout,
+        overwrite=mode,
+        state_file=state,
+        keep_partial=keep_partial,
     )

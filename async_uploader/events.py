@@ -47,6 +47,8 @@ class FileDone:
     checksum: str
     parts: int
     seconds: float
+    resumed_parts: int = 0
+    """Parts an earlier, interrupted run had uploaded and this one reused."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
@@ -20,12 +20,13 @@ import anyio
 from .adaptive import AdaptiveLimit
 from .budget import ByteBudget
 from .checksum import composite_crc32
-from .chunks import check_unchanged, read_chunk
+from .chunks import check_unchanged, digest_range, read_chunk
 from .errors import FileError, StoreError, VerificationError
 from .plan import PartPlan, UploadPlan
-from .providers.base import ObjectStore, StoredObject, UploadedPart, sweep_stale_uploads
+from .providers.base import IncompleteUpload, ObjectStore, StoredObject, UploadedPart, sweep_stale_uploads
 from .retry import RetryPolicy
 from .scan import FileEntry
+from .state import OpenUpload
 from .throttle import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,27 @@ class Limits:
         return await self.retry.call(once, deadline=deadline, on_retry=self._noting(on_retry))
 
 
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """An open upload of this very file (same size, mtime and part size) and its parts that match the file."""
+
+    upload_id: str
+    parts: Mapping[int, UploadedPart]
+
+
+@dataclass(frozen=True, slots=True)
+class Journal:
+    """Told when an upload is created and when it is closed (completed or aborted), so a run that dies between
+    the two leaves a record the next run can resume from."""
+
+    opened: Callable[[str], None]
+    closed: Callable[[str], None]
+
+
+def _quiet_journal() -> Journal:
+    return Journal(lambda _: None, lambda _: None)
+
+
 async def upload_multipart(
     store: ObjectStore,
     entry: FileEntry,
@@ -95,8 +117,57 @@ async def upload_multipart(
     *,
     deadline: float,
     on_retry: RetryNote | None = None,
+    resume: ResumePoint | None = None,
+    journal: Journal | None = None,
+    keep_partial: bool = False,
 ) -> StoredObject:
-    """Upload ``entry`` in ``plan.part_count`` parts; ``on_part(number, bytes)`` is called as each part lands."""
+    """Upload ``entry`` in ``plan.part_count`` parts; ``on_part(number, bytes)`` is called as each part lands.
+
+    With ``resume``, its upload is continued and its parts are not sent again. On any failure the upload is
+    aborted, except that with ``keep_partial`` a cancelled run (Ctrl-C, SIGTERM) leaves it open to resume.
+    """
+    journal = journal or _quiet_journal()
+    if resume is not None:
+        upload_id = resume.upload_id
+        reused: Mapping[int, UploadedPart] = resume.parts
+    else:
+        upload_id = await _create(store, key, metadata, limits, deadline, on_retry)
+        journal.opened(upload_id)
+        reused = {}
+    completed = kept = False
+    try:
+        parts = await _upload_parts(store, entry, key, upload_id, plan, limits, on_part, deadline, on_retry, reused)
+        await check_unchanged(entry.path, size=entry.size, mtime_ns=entry.mtime_ns)
+        stored = await limits.request(
+            lambda: store.complete_multipart(key, upload_id, parts), deadline=deadline, on_retry=on_retry
+        )
+        completed = True
+    except anyio.get_cancelled_exc_class():
+        kept = keep_partial
+        raise
+    finally:
+        if not completed and not kept:
+            await _abort(store, key, upload_id, limits.retry)
+        if not kept:
+            journal.closed(upload_id)
+    expected = composite_crc32(part.checksum for part in parts)
+    if stored.checksum is not None and "-" in stored.checksum and stored.checksum != expected:
+        raise VerificationError(f"store reports checksum {stored.checksum}, expected {expected}")
+    info = await limits.request(lambda: store.head_object(key), deadline=deadline, on_retry=on_retry)
+    if info is None or info.size != entry.size:
+        found = "no object" if info is None else f"{info.size} bytes"
+        raise VerificationError(f"after completing the upload the store holds {found}, expected {entry.size}")
+    return stored
+
+
+async def _create(
+    store: ObjectStore,
+    key: str,
+    metadata: Mapping[str, str],
+    limits: Limits,
+    deadline: float,
+    on_retry: RetryNote | None,
+) -> str:
     tries = 0
     started = time.time()
 
@@ -108,25 +179,7 @@ async def upload_multipart(
     upload_id = await limits.request(create, deadline=deadline, on_retry=on_retry)
     if tries > 1:  # an earlier try may have created an upload whose answer never came back
         await sweep_stale_uploads(store, key, keep=upload_id, since=started)
-    completed = False
-    try:
-        parts = await _upload_parts(store, entry, key, upload_id, plan, limits, on_part, deadline, on_retry)
-        await check_unchanged(entry.path, size=entry.size, mtime_ns=entry.mtime_ns)
-        stored = await limits.request(
-            lambda: store.complete_multipart(key, upload_id, parts), deadline=deadline, on_retry=on_retry
-        )
-        completed = True
-    finally:
-        if not completed:
-            await _abort(store, key, upload_id, limits.retry)
-    expected = composite_crc32(part.checksum for part in parts)
-    if stored.checksum is not None and "-" in stored.checksum and stored.checksum != expected:
-        raise VerificationError(f"store reports checksum {stored.checksum}, expected {expected}")
-    info = await limits.request(lambda: store.head_object(key), deadline=deadline, on_retry=on_retry)
-    if info is None or info.size != entry.size:
-        found = "no object" if info is None else f"{info.size} bytes"
-        raise VerificationError(f"after completing the upload the store holds {found}, expected {entry.size}")
-    return stored
+    return upload_id
 
 
 async def _upload_parts(
@@ -139,6 +192,7 @@ async def _upload_parts(
     on_part: Callable[[int, int], None],
     deadline: float,
     on_retry: RetryNote | None,
+    reused: Mapping[int, UploadedPart],
 ) -> list[UploadedPart]:
     uploaded: list[UploadedPart | None] = [None] * plan.part_count
     failure: list[BaseException] = []
@@ -167,6 +221,10 @@ async def _upload_parts(
 
     async with anyio.create_task_group() as group:
         for part in plan.parts():
+            if part.number in reused:
+                uploaded[part.number - 1] = reused[part.number]
+                on_part(part.number, part.size)
+                continue
             await limits.slots.acquire()
             try:
                 taken = await limits.budget.acquire(part.size)
@@ -198,3 +256,54 @@ async def _abort(store: ObjectStore, key: str, upload_id: str, policy: RetryPoli
                 upload_id,
                 exc,
             )
+
+
+async def find_resume_point(
+    store: ObjectStore,
+    entry: FileEntry,
+    key: str,
+    plan: UploadPlan,
+    open_uploads: Sequence[tuple[IncompleteUpload, OpenUpload | None]],
+    limits: Limits,
+    *,
+    deadline: float,
+    on_retry: RetryNote | None = None,
+) -> tuple[ResumePoint | None, list[str]]:
+    """Pick the upload to resume among ``key``'s open uploads, and the ids of the others (to abort).
+
+    Only an upload this machine created for the same size, mtime and part size qualifies (a store cannot tell
+    an upload's metadata, so one created for another version of the file would store the wrong one), and only
+    parts whose bytes still match the file are reused: each is read again and compared with its listed
+    checksum or, failing that, its ETag (the part's MD5 on S3 without SSE-KMS, and on its compatibles).
+    """
+    ours = [
+        upload
+        for upload, record in open_uploads
+        if record is not None
+        and (record.size, record.mtime_ns, record.part_size) == (entry.size, entry.mtime_ns, plan.part_size)
+    ]
+    ours.sort(key=lambda upload: upload.initiated, reverse=True)
+    others = [upload.upload_id for upload, _ in open_uploads if not ours or upload.upload_id != ours[0].upload_id]
+    if not ours:
+        return None, others
+    chosen = ours[0]
+    listed = await limits.request(lambda: store.list_parts(key, chosen.upload_id), deadline=deadline, on_retry=on_retry)
+    planned = {part.number: part for part in plan.parts()} if listed else {}
+    reused: dict[int, UploadedPart] = {}
+    for stored in listed:
+        part = planned.get(stored.number)
+        if part is None or part.size != stored.size:
+            continue
+        md5, crc = await digest_range(entry.path, part.offset, part.size, size=entry.size, mtime_ns=entry.mtime_ns)
+        matches = stored.checksum == crc if stored.checksum else stored.etag.strip('"') == md5
+        if matches:
+            reused[stored.number] = UploadedPart(stored.number, stored.etag, crc)
+    if not reused:
+        return None, [*others, chosen.upload_id]
+    return ResumePoint(chosen.upload_id, reused), others
+
+
+async def abort_uploads(store: ObjectStore, key: str, upload_ids: Sequence[str], policy: RetryPolicy) -> None:
+    """Abort uploads of ``key`` that cannot be reused, so they stop being billed."""
+    for upload_id in upload_ids:
+        await _abort(store, key, upload_id, policy)

@@ -6,12 +6,13 @@ including for files far larger than any test could create.
 
 from __future__ import annotations
 
+import enum
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from .config import MAX_PART_SIZE_BYTES, MIB, TIB
+from .config import MAX_PART_SIZE_BYTES, MIB, TIB, Overwrite
 from .errors import FileTooLargeError, InvalidKeyError
 
 MAX_PARTS: Final = 10_000
@@ -100,3 +101,61 @@ def plan_upload(size: int, *, part_size: int, multipart_threshold: int) -> Uploa
     chosen = choose_part_size(size, part_size)
     assert chosen <= MAX_PART_SIZE_BYTES  # 5 TiB / 10,000 parts is ~525 MiB
     return UploadPlan(size=size, part_size=chosen, part_count=max(1, math.ceil(size / chosen)))
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A key as the destination's listing shows it (ETag without quotes)."""
+
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Remembered:
+    """What an earlier run uploaded, or verified, as a key (from the state file)."""
+
+    size: int
+    mtime_ns: int
+    etag: str
+
+
+class Verdict(enum.Enum):
+    UPLOAD = "upload"
+    SKIP = "skip"
+    ASK = "ask"
+    """The listing and the state file cannot tell: read the object's metadata (one HEAD)."""
+
+
+def compare_with_destination(
+    size: int,
+    mtime_ns: int,
+    overwrite: Overwrite,
+    listed: Listed | None,
+    remembered: Remembered | None,
+) -> Verdict:
+    """Whether a file must go up, from its stat, what the listing shows for its key and what the state file
+    remembers of it; ``ASK`` only when neither settles it.
+
+    A remembered mtime is trusted only while the listing still shows the ETag and size it was remembered with:
+    a different ETag means someone (or another machine) wrote the key since.
+    """
+    if overwrite is Overwrite.ALWAYS or listed is None:
+        return Verdict.UPLOAD
+    if overwrite is Overwrite.NEVER:
+        return Verdict.SKIP
+    if listed.size != size:
+        return Verdict.UPLOAD
+    if remembered is not None and remembered.size == size and remembered.etag == listed.etag:
+        return Verdict.SKIP if remembered.mtime_ns == mtime_ns else Verdict.UPLOAD
+    return Verdict.ASK
+
+
+def unchanged_by_metadata(size: int, mtime_ns: int, stored_size: int, metadata: Mapping[str, str]) -> bool:
+    """What a HEAD settles: the object has this file's size and carries its mtime (as this tool writes it)."""
+    if stored_size != size:
+        return False
+    try:
+        return parse_mtime(metadata.get("mtime", "")) == mtime_ns
+    except ValueError:
+        return False  # written by another tool, or by hand: upload ours

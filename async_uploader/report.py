@@ -58,6 +58,7 @@ class ReportWriter:
                     "checksum": event.checksum or None,
                     "parts": event.parts,
                     "seconds": round(event.seconds, 6),
+                    "resumed_parts": event.resumed_parts,
                 }
             )
         elif isinstance(event, FileFailed | FileSkipped):

@@ -25,7 +25,8 @@ from .adaptive import AdaptiveLimit, govern_cpu
 from .budget import ByteBudget
 from .chunks import read_chunk
 from .config import UploadConfig
-from .errors import FileChangedError, FileError, VerificationError
+from .destination import DestinationIndex
+from .errors import FileChangedError, FileError, UploaderError, VerificationError
 from .events import (
     Event,
     EventHandler,
@@ -42,12 +43,13 @@ from .events import (
     UploadResult,
 )
 from .filters import PathFilter
-from .multipart import Limits, upload_multipart
+from .multipart import Journal, Limits, ResumePoint, abort_uploads, find_resume_point, upload_multipart
 from .plan import UploadPlan, object_key, object_metadata, plan_upload
 from .providers.base import ObjectStore, StoredObject
 from .report import failed_paths
 from .retry import RetryPolicy
 from .scan import FileEntry, ScanItem, ScanOptions, ScanSkipped, count_tree, stat_paths, walk_tree
+from .state import OpenUpload, StateFile
 from .throttle import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -68,15 +70,25 @@ async def _fresh_stat(entry: FileEntry) -> FileEntry:
 
 
 class _Run:
-    def __init__(self, config: UploadConfig, store: ObjectStore | None, on_event: EventHandler | None) -> None:
+    def __init__(
+        self,
+        config: UploadConfig,
+        store: ObjectStore | None,
+        on_event: EventHandler | None,
+        state: StateFile | None,
+        write_probe_key: str | None,
+    ) -> None:
         self.config = config
         self.store = store
+        self._write_probe_key = write_probe_key
+        self._write_probe = anyio.Lock()
         bandwidth = TokenBucket(config.max_bandwidth) if config.max_bandwidth else None
         retry = RetryPolicy(attempts=config.retries, deadline_s=config.retry_deadline_s)
         self.limits = Limits(AdaptiveLimit(config.concurrency), ByteBudget(config.max_memory), bandwidth, retry)
         self.scan_options = ScanOptions(PathFilter.from_flags(config.filters), config.follow_symlinks)
         self.tally = ResultBuilder()
         self._on_event = on_event
+        self.index = DestinationIndex(store, state, config, self.limits) if store and state else None
 
     def emit(self, event: Event) -> None:
         self.tally.add(event)
@@ -111,6 +123,8 @@ class _Run:
             self.emit(FileFailed(entry.rel, key, "file vanished before it could be read", entry.size))
         except OSError as exc:
             self.emit(FileFailed(entry.rel, key, f"cannot read file: {exc.strerror or exc}", entry.size))
+        except UploaderError:
+            raise  # not the file's fault: the destination refused the run (write access), which ends it
         except Exception as exc:  # a bug must cost one file, loudly, not the whole run
             log.exception("unexpected error uploading %s", entry.rel)
             self.emit(FileFailed(entry.rel, key, f"internal error: {type(exc).__name__}: {exc}", entry.size))
@@ -122,16 +136,27 @@ class _Run:
 
     async def _upload_entry(self, entry: FileEntry, key: str) -> None:
         assert self.store is not None, "only a dry run goes without a store"
+        assert self.index is not None
         plan = self._plan(entry)
-        metadata = object_metadata(entry.size, entry.mtime_ns, entry.mode)
-        self.emit(FileStarted(entry.rel, key, entry.size, plan.part_count))
-        started = time.monotonic()
         deadline = self.limits.retry.deadline()
 
         def on_retry(exc: FileError) -> None:
             self.emit(FileRetried(entry.rel, str(exc)))
 
+        reason = await self.index.skip_reason(entry, key, deadline=deadline, on_retry=on_retry)
+        if reason is not None:
+            self.emit(FileSkipped(entry.rel, key, reason, entry.size))
+            return
+        await self._ensure_writable(self.store)
+        metadata = object_metadata(entry.size, entry.mtime_ns, entry.mode)
+        self.emit(FileStarted(entry.rel, key, entry.size, plan.part_count))
+        started = time.monotonic()
+        resumed = 0
         if plan.multipart:
+            resume = await self._resume_point(self.store, self.index, entry, key, plan, deadline, on_retry)
+            resumed = len(resume.parts) if resume is not None else 0
+            record = OpenUpload("", entry.size, entry.mtime_ns, plan.part_size, "crc32")
+            index = self.index
             stored = await upload_multipart(
                 self.store,
                 entry,
@@ -142,9 +167,16 @@ class _Run:
                 self._part_reporter(entry.rel),
                 deadline=deadline,
                 on_retry=on_retry,
+                resume=resume,
+                journal=Journal(
+                    lambda upload_id: index.upload_opened(key, dataclasses.replace(record, upload_id=upload_id)),
+                    lambda upload_id: index.upload_closed(key, upload_id),
+                ),
+                keep_partial=self.config.keep_partial,
             )
         else:
             stored = await self._put_single(self.store, entry, key, metadata, deadline, on_retry)
+        self.index.remember(key, entry, stored.etag)
         self.emit(
             FileDone(
                 entry.rel,
@@ -154,8 +186,40 @@ class _Run:
                 stored.checksum or "",
                 plan.part_count,
                 time.monotonic() - started,
+                resumed,
             )
         )
+
+    async def _ensure_writable(self, store: ObjectStore) -> None:
+        """Prove write access once, before the first upload: a run with nothing to upload needs none. A refusal
+        is the run's error (``BucketError``), not a file's: it ends the run."""
+        if self._write_probe_key is None:
+            return
+        async with self._write_probe:
+            if self._write_probe_key is not None:
+                await store.check_writable(self._write_probe_key)
+                self._write_probe_key = None
+
+    async def _resume_point(
+        self,
+        store: ObjectStore,
+        index: DestinationIndex,
+        entry: FileEntry,
+        key: str,
+        plan: UploadPlan,
+        deadline: float,
+        on_retry: Callable[[FileError], None],
+    ) -> ResumePoint | None:
+        open_uploads = await index.open_uploads(key)
+        if not open_uploads:
+            return None
+        resume, unusable = await find_resume_point(
+            store, entry, key, plan, open_uploads, self.limits, deadline=deadline, on_retry=on_retry
+        )
+        await abort_uploads(store, key, unusable, self.limits.retry)
+        for upload_id in unusable:
+            index.upload_closed(key, upload_id)
+        return resume
 
     def _part_reporter(self, rel: str) -> Callable[[int, int], None]:
         return lambda number, size: self.emit(PartDone(rel, number, size))
@@ -206,13 +270,45 @@ class _Run:
 
 
 async def run_upload(
-    config: UploadConfig, store: ObjectStore | None, on_event: EventHandler | None = None, *, precount: bool = True
+    config: UploadConfig,
+    store: ObjectStore | None,
+    on_event: EventHandler | None = None,
+    *,
+    precount: bool = True,
+    write_probe_key: str | None = None,
 ) -> UploadResult:
-    """Upload ``config.source`` to ``store``; returns when every file is uploaded or reported failed.
+    """Upload ``config.source`` to ``store``; returns when every file is uploaded, skipped or reported failed.
 
-    ``store`` may be ``None`` only for a dry run, which plans every file and sends nothing.
+    ``store`` may be ``None`` only for a dry run, which plans every file and sends nothing. With
+    ``write_probe_key``, write access is proven with it before the first upload; a refusal raises the
+    store's run-level error (``BucketError``...) after cancelling the rest of the run.
     """
-    run = _Run(config, store, on_event)
+    state = StateFile(config.state_file, store.location) if store is not None else None
+    try:
+        return await _run_upload(config, store, on_event, precount, state, write_probe_key)
+    except BaseExceptionGroup as group:
+        # Files' failures never escape a worker; what does is a run-level error, raised bare as the API promises.
+        run_level = group.subgroup(lambda exc: isinstance(exc, UploaderError))
+        if run_level is None:
+            raise
+        first: BaseException = run_level
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+    finally:
+        if state is not None:
+            state.close()
+
+
+async def _run_upload(
+    config: UploadConfig,
+    store: ObjectStore | None,
+    on_event: EventHandler | None,
+    precount: bool,
+    state: StateFile | None,
+    write_probe_key: str | None,
+) -> UploadResult:
+    run = _Run(config, store, on_event, state, write_probe_key)
     send, receive = anyio.create_memory_object_stream[ScanItem](config.concurrency * QUEUE_SLOTS_PER_WORKER)
     stop_count = threading.Event()
     async with anyio.create_task_group() as outer:
@@ -220,6 +316,8 @@ async def run_upload(
             outer.start_soon(run.precount, stop_count)
         if config.max_cpu_percent is not None:
             outer.start_soon(govern_cpu, run.limits.slots, config.max_cpu_percent)
+        if run.index is not None:
+            outer.start_soon(run.index.load, config.source, run.scan_options.path_filter)
         try:
             async with anyio.create_task_group() as pipeline:
                 pipeline.start_soon(run.walk, send)

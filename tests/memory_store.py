@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from hashlib import md5
 from io import BytesIO
 
 import anyio
 import anyio.lowlevel
 
 from async_uploader.checksum import composite_crc32, crc32_of
-from async_uploader.errors import StoreError, VerificationError
-from async_uploader.providers.base import IncompleteUpload, ObjectInfo, StoredObject, UploadedPart
+from async_uploader.errors import BucketError, StoreError, VerificationError
+from async_uploader.providers.base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart
 
 
 @dataclass
@@ -35,6 +36,11 @@ class MemoryStore:
     bytes_in_flight: int = 0
     max_bytes_in_flight: int = 0
     requests: int = 0
+    heads: int = 0
+    probes: int = 0
+    read_only: bool = False
+    listings: int = 0
+    location: str = "memory://bucket"
     _next_id: int = 0
 
     async def _request(self, key: str, body: bytes = b"") -> None:  # the body's bytes, to gauge memory
@@ -53,8 +59,14 @@ class MemoryStore:
             self.in_flight -= 1
             self.bytes_in_flight -= len(body)
 
+    async def check_readable(self) -> None:
+        await self._request("")
+
     async def check_writable(self, probe_key: str) -> None:
         await self._request(probe_key)
+        self.probes += 1
+        if self.read_only:
+            raise BucketError("these credentials cannot write to bucket 'memory'")
 
     async def put_object(
         self, key: str, stream: BytesIO, *, checksum: str, metadata: Mapping[str, str]
@@ -66,7 +78,7 @@ class MemoryStore:
         if crc32_of(body) != checksum:
             raise VerificationError("BadDigest")
         self.objects[key] = StoredBlob(bytes(body), dict(metadata), 1)
-        return StoredObject(etag=f'"{checksum}"', checksum=checksum)
+        return StoredObject(etag=self._etag(key), checksum=checksum)
 
     async def create_multipart(self, key: str, *, metadata: Mapping[str, str]) -> str:
         await self._request(key)
@@ -85,30 +97,44 @@ class MemoryStore:
         if crc32_of(body) != checksum:
             raise VerificationError("BadDigest")
         self.uploads[upload_id][2][number] = bytes(body)
-        return UploadedPart(number, f'"etag-{number}"', checksum)
+        return UploadedPart(number, f'"{md5(body).hexdigest()}"', checksum)
 
     async def complete_multipart(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> StoredObject:
         await self._request(key)
         _, metadata, received = self.uploads.pop(upload_id)
         data = b"".join(received[p.number] for p in parts)
         self.objects[key] = StoredBlob(data, metadata, len(parts))
-        return StoredObject(etag=f'"x-{len(parts)}"', checksum=composite_crc32(p.checksum for p in parts))
+        return StoredObject(etag=self._etag(key), checksum=composite_crc32(p.checksum for p in parts))
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         await self._request(key)
         self.uploads.pop(upload_id, None)
         self.aborted.append(key)
 
-    async def incomplete_uploads(self, key: str) -> list[IncompleteUpload]:
+    async def incomplete_uploads(self, prefix: str) -> AsyncIterator[IncompleteUpload]:
+        await self._request(prefix)
+        for uid, (k, _, _) in list(self.uploads.items()):
+            if k.startswith(prefix):
+                yield IncompleteUpload(k, uid, float(uid.rpartition("-")[2]))
+
+    async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
         await self._request(key)
-        return [IncompleteUpload(key, uid, 0.0) for uid, (k, _, _) in self.uploads.items() if k == key]
+        received = self.uploads[upload_id][2]
+        return [StoredPart(n, len(data), f'"{md5(data).hexdigest()}"', None) for n, data in sorted(received.items())]
+
+    def _etag(self, key: str) -> str:
+        blob = self.objects[key]
+        return f'"{md5(blob.data).hexdigest()}-{blob.parts}"'
 
     async def head_object(self, key: str) -> ObjectInfo | None:
         await self._request(key)
+        self.heads += 1
         blob = self.objects.get(key)
-        return None if blob is None else ObjectInfo(key, len(blob.data), "", blob.metadata)
+        return None if blob is None else ObjectInfo(key, len(blob.data), self._etag(key), blob.metadata)
 
-    async def list_objects(self, prefix: str) -> AsyncIterator[ObjectInfo]:
-        for key, blob in sorted(self.objects.items()):
-            if key.startswith(prefix):
-                yield ObjectInfo(key, len(blob.data), "", {})
+    async def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:
+        await self._request(prefix)
+        self.listings += 1
+        for key in sorted(self.objects):
+            if key.startswith(prefix) and (recursive or "/" not in key[len(prefix) :]):
+                yield ObjectInfo(key, len(self.objects[key].data), self._etag(key), {})

@@ -17,6 +17,7 @@ from async_uploader.config import (
     MIB,
     TIB,
     Destination,
+    Overwrite,
     UploadConfig,
     make_config,
     parse_destination,
@@ -236,6 +237,9 @@ def test_make_config_keeps_every_value_it_was_given(tmp_path: Path) -> None:
         part_size="16MiB",
         multipart_threshold="32MB",
         max_memory="1GiB",
+        overwrite="never",
+        state_file=tmp_path / "state.db",
+        keep_partial=True,
     )
     assert config == UploadConfig(
         source=tmp_path,
@@ -247,6 +251,9 @@ def test_make_config_keeps_every_value_it_was_given(tmp_path: Path) -> None:
         part_size=16 * MIB,
         multipart_threshold=32_000_000,
         max_memory=GIB,
+        overwrite=Overwrite.NEVER,
+        state_file=tmp_path / "state.db",
+        keep_partial=True,
     )
 
 
@@ -265,3 +272,17 @@ def test_unreadable_source_is_refused(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr("async_uploader.config.os.access", lambda *_args: False)  # root reads anything
     with pytest.raises(ConfigError, match="cannot be read"):
         make_config(tmp_path, "s3://bucket")
+
+
+def test_state_file_defaults_to_the_user_cache_and_can_be_turned_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert make_config(tmp_path, "s3://bucket").state_file == tmp_path / "cache" / "async-uploader" / "state.sqlite3"
+    assert make_config(tmp_path, "s3://bucket", use_state=False).state_file is None
+    assert make_config(tmp_path, "s3://bucket").overwrite is Overwrite.CHANGED
+
+
+def test_make_config_refuses_unknown_overwrite_mode(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--overwrite must be one of always, changed, never"):
+        make_config(tmp_path, "s3://bucket", overwrite="sometimes")

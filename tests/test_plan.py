@@ -10,19 +10,24 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from async_uploader.config import MAX_PART_SIZE_BYTES, MIB, MIN_PART_SIZE_BYTES, TIB
+from async_uploader.config import MAX_PART_SIZE_BYTES, MIB, MIN_PART_SIZE_BYTES, TIB, Overwrite
 from async_uploader.errors import FileTooLargeError, InvalidKeyError
 from async_uploader.plan import (
     MAX_KEY_BYTES,
     MAX_OBJECT_SIZE_BYTES,
     MAX_PARTS,
+    Listed,
+    Remembered,
     UploadPlan,
+    Verdict,
     choose_part_size,
+    compare_with_destination,
     format_mtime,
     object_key,
     object_metadata,
     parse_mtime,
     plan_upload,
+    unchanged_by_metadata,
 )
 
 PART = 8 * MIB
@@ -292,3 +297,40 @@ def test_every_plan_covers_the_file_exactly_once(case: tuple[int, int, int]) -> 
         assert plan.multipart
         assert plan.part_size >= part_size
         assert_parts_cover_file(plan)
+
+
+NOW_NS = 1_700_000_000_123_456_789
+
+
+@pytest.mark.parametrize(
+    ("overwrite", "listed", "remembered", "verdict"),
+    [
+        (Overwrite.CHANGED, None, None, Verdict.UPLOAD),
+        (Overwrite.CHANGED, Listed(10, "e"), Remembered(10, NOW_NS, "e"), Verdict.SKIP),
+        (Overwrite.CHANGED, Listed(10, "e"), Remembered(10, NOW_NS + 1, "e"), Verdict.UPLOAD),
+        (Overwrite.CHANGED, Listed(11, "e"), Remembered(10, NOW_NS, "e"), Verdict.UPLOAD),
+        (Overwrite.CHANGED, Listed(10, "other"), Remembered(10, NOW_NS, "e"), Verdict.ASK),
+        (Overwrite.CHANGED, Listed(10, "e"), None, Verdict.ASK),
+        (Overwrite.NEVER, Listed(99, "x"), None, Verdict.SKIP),
+        (Overwrite.NEVER, None, None, Verdict.UPLOAD),
+        (Overwrite.ALWAYS, Listed(10, "e"), Remembered(10, NOW_NS, "e"), Verdict.UPLOAD),
+    ],
+)
+def test_compare_with_destination(
+    overwrite: Overwrite, listed: Listed | None, remembered: Remembered | None, verdict: Verdict
+) -> None:
+    assert compare_with_destination(10, NOW_NS, overwrite, listed, remembered) is verdict
+
+
+@pytest.mark.parametrize(
+    ("stored_size", "metadata", "unchanged"),
+    [
+        (10, {"mtime": format_mtime(NOW_NS)}, True),
+        (10, {"mtime": format_mtime(NOW_NS - 1)}, False),
+        (9, {"mtime": format_mtime(NOW_NS)}, False),
+        (10, {}, False),
+        (10, {"mtime": "yesterday"}, False),
+    ],
+)
+def test_unchanged_by_metadata(stored_size: int, metadata: dict[str, str], unchanged: bool) -> None:
+    assert unchanged_by_metadata(10, NOW_NS, stored_size, metadata) is unchanged

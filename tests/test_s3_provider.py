@@ -53,8 +53,8 @@ async def store(moto_endpoint: str, bucket: str) -> AsyncIterator[S3Store]:
         yield opened
 
 
-def test_s3_store_satisfies_the_protocol() -> None:
-    assert issubclass(S3Store, ObjectStore)
+def test_s3_store_satisfies_the_protocol(store: S3Store) -> None:
+    assert isinstance(store, ObjectStore)
 
 
 async def test_put_object_stores_bytes_and_metadata(store: S3Store, sync_client: Any, bucket: str) -> None:
@@ -110,6 +110,7 @@ async def test_list_objects_streams_every_key_under_the_prefix(store: S3Store) -
 async def test_preflight_passes_on_a_writable_bucket_and_leaves_nothing(
     store: S3Store, sync_client: Any, bucket: str
 ) -> None:
+    await store.check_readable()
     await store.check_writable("probe-key")
     assert sync_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert sync_client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
@@ -118,10 +119,10 @@ async def test_preflight_passes_on_a_writable_bucket_and_leaves_nothing(
 async def test_preflight_on_a_missing_bucket_is_a_bucket_error(moto_endpoint: str, credentials: None) -> None:
     async with open_s3_store("no-such-bucket-anywhere", endpoint_url=moto_endpoint) as store:
         with pytest.raises(BucketError, match="does not exist"):
-            await store.check_writable("probe")
+            await store.check_readable()
 
 
 async def test_preflight_on_a_dead_endpoint_is_an_endpoint_error(credentials: None) -> None:
     async with open_s3_store("b-u-c", endpoint_url="http://127.0.0.1:9") as store:
         with pytest.raises(EndpointError, match="cannot reach"):
-            await store.check_writable("probe")
+            await store.check_readable()

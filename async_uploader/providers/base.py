@@ -39,6 +39,17 @@ class UploadedPart:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredPart:
+    """A part already uploaded to an open multipart upload, as the store lists it."""
+
+    number: int
+    size: int
+    etag: str
+    checksum: str | None
+    """Its checksum, where the store lists one (S3 does for uploads created with an algorithm)."""
+
+
+@dataclass(frozen=True, slots=True)
 class IncompleteUpload:
     """A multipart upload that was created and neither completed nor aborted."""
 
@@ -66,8 +77,15 @@ class ObjectStore(Protocol):
     transit is refused.
     """
 
+    location: str
+    """Names the destination bucket across runs and machines (endpoint and bucket): keys the state file."""
+
+    async def check_readable(self) -> None:
+        """Fail fast, before any walk: the bucket exists and these credentials may use it."""
+
     async def check_writable(self, probe_key: str) -> None:
-        """Fail fast, before any walk: the bucket exists and these credentials may write to it."""
+        """These credentials may write to the bucket (asked before the first upload, and only if there is one:
+        a re-run with nothing to upload needs no write access)."""
 
     async def put_object(
         self, key: str, body: BytesIO, *, checksum: str, metadata: Mapping[str, str]
@@ -84,15 +102,21 @@ class ObjectStore(Protocol):
 
     async def abort_multipart(self, key: str, upload_id: str) -> None: ...
 
-    async def incomplete_uploads(self, key: str) -> list[IncompleteUpload]:
-        """The multipart uploads still open for exactly ``key`` (to sweep up after a create whose answer was
-        lost, or to resume)."""
+    def incomplete_uploads(self, prefix: str) -> AsyncIterator[IncompleteUpload]:
+        """The multipart uploads still open for keys under ``prefix`` (to resume, to sweep up after a create
+        whose answer was lost, or to clean up)."""
+        ...
+
+    async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        """The parts an open upload holds (at most 10,000), to resume it."""
 
     async def head_object(self, key: str) -> ObjectInfo | None:
         """The object's size, ETag and user metadata, or ``None`` if there is none."""
 
-    def list_objects(self, prefix: str) -> AsyncIterator[ObjectInfo]:
-        """Every object under ``prefix``, streamed page by page (listings carry no user metadata)."""
+    def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:
+        """Every object under ``prefix`` (only those directly under it, up to the next ``/``, when not
+        ``recursive``), streamed page by page. Listings carry no user metadata, and come in no reliable order:
+        S3 sorts by UTF-8 bytes, SeaweedFS directory by directory."""
         ...
 
 
@@ -103,8 +127,12 @@ async def sweep_stale_uploads(store: ObjectStore, key: str, *, keep: str, since:
     """Abort the uploads of ``key`` created since ``since`` (give or take clock skew) other than ``keep``:
     those a retried create left behind. Best effort: a failure here leaves what a lifecycle rule would clean."""
     try:
-        for upload in await store.incomplete_uploads(key):
-            if upload.upload_id != keep and upload.initiated >= since - CLOCK_SKEW_S:
-                await store.abort_multipart(key, upload.upload_id)
+        stale = [
+            upload
+            async for upload in store.incomplete_uploads(key)
+            if upload.key == key and upload.upload_id != keep and upload.initiated >= since - CLOCK_SKEW_S
+        ]
+        for upload in stale:
+            await store.abort_multipart(key, upload.upload_id)
     except FileError as exc:
         log.warning("could not sweep the uploads a retried create left for %s: %s", key, exc)

@@ -39,7 +39,7 @@ from ..errors import (
     UploaderError,
     VerificationError,
 )
-from .base import IncompleteUpload, ObjectInfo, StoredObject, UploadedPart, sweep_stale_uploads
+from .base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart, sweep_stale_uploads
 
 # botocore makes one quick second attempt (a stale pooled connection); the engine's own retry layer, which can
 # re-read bodies from disk and lower the concurrency when throttled, does the rest.
@@ -98,6 +98,7 @@ class S3Store:
         self._secrets = tuple(s for s in connection.secrets if s and len(s) >= 8)
         self.bucket = bucket
         self._endpoint = connection.endpoint
+        self.location = f"{connection.endpoint.rstrip('/')}/{bucket}"
 
     def _redact(self, text: str) -> str:
         """No secret leaves this module in a message: credentials' secret and token, and passwords in URLs."""
@@ -155,14 +156,14 @@ class S3Store:
             f"cannot use bucket {self.bucket!r}: HEAD answered {_error_code(head_error)} but listing works"
         ) from head_error
 
-    async def check_writable(self, probe_key: str) -> None:
+    async def check_readable(self) -> None:
         try:
-            await self._check_writable(probe_key)
+            await self._check_bucket()
         except UploaderError as error:
             error.args = (self._redact(str(error)),)
             raise
 
-    async def _check_writable(self, probe_key: str) -> None:
+    async def _check_bucket(self) -> None:
         try:
             await self._preflight_client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
@@ -174,18 +175,26 @@ class S3Store:
             raise EndpointError(f"cannot reach {self._endpoint}: {exc}") from exc
         except BotoCoreError as exc:
             raise EndpointError(f"cannot talk to {self._endpoint}: {exc}") from exc
+
+    async def check_writable(self, probe_key: str) -> None:
         # Writing is proven without leaving an object behind: start a multipart upload and abort it.
         try:
             created = await self._preflight_client.create_multipart_upload(Bucket=self.bucket, Key=probe_key)
             await self._preflight_client.abort_multipart_upload(
                 Bucket=self.bucket, Key=probe_key, UploadId=created["UploadId"]
             )
+            if created.get("ResponseMetadata", {}).get("RetryAttempts", 0):
+                # A first try whose answer was lost may have created a probe upload too: the key is ours alone.
+                listed = await self._preflight_client.list_multipart_uploads(Bucket=self.bucket, Prefix=probe_key)
+                for upload in listed.get("Uploads", ()):
+                    await self._preflight_client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
         except ClientError as exc:
-            raise BucketError(
-                f"these credentials cannot write to bucket {self.bucket!r}: {_error_message(exc)}"
-            ) from exc
+            message = f"these credentials cannot write to bucket {self.bucket!r}: {_error_message(exc)}"
+            raise BucketError(self._redact(message)) from exc
         except BotoCoreError as exc:
-            raise EndpointError(f"cannot talk to {self._endpoint}: {exc}") from exc
+            raise EndpointError(self._redact(f"cannot talk to {self._endpoint}: {exc}")) from exc
 
     async def put_object(self, key: str, body: BytesIO, *, checksum: str, metadata: Mapping[str, str]) -> StoredObject:
         try:
@@ -210,18 +219,28 @@ class S3Store:
             await sweep_stale_uploads(self, key, keep=upload_id, since=started)
         return upload_id
 
-    async def incomplete_uploads(self, key: str) -> list[IncompleteUpload]:
-        found: list[IncompleteUpload] = []
+    async def incomplete_uploads(self, prefix: str) -> AsyncIterator[IncompleteUpload]:
         paginator = self._client.get_paginator("list_multipart_uploads")
         try:
-            async for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Uploads", ()):
-                    if item["Key"] == key:
-                        initiated = item.get("Initiated")
-                        stamp = initiated.timestamp() if initiated is not None else 0.0
-                        found.append(IncompleteUpload(key, str(item["UploadId"]), stamp))
+                    initiated = item.get("Initiated")
+                    stamp = initiated.timestamp() if initiated is not None else 0.0
+                    yield IncompleteUpload(item["Key"], str(item["UploadId"]), stamp)
         except (ClientError, BotoCoreError) as exc:
-            self._object_error("ListMultipartUploads", key, exc)
+            self._object_error("ListMultipartUploads", prefix, exc)
+
+    async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        found: list[StoredPart] = []
+        paginator = self._client.get_paginator("list_parts")
+        try:
+            async for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
+                for item in page.get("Parts", ()):
+                    found.append(
+                        StoredPart(int(item["PartNumber"]), int(item["Size"]), item["ETag"], item.get("ChecksumCRC32"))
+                    )
+        except (ClientError, BotoCoreError) as exc:
+            self._object_error("ListParts", key, exc)
         return found
 
     async def upload_part(self, key: str, upload_id: str, number: int, body: BytesIO, *, checksum: str) -> UploadedPart:
@@ -277,10 +296,11 @@ class S3Store:
             metadata=response.get("Metadata", {}),
         )
 
-    async def list_objects(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+    async def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:
         paginator = self._client.get_paginator("list_objects_v2")
+        shape = {} if recursive else {"Delimiter": "/"}
         try:
-            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **shape):
                 for item in page.get("Contents", ()):
                     yield ObjectInfo(key=item["Key"], size=int(item["Size"]), etag=item["ETag"], metadata={})
         except (ClientError, BotoCoreError) as exc:

@@ -10,6 +10,7 @@ import pytest
 
 import async_uploader
 from async_uploader.config import MIB
+from async_uploader.destination import LISTINGS_AT_ONCE
 from async_uploader.events import Event
 from tests.trees import make_tree, random_bytes
 from tools.seaweedfs import S3Server
@@ -38,6 +39,6 @@ async def test_live_tasks_requests_and_buffered_bytes_stay_bounded(
     assert result.failed == 0
     assert 1 < result.peak_requests <= CONCURRENCY
     assert 0 < result.peak_buffered_bytes <= MAX_MEMORY
-    # Workers and part tasks are bounded by the concurrency, plus the walker, the pre-count and the caller:
-    # never one task per file (3003 files here).
-    assert max(live_tasks) <= 2 * CONCURRENCY + 8
+    # Workers and part tasks are bounded by the concurrency, plus the walker, the pre-count, the caller and the
+    # destination's listings: never one task per file (3003 files here), nor per folder (41 here).
+    assert max(live_tasks) <= 2 * CONCURRENCY + 8 + LISTINGS_AT_ONCE + 2

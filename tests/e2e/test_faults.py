@@ -155,17 +155,22 @@ async def test_lost_answers_to_idempotent_requests_are_retried_safely(
     assert_no_orphans(s3_client, bucket)
 
 
+@pytest.mark.parametrize("lost", ["probe", "upload"])
 async def test_a_lost_answer_to_create_multipart_leaves_no_orphan(
-    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any
+    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any, lost: str
 ) -> None:
     """The server creates the upload and the answer is lost: the retry creates a second one, and the first must
-    not be left behind, incomplete and billed (it was, until the create learned to sweep after a retry)."""
+    not be left behind, incomplete and billed (it was, until the create learned to sweep after a retry). The
+    write-access probe before the first upload creates (and aborts) an upload the same way."""
     make_tree(tmp_path, {"big.bin": random_bytes(11 * MIB, seed=4)})
     only = r"^POST \S*\?uploads"
     async with FaultProxy(s3_server.endpoint_url, faults=("lose_response",), only=only, max_faults=1) as proxy:
+        if lost == "probe":  # the first upload created is the write probe, just before the first file starts
+            proxy.fault_rate = 1.0
 
         def on_event(event: Event) -> None:
-            proxy.fault_rate = 1.0  # after the preflight, whose own probe upload is created the same way
+            if isinstance(event, FileStarted):
+                proxy.fault_rate = 1.0
 
         async with uploader(s3_server, proxy.url) as up:
             result = await up.upload(tmp_path, f"s3://{bucket}", on_event=on_event, **MULTIPART)

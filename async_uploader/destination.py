@@ -1,0 +1,181 @@
+"""What the destination already holds: skip unchanged files and find uploads to resume, without a request per file.
+
+At the start of a run the destination prefix is listed once: the objects directly under it, and each of the
+source's top-level folders as its own listing, several at a time, so a big tree is listed in parallel and the
+files of a folder can be decided as soon as that folder's listing is in (uploads start before the whole listing
+is). Rows go into the state file's temporary table, not into memory. A file is then skipped, uploaded or, only
+where the listing and the state file cannot settle it, checked with one HEAD (see ``plan.compare_with_destination``).
+
+The open multipart uploads under the prefix are listed once too; a large file looks there for an upload of its
+own to resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Final
+
+import anyio
+
+from .config import Overwrite, UploadConfig
+from .errors import FileError
+from .filters import PathFilter
+from .multipart import Limits
+from .plan import Verdict, compare_with_destination, unchanged_by_metadata
+from .providers.base import IncompleteUpload, ObjectStore
+from .scan import FileEntry
+from .state import OpenUpload, StateFile
+
+log = logging.getLogger(__name__)
+
+LISTINGS_AT_ONCE: Final = 8
+MAX_FOLDER_LISTINGS: Final = 256
+"""Above this many top-level folders, one listing of the whole prefix costs fewer requests than one per folder."""
+WHOLE: Final = "*"
+SKIP_UNCHANGED: Final = "unchanged"
+SKIP_EXISTS: Final = "already exists (--overwrite never)"
+
+
+def _top_folders(source: Path, path_filter: PathFilter) -> list[str]:
+    names: list[str] = []
+    with os.scandir(source) as it:
+        for entry in it:
+            try:
+                if entry.is_dir() and not (path_filter and path_filter.prunes_directory(entry.name)):
+                    names.append(entry.name)
+            except OSError:
+                continue  # the walk reports what it cannot read
+    return names
+
+
+class DestinationIndex:
+    """Answers, per file, "is it already there?", and per large file, "is there an upload of it to resume?"."""
+
+    def __init__(self, store: ObjectStore, state: StateFile, config: UploadConfig, limits: Limits) -> None:
+        self._store = store
+        self._state = state
+        self._prefix = config.destination.prefix
+        self._overwrite = config.overwrite
+        self._limits = limits
+        self._listed: dict[str, anyio.Event] = {}
+        """Top-level folder ("" for the files directly under the source) -> set when its listing is in."""
+        self._unlisted: set[str] = set()
+        """Folders whose listing failed: their files are checked one HEAD each."""
+        self._all_listed = anyio.Event()
+        self._uploads: dict[str, list[IncompleteUpload]] = {}
+        self._uploads_listed = anyio.Event()
+        self._state_broken = False
+
+    async def load(self, source: Path, path_filter: PathFilter) -> None:
+        """List the destination into the state file's table; runs beside the walk and the uploads, in at most
+        ``LISTINGS_AT_ONCE + 1`` tasks whatever the number of folders."""
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._list_uploads)
+                if self._overwrite is not Overwrite.ALWAYS:
+                    folders = await anyio.to_thread.run_sync(_top_folders, source, path_filter)
+                    names = [WHOLE] if len(folders) > MAX_FOLDER_LISTINGS else ["", *folders]
+                    self._listed = {name: anyio.Event() for name in names}
+                    queue = iter(names)
+                    for _ in range(min(LISTINGS_AT_ONCE, len(names))):
+                        group.start_soon(self._list_folders, queue)
+        finally:
+            self._all_listed.set()
+            self._uploads_listed.set()
+
+    async def _list_folders(self, queue: Iterator[str]) -> None:
+        for name in queue:  # shared by the listing tasks: each takes the next folder when it is free
+            await self._list_folder(name)
+
+    async def _list_folder(self, name: str) -> None:
+        prefix = f"{self._prefix}{name}/" if name and name != WHOLE else self._prefix
+        try:
+            page: list[tuple[str, int, str]] = []
+            async for info in self._store.list_objects(prefix, recursive=bool(name)):
+                page.append((info.key, info.size, info.etag))
+                if len(page) >= 1000:
+                    self._state.add_listed(page)
+                    page = []
+            self._state.add_listed(page)
+        except FileError as exc:
+            log.warning("could not list %s (%s): its files are checked one request each", prefix, exc)
+            self._unlisted.add(name)
+        except UnicodeEncodeError:
+            self._unlisted.add(name)  # a folder name that is not UTF-8: its files fail as invalid keys anyway
+        finally:
+            self._listed[name].set()
+
+    async def _list_uploads(self) -> None:
+        try:
+            async for upload in self._store.incomplete_uploads(self._prefix):
+                self._uploads.setdefault(upload.key, []).append(upload)
+        except FileError as exc:  # some stores cannot list uploads: then nothing is resumed
+            log.info("could not list incomplete multipart uploads (%s): none will be resumed", exc)
+        finally:
+            self._uploads_listed.set()
+
+    async def _folder_ready(self, rel: str) -> str:
+        folder = WHOLE if WHOLE in self._listed else rel.partition("/")[0] if "/" in rel else ""
+        event = self._listed.get(folder)
+        if event is None:  # a folder that appeared after the listing started: its listing is the whole one
+            await self._all_listed.wait()
+            return folder
+        await event.wait()
+        return folder
+
+    async def skip_reason(
+        self, entry: FileEntry, key: str, *, deadline: float, on_retry: Callable[[FileError], None]
+    ) -> str | None:
+        """Why ``entry`` need not be uploaded, or ``None`` if it must."""
+        if self._overwrite is Overwrite.ALWAYS:
+            return None
+        folder = await self._folder_ready(entry.rel)
+        if folder in self._unlisted or folder not in self._listed:
+            verdict = Verdict.ASK
+        else:
+            remembered = self._state.remembered(key) if self._overwrite is Overwrite.CHANGED else None
+            verdict = compare_with_destination(
+                entry.size, entry.mtime_ns, self._overwrite, self._state.listed(key), remembered
+            )
+        if verdict is Verdict.UPLOAD:
+            return None
+        if verdict is Verdict.SKIP:
+            return SKIP_UNCHANGED if self._overwrite is Overwrite.CHANGED else SKIP_EXISTS
+        info = await self._limits.request(lambda: self._store.head_object(key), deadline=deadline, on_retry=on_retry)
+        if info is None:
+            return None
+        if self._overwrite is Overwrite.NEVER:
+            return SKIP_EXISTS
+        if unchanged_by_metadata(entry.size, entry.mtime_ns, info.size, info.metadata):
+            self.remember(key, entry, info.etag)
+            return SKIP_UNCHANGED
+        return None
+
+    def remember(self, key: str, entry: FileEntry, etag: str) -> None:
+        """Note what ``key`` now holds. The state file only saves requests: if it fails, say so once, go on."""
+        self._guard(lambda: self._state.remember(key, entry.size, entry.mtime_ns, etag))
+
+    async def open_uploads(self, key: str) -> list[tuple[IncompleteUpload, OpenUpload | None]]:
+        """The uploads open for ``key``, each with what this machine remembers of it (``None``: not ours)."""
+        await self._uploads_listed.wait()
+        found = self._uploads.pop(key, [])
+        return [(upload, self._state.open_upload(key, upload.upload_id)) for upload in found]
+
+    def upload_opened(self, key: str, upload: OpenUpload) -> None:
+        self._guard(lambda: self._state.remember_upload(key, upload))
+
+    def upload_closed(self, key: str, upload_id: str) -> None:
+        self._guard(lambda: self._state.forget_upload(key, upload_id))
+
+    def _guard(self, write: Callable[[], None]) -> None:
+        if self._state_broken:
+            return
+        try:
+            write()
+        except sqlite3.Error as exc:
+            self._state_broken = True
+            log.warning("cannot write the state file (%s): this run's uploads will not be remembered", exc)

@@ -1,0 +1,160 @@
+"""The local state file: what the last runs uploaded, so a re-run can skip unchanged files without a request each.
+
+A listing tells a key's size and ETag but not its user metadata (the file's mtime), and a HEAD per object is what
+makes other tools' re-runs slow and expensive. So each run remembers, per key, the size, mtime and ETag it
+uploaded or verified; the next run trusts a remembered mtime only where the listing still shows the same size and
+ETag (anything else, someone else's write included, means asking the store). It also remembers the multipart
+uploads it has open, so a run killed mid-file can resume them: a store cannot tell an upload's metadata, and
+reusing parts of an upload created for another version of the file would store the wrong metadata.
+
+Everything lives in SQLite (stdlib): the listing of the destination goes into a temporary on-disk table rather
+than a dict, so a million listed keys cost disk pages, not memory. Calls are quick point lookups and batched
+writes, made on the event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from .errors import ConfigError
+from .plan import Listed, Remembered
+
+COMMIT_EVERY_ROWS: Final = 2000
+COMMIT_EVERY_S: Final = 2.0
+BUSY_TIMEOUT_S: Final = 10.0
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS objects (
+    store TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, etag TEXT NOT NULL,
+    PRIMARY KEY (store, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uploads (
+    store TEXT NOT NULL, key TEXT NOT NULL, upload_id TEXT NOT NULL, size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL, part_size INTEGER NOT NULL, checksum TEXT NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (store, key, upload_id)
+) WITHOUT ROWID;
+"""
+
+
+def normal_etag(etag: str) -> str:
+    """ETags come quoted from some answers and not from others; compare them bare."""
+    return etag.strip().strip('"')
+
+
+@dataclass(frozen=True, slots=True)
+class OpenUpload:
+    """A multipart upload this machine created and has not seen completed or aborted."""
+
+    upload_id: str
+    size: int
+    mtime_ns: int
+    part_size: int
+    checksum: str
+
+
+class StateFile:
+    """One run's view of the state file (or of a private temporary database with ``path=None``).
+
+    ``store`` names the destination (endpoint and bucket), so one file serves every destination.
+    """
+
+    def __init__(self, path: Path | None, store: str) -> None:
+        self._store = store
+        self.path = path
+        try:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            # "" is SQLite's private on-disk temporary database, deleted on close.
+            self._db = sqlite3.connect(str(path) if path is not None else "", timeout=BUSY_TIMEOUT_S)
+            if path is not None:
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "CREATE TEMP TABLE listing (key TEXT PRIMARY KEY, size INTEGER NOT NULL, etag TEXT NOT NULL)"
+                " WITHOUT ROWID"
+            )
+            self._db.commit()
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot use the state file {str(path)!r}: {exc}") from exc
+        self._pending = 0
+        self._last_commit = time.monotonic()
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.commit()
+        self._db.close()
+
+    def _wrote(self, rows: int = 1) -> None:
+        """Commit in batches: a crash loses at most a few seconds of memory, which costs a HEAD each next time."""
+        self._pending += rows
+        now = time.monotonic()
+        if self._pending >= COMMIT_EVERY_ROWS or now - self._last_commit >= COMMIT_EVERY_S:
+            self._db.commit()
+            self._pending = 0
+            self._last_commit = now
+
+    # The listing of the destination, for this run only.
+
+    def add_listed(self, rows: Iterable[tuple[str, int, str]]) -> None:
+        """``(key, size, etag)`` rows of a listing page."""
+        self._db.executemany(
+            "INSERT OR REPLACE INTO listing VALUES (?, ?, ?)", ((k, s, normal_etag(e)) for k, s, e in rows)
+        )
+
+    def listed(self, key: str) -> Listed | None:
+        row = self._db.execute("SELECT size, etag FROM listing WHERE key = ?", (key,)).fetchone()
+        return Listed(row[0], row[1]) if row is not None else None
+
+    # What earlier runs uploaded.
+
+    def remembered(self, key: str) -> Remembered | None:
+        row = self._db.execute(
+            "SELECT size, mtime_ns, etag FROM objects WHERE store = ? AND key = ?", (self._store, key)
+        ).fetchone()
+        return Remembered(row[0], row[1], row[2]) if row is not None else None
+
+    def remember(self, key: str, size: int, mtime_ns: int, etag: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?)",
+            (self._store, key, size, mtime_ns, normal_etag(etag)),
+        )
+        self._wrote()
+
+    # Multipart uploads in progress.
+
+    def remember_upload(self, key: str, upload: OpenUpload) -> None:
+        """Committed at once: this is what a run killed a second later needs to resume."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                self._store,
+                key,
+                upload.upload_id,
+                upload.size,
+                upload.mtime_ns,
+                upload.part_size,
+                upload.checksum,
+                time.time(),
+            ),
+        )
+        self._db.commit()
+
+    def open_upload(self, key: str, upload_id: str) -> OpenUpload | None:
+        row = self._db.execute(
+            "SELECT size, mtime_ns, part_size, checksum FROM uploads WHERE store = ? AND key = ? AND upload_id = ?",
+            (self._store, key, upload_id),
+        ).fetchone()
+        return OpenUpload(upload_id, row[0], row[1], row[2], row[3]) if row is not None else None
+
+    def forget_upload(self, key: str, upload_id: str) -> None:
+        self._db.execute(
+            "DELETE FROM uploads WHERE store = ? AND key = ? AND upload_id = ?", (self._store, key, upload_id)
+        )
+        self._wrote()

@@ -1,0 +1,66 @@
+"""The state file: remembered uploads survive a reopen, are kept apart per destination, and the listing table
+is private to one run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from async_uploader.errors import ConfigError
+from async_uploader.plan import Listed, Remembered
+from async_uploader.state import OpenUpload, StateFile
+
+
+def test_remembered_objects_and_open_uploads_survive_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "cache" / "state.sqlite3"
+    state = StateFile(path, "http://host/bucket")
+    state.remember("k/é", 10, 123, '"abc"')
+    state.remember_upload("big", OpenUpload("u1", 100, 5, 8, "crc32"))
+    state.close()
+
+    again = StateFile(path, "http://host/bucket")
+    assert again.remembered("k/é") == Remembered(10, 123, "abc")
+    assert again.open_upload("big", "u1") == OpenUpload("u1", 100, 5, 8, "crc32")
+    again.forget_upload("big", "u1")
+    assert again.open_upload("big", "u1") is None
+    again.close()
+
+
+def test_destinations_are_kept_apart(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    one = StateFile(path, "http://host/one")
+    one.remember("k", 1, 1, "e")
+    one.close()
+    other = StateFile(path, "http://host/other")
+    assert other.remembered("k") is None
+    other.close()
+
+
+def test_the_listing_is_private_to_one_run(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    first = StateFile(path, "s")
+    first.add_listed([("a", 1, '"e1"'), ("b/c", 2, "e2")])
+    assert first.listed("a") == Listed(1, "e1")
+    assert first.listed("b/c") == Listed(2, "e2")
+    assert first.listed("zzz") is None
+    first.close()
+    second = StateFile(path, "s")
+    assert second.listed("a") is None
+    second.close()
+
+
+def test_without_a_path_nothing_outlives_the_run() -> None:
+    state = StateFile(None, "s")
+    state.remember("k", 1, 1, "e")
+    assert state.remembered("k") == Remembered(1, 1, "e")
+    state.close()
+    later = StateFile(None, "s")
+    assert later.remembered("k") is None
+    later.close()
+
+
+def test_an_unusable_state_path_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="cannot use the state file"):
+        StateFile(tmp_path / "file" / "state.sqlite3", "s")
