@@ -8,7 +8,8 @@ more for a PUT whose connection dropped), so only a streak reaches the uploader'
 
 Faults: ``reset`` sends part of the request on, never all of it, then resets both connections; ``slowdown``
 answers 503 SlowDown without forwarding; ``stall`` reads the request and never answers, until the client gives
-up; ``lose_response`` lets the server act on the request, then resets the client instead of answering.
+up; ``lose_response`` lets the server act on the request, then resets the client instead of answering; ``corrupt``
+flips one byte of the request's body on its way to the server (a ``Content-Length`` body; others pass intact).
 ``start_outage(s)`` drops every open connection and, for ``s`` seconds, resets new ones on accept (stop the real
 server for "connection refused"). ``Expect: 100-continue`` is answered here and not forwarded (it is never
 signed). aiobotocore sends every body with ``Content-Length``; chunked messages are relayed with their framing.
@@ -29,7 +30,7 @@ from types import TracebackType
 from typing import Final, Literal, get_args
 from urllib.parse import urlsplit
 
-Fault = Literal["reset", "slowdown", "stall", "lose_response"]
+Fault = Literal["reset", "slowdown", "stall", "lose_response", "corrupt"]
 FAULTS: Final[tuple[Fault, ...]] = ("reset", "slowdown", "stall")
 SLOWDOWN_XML: Final = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -97,7 +98,7 @@ class FaultProxy:
 
     ``fault_rate`` may change at any time; ``only`` (a regex) limits faults to matching request lines and
     ``max_faults`` caps them. ``counts`` tallies requests, forwarded ones, each fault, held requests, and
-    connections ``dropped`` or ``refused`` by outages.
+    connections ``dropped`` or ``refused`` by outages; ``request_lines`` lists every request as it arrived.
     """
 
     def __init__(
@@ -116,6 +117,7 @@ class FaultProxy:
         self.fault_rate, self.faults, self.only = fault_rate, tuple(faults), re.compile(only)
         self.max_streak, self.max_faults = max_streak, max_faults
         self.counts: Counter[str] = Counter()
+        self.request_lines: list[str] = []
         self._rng = random.Random(seed)
         self._streaks: dict[str, tuple[Fault, int]] = {}
         self._server: asyncio.Server | None = None
@@ -205,6 +207,7 @@ class FaultProxy:
                 return
             while (request := await read_head(reader)) is not None:
                 self.counts["requests"] += 1
+                self.request_lines.append(request.first_line)
                 self._in_flight[writer] = request.raw
                 fault, cut = self._draw(request.first_line)
                 if upstream is None:
@@ -239,6 +242,10 @@ class FaultProxy:
             await up_writer.drain()
             return True
         body = await read_body(reader, request)
+        if fault == "corrupt" and body and not request.chunked:
+            self.counts["corrupt"] += 1
+            at = min(int(len(body) * cut), len(body) - 1)
+            body = body[:at] + bytes([body[at] ^ 0xFF]) + body[at + 1 :]
         if fault == "slowdown":
             self.counts["slowdown"] += 1
             writer.write(SLOWDOWN)

@@ -1,0 +1,182 @@
+"""Re-runs against a real SeaweedFS: nothing is sent again for an unchanged tree, only changed files go up, a
+killed multipart upload resumes from its parts, and a body damaged on its way is refused, never stored."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from async_uploader.config import MIB
+from async_uploader.events import Event, FileDone, FileRetried, FileSkipped
+from tests.e2e.conftest import read_bucket
+from tests.e2e.test_cli_features import report_records
+from tests.e2e.test_faults import MULTIPART, assert_no_orphans, uploader, wait_until
+from tests.e2e.test_upload import assert_bucket_holds, run_cli
+from tests.fault_proxy import FaultProxy
+from tests.trees import make_tree, random_bytes
+from tools.seaweedfs import S3Server
+
+
+def build(root: Path) -> int:
+    files = {f"d{i % 5}/sub/f{i}.txt": f"file {i}".encode() for i in range(300)}
+    files.update({"top.txt": b"top", "empty": b"", "big.bin": random_bytes(11 * MIB, seed=1)})
+    make_tree(root, files)
+    return len(files)
+
+
+def operation(line: str) -> str:
+    """The S3 operation of a request line, as far as these tests need to tell them apart."""
+    method, target, _ = line.split(" ", 2)
+    path, _, query = target.partition("?")
+    object_level = path.strip("/").count("/") >= 1
+    if method == "GET" and "list-type=2" in query:
+        return "ListObjectsV2"
+    if method == "GET" and re.search(r"(^|&)uploads", query) and not object_level:
+        return "ListMultipartUploads"
+    if method == "HEAD":
+        return "HeadObject" if object_level else "HeadBucket"
+    return f"{method} {'object' if object_level else 'bucket'}"
+
+
+async def test_an_unchanged_rerun_sends_nothing_but_listings(
+    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any
+) -> None:
+    files = build(tmp_path)
+    async with FaultProxy(s3_server.endpoint_url) as proxy, uploader(s3_server, proxy.url) as up:
+        first = await up.upload(tmp_path, f"s3://{bucket}/p", **MULTIPART)
+        assert (first.uploaded, first.failed) == (files, 0)
+        proxy.request_lines.clear()
+        events: list[Event] = []
+
+        second = await up.upload(tmp_path, f"s3://{bucket}/p", on_event=events.append, **MULTIPART)
+
+    assert (second.uploaded, second.skipped, second.failed) == (0, files, 0)
+    assert {e.reason for e in events if isinstance(e, FileSkipped)} == {"unchanged"}
+    sent = Counter(operation(line) for line in proxy.request_lines)
+    # The bucket check, the files directly under the prefix and each of the 5 top-level folders listed once,
+    # and the open multipart uploads: no write-access probe (nothing to write), nothing per file.
+    assert sent == {"HeadBucket": 1, "ListObjectsV2": 6, "ListMultipartUploads": 1}
+    assert_bucket_holds(s3_client, bucket, "p/", tmp_path)
+
+
+def test_after_touching_and_editing_only_those_files_go_up(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
+) -> None:
+    source = tmp_path / "src"
+    files = build(source)
+    args = [str(source), f"s3://{bucket}", "--endpoint-url", s3_server.endpoint_url, "--part-size", "5MiB"]
+    assert run_cli(server_env, *args).returncode == 0
+    touched, edited = source / "d1/sub/f1.txt", source / "big.bin"
+    st = touched.stat()
+    os.utime(touched, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    with edited.open("r+b") as handle:
+        handle.seek(6 * MIB)
+        handle.write(b"edited in the middle")
+    report = tmp_path / "second.jsonl"
+
+    result = run_cli(server_env, *args, "--report", str(report))
+
+    assert result.returncode == 0, result.stderr
+    statuses = {r["path"]: r["status"] for r in report_records(report) if "path" in r}
+    assert {path for path, status in statuses.items() if status == "uploaded"} == {"d1/sub/f1.txt", "big.bin"}
+    assert sum(status == "skipped" for status in statuses.values()) == files - 2
+    assert_bucket_holds(s3_client, bucket, "", source)
+
+
+def test_a_machine_without_state_still_skips_what_is_there(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str]
+) -> None:
+    source = tmp_path / "src"
+    files = build(source)
+    args = [str(source), f"s3://{bucket}", "--endpoint-url", s3_server.endpoint_url, "--part-size", "5MiB"]
+    assert run_cli(server_env, *args).returncode == 0
+    (source / "top.txt").write_bytes(b"TOP")  # same size, other bytes, and a new mtime
+    report = tmp_path / "fresh-machine.jsonl"
+
+    result = run_cli(server_env, *args, "--no-state", "--report", str(report))
+
+    assert result.returncode == 0, result.stderr
+    summary = report_records(report)[-1]["summary"]
+    assert (summary["uploaded"], summary["skipped"]) == (1, files - 1)
+
+
+def test_a_killed_multipart_upload_resumes_from_the_parts_already_there(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
+) -> None:
+    source = tmp_path / "src"
+    data = random_bytes(40 * MIB, seed=7)
+    make_tree(source, {"huge.bin": data})
+    args = [str(source), f"s3://{bucket}", "--endpoint-url", s3_server.endpoint_url, "--part-size", "5MiB"]
+    slow = subprocess.Popen(
+        [sys.executable, "-m", "async_uploader", "upload", *args, "--concurrency", "2", "--max-bandwidth", "8MB/s"],
+        env=server_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def parts_on_server() -> int:
+        uploads = s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        if not uploads:
+            return 0
+        listed = s3_client.list_parts(Bucket=bucket, Key="huge.bin", UploadId=uploads[0]["UploadId"])
+        return len(listed.get("Parts", []))
+
+    try:
+        wait_until(lambda: parts_on_server() >= 3, "three parts uploaded", timeout_s=60)
+    finally:
+        slow.send_signal(signal.SIGKILL)  # no chance to abort: the upload stays open on the server
+        slow.wait()
+    kept = parts_on_server()
+    assert kept >= 3
+    report = tmp_path / "resume.jsonl"
+
+    result = run_cli(server_env, *args, "--report", str(report))
+
+    assert result.returncode == 0, result.stderr
+    record = next(r for r in report_records(report) if r.get("path") == "huge.bin")
+    assert record["status"] == "uploaded"
+    assert record["resumed_parts"] >= kept - 1  # a part still arriving at the kill may be missing or torn
+    assert read_bucket(s3_client, bucket)["huge.bin"][0] == data
+    assert_no_orphans(s3_client, bucket)
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+async def test_a_part_damaged_on_the_way_is_refused_never_stored(
+    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any, persistent: bool
+) -> None:
+    """The proxy flips a byte of an UploadPart body after the uploader computed its CRC32: the server must
+    refuse it, the uploader must retry it (or fail the file), and the object must never hold the damage."""
+    data = random_bytes(12 * MIB, seed=8)
+    make_tree(tmp_path, {"big.bin": data})
+    damage = FaultProxy(
+        s3_server.endpoint_url,
+        fault_rate=1.0,
+        faults=("corrupt",),
+        only=r"^PUT \S*partNumber=2",
+        max_faults=None if persistent else 1,
+    )
+    events: list[Event] = []
+    async with damage as proxy, uploader(s3_server, proxy.url) as up:
+        result = await up.upload(
+            tmp_path, f"s3://{bucket}", on_event=events.append, retries=3 if persistent else 20, **MULTIPART
+        )
+    assert proxy.counts["corrupt"] >= 1
+    retried = [e.reason for e in events if isinstance(e, FileRetried)]
+    assert retried
+    assert all("checksum" in reason for reason in retried), retried
+    if persistent:
+        assert result.failed == 1
+        assert "checksum" in result.failures[0][1]
+        assert s3_client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+    else:
+        assert [e.path for e in events if isinstance(e, FileDone)] == ["big.bin"]
+        assert read_bucket(s3_client, bucket)["big.bin"][0] == data
+    assert_no_orphans(s3_client, bucket)
