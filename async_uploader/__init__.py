@@ -5,7 +5,7 @@ progress, ``async_uploader.errors`` for the exceptions.
 """
 
 from . import errors, events
-from .api import Uploader, run, run_config, upload
+from .api import Uploader, cleanup, run, run_config, upload
 from .config import UploadConfig, make_config
 from .events import Event, UploadResult
 
@@ -14,6 +14,7 @@ __all__ = [
     "UploadConfig",
     "UploadResult",
     "Uploader",
+    "cleanup",
     "errors",
     "events",
     "make_config",

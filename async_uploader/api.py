@@ -19,6 +19,7 @@ from typing import Any, TypedDict, Unpack
 
 import anyio
 
+from .cleanup import CleanupResult, abort_incomplete_uploads
 from .config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_CONNECT_TIMEOUT_S,
@@ -26,6 +27,8 @@ from .config import (
     Overwrite,
     UploadConfig,
     make_config,
+    parse_destination,
+    parse_duration,
 )
 from .events import Event, EventHandler, ResultBuilder, UploadResult
 from .providers.base import ObjectStore
@@ -34,6 +37,7 @@ from .report import ReportWriter
 from .transfer import run_upload
 
 PREFLIGHT_KEY_NAME = ".async-uploader-preflight-"
+DEFAULT_CLEANUP_AGE = "1d"
 
 
 class RunOptions(TypedDict, total=False):
@@ -180,6 +184,18 @@ class Uploader:
         store = None if config.dry_run else S3Store(self._connection, config.destination.bucket)
         return await run(config, store=store, on_event=on_event)
 
+    async def cleanup(
+        self, destination: str, *, older_than: str | float = DEFAULT_CLEANUP_AGE, dry_run: bool = False
+    ) -> CleanupResult:
+        """Abort the incomplete multipart uploads under ``destination`` started at least ``older_than`` ago."""
+        if self._connection is None:
+            raise RuntimeError("use the Uploader inside 'async with'")
+        target = parse_destination(destination)
+        age_s = parse_duration(older_than) if isinstance(older_than, str) else float(older_than)
+        store = S3Store(self._connection, target.bucket)
+        await store.check_readable()
+        return await abort_incomplete_uploads(store, target.prefix, older_than_s=age_s, dry_run=dry_run)
+
     async def events(self, source: str | os.PathLike[str], destination: str, **options: Any) -> AsyncIterator[Event]:
         """The same upload as ``upload``, as an async iterator of its events, ending with ``RunFinished``.
 
@@ -248,3 +264,18 @@ async def run_config(config: UploadConfig, *, on_event: EventHandler | None = No
         read_timeout=config.read_timeout_s,
     ) as uploader:
         return await uploader.run_config(config, on_event=on_event)
+
+
+async def cleanup(
+    destination: str,
+    *,
+    older_than: str | float = DEFAULT_CLEANUP_AGE,
+    dry_run: bool = False,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    profile: str | None = None,
+) -> CleanupResult:
+    """Abort the incomplete multipart uploads under ``destination`` (``s3://bucket/prefix``) started at least
+    ``older_than`` ago (``"1d"``, ``"12h"``, or seconds); ``dry_run`` only lists them."""
+    async with Uploader(endpoint_url=endpoint_url, region=region, profile=profile, concurrency=1) as uploader:
+        return await uploader.cleanup(destination, older_than=older_than, dry_run=dry_run)

@@ -1,7 +1,8 @@
 """The command line: parse flags into an ``UploadConfig``, run it, print a summary, exit with a clear code.
 
-Exit codes: 0 every file uploaded; 1 some files failed (the rest were uploaded); 2 usage, configuration,
-credential, endpoint or bucket error before uploading; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+Exit codes: 0 every file uploaded or skipped as unchanged; 1 some files failed (the rest were uploaded); 2
+usage, configuration, credential, endpoint or bucket error before uploading; 130 interrupted (Ctrl-C); 143
+terminated (SIGTERM). ``cleanup``: 0 done, 1 some aborts failed, 2 as above.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import signal
 import sys
 import traceback
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Final, NoReturn
 
 import anyio
 from rich.console import Console
 
 from . import __version__
-from .api import run_config
+from .api import DEFAULT_CLEANUP_AGE, cleanup, run_config
 from .ci import SUMMARY_FORMATS, summary_json, summary_markdown, write_github_files
 from .config import (
     DEFAULT_ATTEMPTS,
@@ -35,8 +37,10 @@ from .config import (
     Overwrite,
     UploadConfig,
     make_config,
+    parse_duration,
+    valid_endpoint,
 )
-from .errors import UploaderError
+from .errors import ConfigError, UploaderError
 from .events import Event, UploadResult
 from .progress import ProgressDisplay, summary_lines
 
@@ -168,6 +172,24 @@ def build_parser() -> argparse.ArgumentParser:
         default="text",
         help="also print the summary for machines: json (stdout) or github (markdown, job summary, step outputs)",
     )
+    clean = commands.add_parser(
+        "cleanup",
+        help="abort incomplete multipart uploads left under s3://BUCKET/PREFIX",
+        description="Abort the incomplete multipart uploads under s3://BUCKET/PREFIX (their parts are billed "
+        "until aborted): those of killed runs, of --keep-partial never resumed, of other tools.",
+    )
+    clean.add_argument("destination", metavar="DEST", help="s3://bucket or s3://bucket/prefix")
+    clean.add_argument(
+        "--older-than",
+        default=DEFAULT_CLEANUP_AGE,
+        metavar="AGE",
+        help=f"only uploads started at least AGE ago, e.g. 12h, 7d, 0 for all (default {DEFAULT_CLEANUP_AGE})",
+    )
+    clean.add_argument("--dry-run", action="store_true", help="list what would be aborted; abort nothing")
+    clean.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL_S3)")
+    clean.add_argument("--region", help="AWS region (default: from the AWS config)")
+    clean.add_argument("--profile", help="AWS shared-config profile to take credentials from")
+    clean.add_argument("--debug", action="store_true", help="show a traceback with errors")
     shown = up.add_mutually_exclusive_group()
     shown.add_argument("--no-progress", action="store_true", help="no live display or progress lines")
     shown.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
@@ -277,13 +299,45 @@ def _pin_mmap_threshold() -> None:
         pass
 
 
+def _cleanup_main(args: argparse.Namespace) -> NoReturn:
+    try:
+        parse_duration(args.older_than)
+        if args.endpoint_url is not None and not valid_endpoint(args.endpoint_url):
+            raise ConfigError(f"--endpoint-url must be an http:// or https:// URL, got {args.endpoint_url!r}")
+        result = asyncio.run(
+            cleanup(
+                args.destination,
+                older_than=args.older_than,
+                dry_run=args.dry_run,
+                endpoint_url=args.endpoint_url,
+                region=args.region,
+                profile=args.profile,
+            )
+        )
+    except UploaderError as exc:
+        _fail(EXIT_USAGE, exc, args.debug)
+    except KeyboardInterrupt:
+        _fail(EXIT_INTERRUPTED, "interrupted", False)
+    verb = "would abort" if args.dry_run else "aborted"
+    for upload in result.aborted:
+        started = datetime.fromtimestamp(upload.initiated, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        print(f"{verb} {upload.key} (started {started}, id {upload.upload_id})")
+    for upload, reason in result.failed:
+        print(f"{PROG}: could not abort {upload.key} (id {upload.upload_id}): {reason}", file=sys.stderr)
+    younger = f"; {result.younger} younger than {args.older_than} left alone" if result.younger else ""
+    print(f"{len(result.aborted)} incomplete uploads {verb}, {len(result.failed)} failed{younger}", file=sys.stderr)
+    sys.exit(EXIT_FILES_FAILED if result.failed else EXIT_OK)
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     _pin_mmap_threshold()
     args = build_parser().parse_args(argv)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)  # a log line is never wrapped at 80 columns
     logging.basicConfig(format=f"{PROG}: %(message)s", level=logging.DEBUG if args.debug else logging.WARNING)
     for noisy in ("botocore", "aiobotocore", "urllib3"):  # their debug logs carry request headers: tokens
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command == "cleanup":
+        _cleanup_main(args)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # a log line is never wrapped at 80 columns
     try:
         config = config_from_args(args)
     except UploaderError as exc:

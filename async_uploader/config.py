@@ -86,6 +86,18 @@ class Overwrite(enum.Enum):
     NEVER = "never"
 
 
+_DURATION_RE: Final = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*$", re.ASCII)
+_DURATION_UNITS_S: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``30m``, ``12h``, ``1d``, ``2w`` or a number of seconds, into seconds."""
+    match = _DURATION_RE.match(text.lower())
+    if match is None:
+        raise ConfigError(f"invalid duration {text!r}: use a number with s, m, h, d or w, like 12h or 7d")
+    return float(match.group(1)) * _DURATION_UNITS_S[match.group(2)]
+
+
 @dataclass(frozen=True, slots=True)
 class Destination:
     """Where objects go: a bucket and a key prefix that is empty or ends with ``/``."""
@@ -120,7 +132,7 @@ def default_state_path() -> Path:
     return Path(cache) / "async-uploader" / "state.sqlite3"
 
 
-def _valid_endpoint(url: str) -> bool:
+def valid_endpoint(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme in {"http", "https"} and bool(parts.hostname) and not any(c.isspace() for c in url)
 
@@ -213,7 +225,7 @@ def make_config(
     memory = parse_size(max_memory)
     if memory < MIN_PART_SIZE_BYTES:
         raise ConfigError("--max-memory must be at least 5MiB (one part)")
-    if endpoint_url is not None and not _valid_endpoint(endpoint_url):
+    if endpoint_url is not None and not valid_endpoint(endpoint_url):
         raise ConfigError(f"--endpoint-url must be an http:// or https:// URL, got {endpoint_url!r}")
     rules = (*filters, *(("include", g) for g in include), *(("exclude", g) for g in exclude))
     for kind, glob in rules:

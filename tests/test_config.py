@@ -21,6 +21,7 @@ from async_uploader.config import (
     UploadConfig,
     make_config,
     parse_destination,
+    parse_duration,
     parse_size,
 )
 from async_uploader.errors import ConfigError
@@ -286,3 +287,14 @@ def test_state_file_defaults_to_the_user_cache_and_can_be_turned_off(
 def test_make_config_refuses_unknown_overwrite_mode(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--overwrite must be one of always, changed, never"):
         make_config(tmp_path, "s3://bucket", overwrite="sometimes")
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("0", 0), ("90s", 90), ("30m", 1800), ("1.5h", 5400), ("7d", 604800)])
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "1y", "-1d", "soon"])
+def test_parse_duration_refuses_what_it_cannot_read(text: str) -> None:
+    with pytest.raises(ConfigError, match="invalid duration"):
+        parse_duration(text)

@@ -180,3 +180,44 @@ async def test_a_part_damaged_on_the_way_is_refused_never_stored(
         assert [e.path for e in events if isinstance(e, FileDone)] == ["big.bin"]
         assert read_bucket(s3_client, bucket)["big.bin"][0] == data
     assert_no_orphans(s3_client, bucket)
+
+
+def run_cleanup(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "async_uploader", "cleanup", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cleanup_aborts_old_incomplete_uploads_and_only_those(
+    bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
+) -> None:
+    for key in ("p/a.bin", "p/sub/b.bin", "elsewhere/c.bin"):
+        s3_client.create_multipart_upload(Bucket=bucket, Key=key)
+    target = [f"s3://{bucket}/p", "--endpoint-url", s3_server.endpoint_url]
+
+    young = run_cleanup(server_env, *target)
+    assert young.returncode == 0, young.stderr
+    assert "0 incomplete uploads aborted, 0 failed; 2 younger than 1d left alone" in young.stderr
+
+    dry = run_cleanup(server_env, *target, "--older-than", "0", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert sorted(line.split()[2] for line in dry.stdout.splitlines()) == ["p/a.bin", "p/sub/b.bin"]
+    assert len(s3_client.list_multipart_uploads(Bucket=bucket)["Uploads"]) == 3
+
+    done = run_cleanup(server_env, *target, "--older-than", "0")
+    assert done.returncode == 0, done.stderr
+    assert "2 incomplete uploads aborted" in done.stderr
+    assert [u["Key"] for u in s3_client.list_multipart_uploads(Bucket=bucket)["Uploads"]] == ["elsewhere/c.bin"]
+
+
+def test_cleanup_refuses_a_bad_age_in_one_line(bucket: str, server_env: dict[str, str]) -> None:
+    result = run_cleanup(server_env, f"s3://{bucket}", "--older-than", "soon")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "async-uploader: error: invalid duration 'soon': use a number with s, m, h, d or w, like 12h or 7d"
+    ]
