@@ -65,6 +65,7 @@ class RunOptions(TypedDict, total=False):
     state_file: str | os.PathLike[str] | None
     use_state: bool
     keep_partial: bool
+    checksum: str
 
 
 async def run(config: UploadConfig, *, store: ObjectStore | None, on_event: EventHandler | None = None) -> UploadResult:

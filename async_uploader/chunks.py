@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import zlib
 from dataclasses import dataclass
 from typing import Final
 
 import anyio.to_thread
 
-from .checksum import crc32_digest
+from .checksum import Algorithm, Checksum, Digest
 from .errors import FileChangedError
 
 
@@ -24,7 +23,9 @@ from .errors import FileChangedError
 class Chunk:
     body: io.BytesIO
     """The bytes, positioned at 0, in a buffer the BytesIO owns: the HTTP layer sends it without a copy."""
-    checksum: str
+    checksum: Checksum | None
+    crc: int
+    """The raw CRC (CRC algorithms only), to combine into the whole file's."""
 
 
 def _read_into(fd: int, view: memoryview, offset: int) -> int:
@@ -38,32 +39,38 @@ def _read_into(fd: int, view: memoryview, offset: int) -> int:
     return got
 
 
-def _read_range(path: str, offset: int, length: int, size: int, mtime_ns: int) -> Chunk:
+def _read_range(path: str, offset: int, length: int, size: int, mtime_ns: int, algorithm: Algorithm | None) -> Chunk:
     # Read straight into the BytesIO's own buffer. botocore would wrap a bytes body in BytesIO(bytes), which
     # shares the bytes until aiohttp asks for getbuffer() and so copies every body once: twice the memory.
     # BytesIO(bytes(n)) shares the zeroed bytes (untouched calloc pages, no memory yet); the first getbuffer()
     # gives the BytesIO its own buffer of exactly n bytes, where growing it by writing would over-allocate 1/8.
     body = io.BytesIO(bytes(length))
+    digest = Digest(algorithm) if algorithm is not None else None
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
+        got = 0
         if length:
             with body.getbuffer() as view:
                 got = _read_into(fd, view, offset)
-                crc = zlib.crc32(view)
-        else:
-            got, crc = 0, zlib.crc32(b"")
+                if digest is not None:
+                    digest.update(view)
         st = os.fstat(fd)
     finally:
         os.close(fd)
     if st.st_size != size or st.st_mtime_ns != mtime_ns or got != length:
         raise FileChangedError("file changed while it was being uploaded (size or mtime differ from the walk)")
     body.seek(0)
-    return Chunk(body, crc32_digest(crc))
+    if digest is None:
+        return Chunk(body, None, 0)
+    return Chunk(body, digest.checksum(), digest.crc)
 
 
-async def read_chunk(path: str, offset: int, length: int, *, size: int, mtime_ns: int) -> Chunk:
-    """Bytes ``[offset, offset + length)`` of the file whose walked stat was ``size`` and ``mtime_ns``."""
-    return await anyio.to_thread.run_sync(_read_range, path, offset, length, size, mtime_ns)
+async def read_chunk(
+    path: str, offset: int, length: int, *, size: int, mtime_ns: int, algorithm: Algorithm | None = Algorithm.CRC32
+) -> Chunk:
+    """Bytes ``[offset, offset + length)`` of the file whose walked stat was ``size`` and ``mtime_ns``, with
+    their checksum computed as they are read."""
+    return await anyio.to_thread.run_sync(_read_range, path, offset, length, size, mtime_ns, algorithm)
 
 
 def _check_unchanged(path: str, size: int, mtime_ns: int) -> None:
@@ -80,10 +87,20 @@ async def check_unchanged(path: str, *, size: int, mtime_ns: int) -> None:
 VERIFY_BLOCK_BYTES: Final = 1024 * 1024
 
 
-def _digest_range(path: str, offset: int, length: int, size: int, mtime_ns: int) -> tuple[str, str]:
+@dataclass(frozen=True, slots=True)
+class RangeDigest:
+    md5: str
+    """Hex: what a part's ETag is on S3 (without SSE-KMS) and its compatibles."""
+    checksum: Checksum | None
+    crc: int
+
+
+def _digest_range(
+    path: str, offset: int, length: int, size: int, mtime_ns: int, algorithm: Algorithm | None
+) -> RangeDigest:
     block = bytearray(VERIFY_BLOCK_BYTES)
     md5 = hashlib.md5(usedforsecurity=False)
-    crc = 0
+    digest = Digest(algorithm) if algorithm is not None else None
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         done = 0
@@ -94,17 +111,22 @@ def _digest_range(path: str, offset: int, length: int, size: int, mtime_ns: int)
                 if got == 0:
                     break
                 md5.update(view[:got])
-                crc = zlib.crc32(view[:got], crc)
+                if digest is not None:
+                    digest.update(view[:got])
                 done += got
         st = os.fstat(fd)
     finally:
         os.close(fd)
     if st.st_size != size or st.st_mtime_ns != mtime_ns or done != length:
         raise FileChangedError("file changed while its uploaded parts were being checked")
-    return md5.hexdigest(), crc32_digest(crc)
+    if digest is None:
+        return RangeDigest(md5.hexdigest(), None, 0)
+    return RangeDigest(md5.hexdigest(), digest.checksum(), digest.crc)
 
 
-async def digest_range(path: str, offset: int, length: int, *, size: int, mtime_ns: int) -> tuple[str, str]:
-    """MD5 (hex, what an S3 part's ETag is) and CRC32 (base64) of a byte range, read in 1 MiB blocks: checking
-    an uploaded part against the file costs no memory budget."""
-    return await anyio.to_thread.run_sync(_digest_range, path, offset, length, size, mtime_ns)
+async def digest_range(
+    path: str, offset: int, length: int, *, size: int, mtime_ns: int, algorithm: Algorithm | None
+) -> RangeDigest:
+    """MD5 and checksum of a byte range, read in 1 MiB blocks: checking an uploaded part against the file
+    costs no memory budget."""
+    return await anyio.to_thread.run_sync(_digest_range, path, offset, length, size, mtime_ns, algorithm)

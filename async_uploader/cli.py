@@ -159,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-state", action="store_true", help="remember nothing: existing objects are checked one HEAD each"
     )
     up.add_argument(
+        "--checksum",
+        choices=["crc32", "crc32c", "sha256", "none"],
+        default="crc32",
+        help="checksum every body carries for the server to verify; large files also get their whole CRC checked "
+        "(default crc32; crc32c needs the [crc32c] extra)",
+    )
+    up.add_argument(
         "--keep-partial",
         action="store_true",
         help="on Ctrl-C or SIGTERM, leave multipart uploads open for the next run to resume instead of aborting",
@@ -223,6 +230,7 @@ def config_from_args(args: argparse.Namespace) -> UploadConfig:
         state_file=args.state_file,
         use_state=not args.no_state,
         keep_partial=args.keep_partial,
+        checksum=args.checksum,
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
+from .checksum import Algorithm, parse_algorithm
 from .errors import ConfigError
 from .filters import PathFilter
 from .throttle import parse_rate
@@ -172,6 +173,8 @@ class UploadConfig:
     """Where runs remember what they uploaded (``None``: nowhere; every existing object then costs a HEAD)."""
     keep_partial: bool = False
     """On interruption, leave multipart uploads in flight open (for the next run to resume) instead of aborting."""
+    checksum: Algorithm | None = Algorithm.CRC32
+    """The checksum every body carries for the server to verify (``None``: none)."""
 
 
 def make_config(
@@ -202,6 +205,7 @@ def make_config(
     state_file: str | os.PathLike[str] | None = None,
     use_state: bool = True,
     keep_partial: bool = False,
+    checksum: str = "crc32",
 ) -> UploadConfig:
     """Validate user-facing options into an ``UploadConfig``; raises ``ConfigError`` with a one-line reason.
 
@@ -274,4 +278,5 @@ def make_config(
         overwrite=mode,
         state_file=state,
         keep_partial=keep_partial,
+        checksum=parse_algorithm(checksum),
     )

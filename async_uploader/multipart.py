@@ -3,7 +3,12 @@
 Parts are scheduled one at a time: each waits for a request slot and for its bytes in the memory budget
 *before* its task exists, so a 10,000-part file never has more than a handful of parts alive. A part that fails
 transiently is read again from disk and retried; whatever goes wrong for good (a part, the file changing, the
-run being cancelled), the upload is aborted in a shielded ``finally`` so no orphaned parts are left to be billed.
+run being cancelled), the upload is aborted in a shielded ``finally`` so no orphaned parts are left to be billed
+(unless the user asked to keep it open, to resume it).
+
+Integrity: each part carries its checksum; with a CRC and a store that can, the completion carries the CRC of
+the whole file (combined from the parts' CRCs), which the server checks; the store's answer is compared with
+ours, and a HEAD confirms the size. A resumed upload reuses only the parts whose bytes still match the file.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import anyio
 
 from .adaptive import AdaptiveLimit
 from .budget import ByteBudget
-from .checksum import composite_crc32
+from .checksum import Algorithm, composite, full_object_crc
 from .chunks import check_unchanged, digest_range, read_chunk
 from .errors import FileError, StoreError, VerificationError
 from .plan import PartPlan, UploadPlan
@@ -86,128 +91,153 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class FileUpload:
+    """One file's multipart upload: what to send, where, with which checksum, under which limits."""
+
+    store: ObjectStore
+    entry: FileEntry
+    key: str
+    plan: UploadPlan
+    limits: Limits
+    algorithm: Algorithm | None
+    deadline: float
+    on_retry: RetryNote | None = None
+
+    async def request(self, call: Callable[[], Awaitable[T]]) -> T:
+        return await self.limits.request(call, deadline=self.deadline, on_retry=self.on_retry)
+
+
+def checksum_mode(algorithm: Algorithm | None, full_object: bool) -> str:
+    """How an upload's checksums were asked for (``crc32/full``, ``sha256/composite``, ``none``): a resumed
+    upload must be completed the way it was created."""
+    if algorithm is None:
+        return "none"
+    return f"{algorithm.value}/{'full' if full_object else 'composite'}"
+
+
+@dataclass(frozen=True, slots=True)
 class ResumePoint:
-    """An open upload of this very file (same size, mtime and part size) and its parts that match the file."""
+    """An open upload of this very file (same size, mtime, part size and checksums) and its parts that match."""
 
     upload_id: str
+    full_object: bool
     parts: Mapping[int, UploadedPart]
+    crcs: Mapping[int, int]
+    """The reused parts' raw CRCs, for the whole file's CRC."""
 
 
 @dataclass(frozen=True, slots=True)
 class Journal:
-    """Told when an upload is created and when it is closed (completed or aborted), so a run that dies between
-    the two leaves a record the next run can resume from."""
+    """Told when an upload is created (with its checksum mode) and when it is closed (completed or aborted), so a
+    run that dies between the two leaves a record the next run can resume from."""
 
-    opened: Callable[[str], None]
+    opened: Callable[[str, str], None]
     closed: Callable[[str], None]
 
 
-def _quiet_journal() -> Journal:
-    return Journal(lambda _: None, lambda _: None)
+QUIET_JOURNAL: Final = Journal(lambda _id, _mode: None, lambda _id: None)
 
 
 async def upload_multipart(
-    store: ObjectStore,
-    entry: FileEntry,
-    key: str,
-    plan: UploadPlan,
+    job: FileUpload,
     metadata: Mapping[str, str],
-    limits: Limits,
     on_part: Callable[[int, int], None],
     *,
-    deadline: float,
-    on_retry: RetryNote | None = None,
     resume: ResumePoint | None = None,
-    journal: Journal | None = None,
+    journal: Journal = QUIET_JOURNAL,
     keep_partial: bool = False,
 ) -> StoredObject:
-    """Upload ``entry`` in ``plan.part_count`` parts; ``on_part(number, bytes)`` is called as each part lands.
+    """Upload the file in ``plan.part_count`` parts; ``on_part(number, bytes)`` is called as each part lands.
 
     With ``resume``, its upload is continued and its parts are not sent again. On any failure the upload is
     aborted, except that with ``keep_partial`` a cancelled run (Ctrl-C, SIGTERM) leaves it open to resume.
     """
-    journal = journal or _quiet_journal()
+    store, key, entry = job.store, job.key, job.entry
     if resume is not None:
-        upload_id = resume.upload_id
-        reused: Mapping[int, UploadedPart] = resume.parts
+        upload_id, full_object = resume.upload_id, resume.full_object
+        reused, crcs = dict(resume.parts), dict(resume.crcs)
     else:
-        upload_id = await _create(store, key, metadata, limits, deadline, on_retry)
-        journal.opened(upload_id)
-        reused = {}
+        upload_id, full_object = await _create(job, metadata)
+        journal.opened(upload_id, checksum_mode(job.algorithm, full_object))
+        reused, crcs = {}, {}
     completed = kept = False
     try:
-        parts = await _upload_parts(store, entry, key, upload_id, plan, limits, on_part, deadline, on_retry, reused)
+        parts = await _upload_parts(job, upload_id, on_part, reused, crcs)
         await check_unchanged(entry.path, size=entry.size, mtime_ns=entry.mtime_ns)
-        stored = await limits.request(
-            lambda: store.complete_multipart(key, upload_id, parts), deadline=deadline, on_retry=on_retry
-        )
+        full = None
+        if full_object and job.algorithm is not None:
+            full = full_object_crc(job.algorithm, ((crcs[p.number], p.size) for p in job.plan.parts()))
+        stored = await job.request(lambda: store.complete_multipart(key, upload_id, parts, full_checksum=full))
         completed = True
     except anyio.get_cancelled_exc_class():
         kept = keep_partial
         raise
     finally:
         if not completed and not kept:
-            await _abort(store, key, upload_id, limits.retry)
+            await _abort(store, key, upload_id, job.limits.retry)
         if not kept:
             journal.closed(upload_id)
-    expected = composite_crc32(part.checksum for part in parts)
-    if stored.checksum is not None and "-" in stored.checksum and stored.checksum != expected:
+    if full is not None:
+        expected = full.value
+    elif job.algorithm is not None:
+        expected = composite(part.checksum for part in parts if part.checksum is not None).value
+    if job.algorithm is not None and stored.checksum is not None and stored.checksum != expected:
         raise VerificationError(f"store reports checksum {stored.checksum}, expected {expected}")
-    info = await limits.request(lambda: store.head_object(key), deadline=deadline, on_retry=on_retry)
+    info = await job.request(lambda: store.head_object(key))
     if info is None or info.size != entry.size:
         found = "no object" if info is None else f"{info.size} bytes"
         raise VerificationError(f"after completing the upload the store holds {found}, expected {entry.size}")
     return stored
 
 
-async def _create(
-    store: ObjectStore,
-    key: str,
-    metadata: Mapping[str, str],
-    limits: Limits,
-    deadline: float,
-    on_retry: RetryNote | None,
-) -> str:
+async def _create(job: FileUpload, metadata: Mapping[str, str]) -> tuple[str, bool]:
     tries = 0
     started = time.time()
+    full_object = False
 
     async def create() -> str:
-        nonlocal tries
+        nonlocal tries, full_object
         tries += 1
-        return await store.create_multipart(key, metadata=metadata)
+        # Asked on every try: a store that refused a full-object checksum has said so by now.
+        full_object = job.algorithm is not None and job.algorithm.is_crc and job.store.full_object_checksums
+        return await job.store.create_multipart(
+            job.key, metadata=metadata, checksum=job.algorithm, full_object=full_object
+        )
 
-    upload_id = await limits.request(create, deadline=deadline, on_retry=on_retry)
+    upload_id = await job.request(create)
     if tries > 1:  # an earlier try may have created an upload whose answer never came back
-        await sweep_stale_uploads(store, key, keep=upload_id, since=started)
-    return upload_id
+        await sweep_stale_uploads(job.store, job.key, keep=upload_id, since=started)
+    return upload_id, full_object
 
 
 async def _upload_parts(
-    store: ObjectStore,
-    entry: FileEntry,
-    key: str,
+    job: FileUpload,
     upload_id: str,
-    plan: UploadPlan,
-    limits: Limits,
     on_part: Callable[[int, int], None],
-    deadline: float,
-    on_retry: RetryNote | None,
     reused: Mapping[int, UploadedPart],
+    crcs: dict[int, int],
 ) -> list[UploadedPart]:
-    uploaded: list[UploadedPart | None] = [None] * plan.part_count
+    store, entry, limits = job.store, job.entry, job.limits
+    uploaded: list[UploadedPart | None] = [None] * job.plan.part_count
     failure: list[BaseException] = []
-    note = limits._noting(on_retry)
+    note = limits._noting(job.on_retry)
 
     async def send(part: PartPlan) -> UploadedPart:
-        chunk = await read_chunk(entry.path, part.offset, part.size, size=entry.size, mtime_ns=entry.mtime_ns)
+        chunk = await read_chunk(
+            entry.path, part.offset, part.size, size=entry.size, mtime_ns=entry.mtime_ns, algorithm=job.algorithm
+        )
         if limits.bandwidth is not None:
             await limits.bandwidth.consume(part.size)
-        return await store.upload_part(key, upload_id, part.number, chunk.body, checksum=chunk.checksum)
+        done = await store.upload_part(job.key, upload_id, part.number, chunk.body, checksum=chunk.checksum)
+        crcs[part.number] = chunk.crc
+        return done
 
     async def one_part(part: PartPlan, taken: int) -> None:
         try:
             # The slot and the bytes stay held across retries: a struggling store gets fewer requests, not more.
-            uploaded[part.number - 1] = await limits.retry.call(lambda: send(part), deadline=deadline, on_retry=note)
+            uploaded[part.number - 1] = await limits.retry.call(
+                lambda: send(part), deadline=job.deadline, on_retry=note
+            )
             limits.slots.succeeded()
         except (FileError, OSError) as exc:
             if not failure:
@@ -220,7 +250,7 @@ async def _upload_parts(
         on_part(part.number, part.size)
 
     async with anyio.create_task_group() as group:
-        for part in plan.parts():
+        for part in job.plan.parts():
             if part.number in reused:
                 uploaded[part.number - 1] = reused[part.number]
                 on_part(part.number, part.size)
@@ -259,48 +289,51 @@ async def _abort(store: ObjectStore, key: str, upload_id: str, policy: RetryPoli
 
 
 async def find_resume_point(
-    store: ObjectStore,
-    entry: FileEntry,
-    key: str,
-    plan: UploadPlan,
-    open_uploads: Sequence[tuple[IncompleteUpload, OpenUpload | None]],
-    limits: Limits,
-    *,
-    deadline: float,
-    on_retry: RetryNote | None = None,
+    job: FileUpload, open_uploads: Sequence[tuple[IncompleteUpload, OpenUpload | None]]
 ) -> tuple[ResumePoint | None, list[str]]:
-    """Pick the upload to resume among ``key``'s open uploads, and the ids of the others (to abort).
+    """Pick the upload to resume among the key's open uploads, and the ids of the others (to abort).
 
-    Only an upload this machine created for the same size, mtime and part size qualifies (a store cannot tell
-    an upload's metadata, so one created for another version of the file would store the wrong one), and only
-    parts whose bytes still match the file are reused: each is read again and compared with its listed
-    checksum or, failing that, its ETag (the part's MD5 on S3 without SSE-KMS, and on its compatibles).
+    Only an upload this machine created for the same size, mtime, part size and checksums qualifies (a store
+    cannot tell an upload's metadata, so one created for another version of the file would store the wrong
+    one), and only parts whose bytes still match the file are reused: each is read again and compared with its
+    listed checksum or, failing that, its ETag (the part's MD5 on S3 without SSE-KMS, and on its compatibles).
     """
-    ours = [
-        upload
-        for upload, record in open_uploads
-        if record is not None
-        and (record.size, record.mtime_ns, record.part_size) == (entry.size, entry.mtime_ns, plan.part_size)
-    ]
-    ours.sort(key=lambda upload: upload.initiated, reverse=True)
-    others = [upload.upload_id for upload, _ in open_uploads if not ours or upload.upload_id != ours[0].upload_id]
+    entry, plan = job.entry, job.plan
+    modes = {checksum_mode(job.algorithm, full) for full in (False, True)}
+    ours = sorted(
+        (
+            (upload, record)
+            for upload, record in open_uploads
+            if record is not None
+            and (record.size, record.mtime_ns, record.part_size) == (entry.size, entry.mtime_ns, plan.part_size)
+            and record.checksum in modes
+        ),
+        key=lambda found: found[0].initiated,
+        reverse=True,
+    )
     if not ours:
-        return None, others
-    chosen = ours[0]
-    listed = await limits.request(lambda: store.list_parts(key, chosen.upload_id), deadline=deadline, on_retry=on_retry)
-    planned = {part.number: part for part in plan.parts()} if listed else {}
+        return None, [upload.upload_id for upload, _ in open_uploads]
+    chosen, record = ours[0]
+    others = [upload.upload_id for upload, _ in open_uploads if upload.upload_id != chosen.upload_id]
     reused: dict[int, UploadedPart] = {}
-    for stored in listed:
-        part = planned.get(stored.number)
+    crcs: dict[int, int] = {}
+    for stored in await job.request(lambda: job.store.list_parts(job.key, chosen.upload_id)):
+        part = plan.part(stored.number)
         if part is None or part.size != stored.size:
             continue
-        md5, crc = await digest_range(entry.path, part.offset, part.size, size=entry.size, mtime_ns=entry.mtime_ns)
-        matches = stored.checksum == crc if stored.checksum else stored.etag.strip('"') == md5
+        digest = await digest_range(
+            entry.path, part.offset, part.size, size=entry.size, mtime_ns=entry.mtime_ns, algorithm=job.algorithm
+        )
+        if stored.checksum is not None and digest.checksum is not None:
+            matches = stored.checksum == digest.checksum
+        else:
+            matches = stored.etag.strip('"') == digest.md5
         if matches:
-            reused[stored.number] = UploadedPart(stored.number, stored.etag, crc)
+            reused[stored.number] = UploadedPart(stored.number, stored.etag, digest.checksum)
+            crcs[stored.number] = digest.crc
     if not reused:
         return None, [*others, chosen.upload_id]
-    return ResumePoint(chosen.upload_id, reused), others
+    return ResumePoint(chosen.upload_id, record.checksum.endswith("/full"), reused, crcs), others
 
 
 async def abort_uploads(store: ObjectStore, key: str, upload_ids: Sequence[str], policy: RetryPolicy) -> None:

@@ -77,6 +77,13 @@ class UploadPlan:
     def multipart(self) -> bool:
         return self.part_size > 0
 
+    def part(self, number: int) -> PartPlan | None:
+        """Part ``number`` (1-based), or ``None`` if the plan has no such part."""
+        if not self.multipart or not 1 <= number <= self.part_count:
+            return None
+        offset = (number - 1) * self.part_size
+        return PartPlan(number, offset, min(self.part_size, self.size - offset))
+
     def parts(self) -> Iterator[PartPlan]:
         """The parts, lazily: a 5 TiB file's 10,000 parts are never all held at once."""
         for index in range(self.part_count):

@@ -43,7 +43,15 @@ from .events import (
     UploadResult,
 )
 from .filters import PathFilter
-from .multipart import Journal, Limits, ResumePoint, abort_uploads, find_resume_point, upload_multipart
+from .multipart import (
+    FileUpload,
+    Journal,
+    Limits,
+    ResumePoint,
+    abort_uploads,
+    find_resume_point,
+    upload_multipart,
+)
 from .plan import UploadPlan, object_key, object_metadata, plan_upload
 from .providers.base import ObjectStore, StoredObject
 from .report import failed_paths
@@ -153,25 +161,23 @@ class _Run:
         started = time.monotonic()
         resumed = 0
         if plan.multipart:
-            resume = await self._resume_point(self.store, self.index, entry, key, plan, deadline, on_retry)
+            job = FileUpload(
+                self.store, entry, key, plan, self.limits, self.config.checksum, deadline, on_retry=on_retry
+            )
+            resume = await self._resume_point(job, self.index)
             resumed = len(resume.parts) if resume is not None else 0
-            record = OpenUpload("", entry.size, entry.mtime_ns, plan.part_size, "crc32")
             index = self.index
+
+            def opened(upload_id: str, mode: str) -> None:
+                record = OpenUpload(upload_id, entry.size, entry.mtime_ns, plan.part_size, mode)
+                index.upload_opened(key, record)
+
             stored = await upload_multipart(
-                self.store,
-                entry,
-                key,
-                plan,
+                job,
                 metadata,
-                self.limits,
                 self._part_reporter(entry.rel),
-                deadline=deadline,
-                on_retry=on_retry,
                 resume=resume,
-                journal=Journal(
-                    lambda upload_id: index.upload_opened(key, dataclasses.replace(record, upload_id=upload_id)),
-                    lambda upload_id: index.upload_closed(key, upload_id),
-                ),
+                journal=Journal(opened, lambda upload_id: index.upload_closed(key, upload_id)),
                 keep_partial=self.config.keep_partial,
             )
         else:
@@ -200,25 +206,14 @@ class _Run:
                 await store.check_writable(self._write_probe_key)
                 self._write_probe_key = None
 
-    async def _resume_point(
-        self,
-        store: ObjectStore,
-        index: DestinationIndex,
-        entry: FileEntry,
-        key: str,
-        plan: UploadPlan,
-        deadline: float,
-        on_retry: Callable[[FileError], None],
-    ) -> ResumePoint | None:
-        open_uploads = await index.open_uploads(key)
+    async def _resume_point(self, job: FileUpload, index: DestinationIndex) -> ResumePoint | None:
+        open_uploads = await index.open_uploads(job.key)
         if not open_uploads:
             return None
-        resume, unusable = await find_resume_point(
-            store, entry, key, plan, open_uploads, self.limits, deadline=deadline, on_retry=on_retry
-        )
-        await abort_uploads(store, key, unusable, self.limits.retry)
+        resume, unusable = await find_resume_point(job, open_uploads)
+        await abort_uploads(job.store, job.key, unusable, self.limits.retry)
         for upload_id in unusable:
-            index.upload_closed(key, upload_id)
+            index.upload_closed(job.key, upload_id)
         return resume
 
     def _part_reporter(self, rel: str) -> Callable[[int, int], None]:
@@ -233,11 +228,18 @@ class _Run:
         deadline: float,
         on_retry: Callable[[FileError], None],
     ) -> StoredObject:
+        algorithm = self.config.checksum
+
         async def send() -> StoredObject:
-            chunk = await read_chunk(entry.path, 0, entry.size, size=entry.size, mtime_ns=entry.mtime_ns)
+            chunk = await read_chunk(
+                entry.path, 0, entry.size, size=entry.size, mtime_ns=entry.mtime_ns, algorithm=algorithm
+            )
             stored = await store.put_object(key, chunk.body, checksum=chunk.checksum, metadata=metadata)
-            if stored.checksum is not None and stored.checksum != chunk.checksum:
-                raise VerificationError(f"store computed CRC32 {stored.checksum}, expected {chunk.checksum}")
+            sent = chunk.checksum
+            if sent is not None and stored.checksum is not None and stored.checksum != sent.value:
+                raise VerificationError(
+                    f"store computed {sent.algorithm.name} {stored.checksum}, expected {sent.value}"
+                )
             return stored
 
         return await self.limits.send_body(entry.size, send, deadline=deadline, on_retry=on_retry)

@@ -11,7 +11,7 @@ from io import BytesIO
 import anyio
 import anyio.lowlevel
 
-from async_uploader.checksum import composite_crc32, crc32_of
+from async_uploader.checksum import Algorithm, Checksum, checksum_of, composite
 from async_uploader.errors import BucketError, StoreError, VerificationError
 from async_uploader.providers.base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart
 
@@ -41,6 +41,8 @@ class MemoryStore:
     read_only: bool = False
     listings: int = 0
     location: str = "memory://bucket"
+    full_object_checksums: bool = True
+    completed_checksums: list[Checksum | None] = field(default_factory=list)
     _next_id: int = 0
 
     async def _request(self, key: str, body: bytes = b"") -> None:  # the body's bytes, to gauge memory
@@ -68,43 +70,58 @@ class MemoryStore:
         if self.read_only:
             raise BucketError("these credentials cannot write to bucket 'memory'")
 
+    @staticmethod
+    def _verify(body: bytes, checksum: Checksum | None) -> None:
+        if checksum is not None and checksum_of(checksum.algorithm, body) != checksum:
+            raise VerificationError("BadDigest")
+
     async def put_object(
-        self, key: str, stream: BytesIO, *, checksum: str, metadata: Mapping[str, str]
+        self, key: str, stream: BytesIO, *, checksum: Checksum | None, metadata: Mapping[str, str]
     ) -> StoredObject:
         body = stream.getvalue()
         await self._request(key, body)
         if key in self.fail_keys:
             raise StoreError(f"PutObject failed: injected failure for {key}")
-        if crc32_of(body) != checksum:
-            raise VerificationError("BadDigest")
+        self._verify(body, checksum)
         self.objects[key] = StoredBlob(bytes(body), dict(metadata), 1)
-        return StoredObject(etag=self._etag(key), checksum=checksum)
+        return StoredObject(etag=self._etag(key), checksum=checksum.value if checksum else None)
 
-    async def create_multipart(self, key: str, *, metadata: Mapping[str, str]) -> str:
+    async def create_multipart(
+        self, key: str, *, metadata: Mapping[str, str], checksum: Algorithm | None, full_object: bool
+    ) -> str:
         await self._request(key)
+        if full_object and not self.full_object_checksums:
+            raise AssertionError("asked for a full-object checksum the store said it lacks")
         self._next_id += 1
         upload_id = f"upload-{self._next_id}"
         self.uploads[upload_id] = (key, dict(metadata), {})
         return upload_id
 
     async def upload_part(
-        self, key: str, upload_id: str, number: int, stream: BytesIO, *, checksum: str
+        self, key: str, upload_id: str, number: int, stream: BytesIO, *, checksum: Checksum | None
     ) -> UploadedPart:
         body = stream.getvalue()
         await self._request(key, body)
         if (key, number) in self.fail_parts:
             raise StoreError(f"UploadPart {number} failed: injected failure")
-        if crc32_of(body) != checksum:
-            raise VerificationError("BadDigest")
+        self._verify(body, checksum)
         self.uploads[upload_id][2][number] = bytes(body)
         return UploadedPart(number, f'"{md5(body).hexdigest()}"', checksum)
 
-    async def complete_multipart(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> StoredObject:
+    async def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[UploadedPart], *, full_checksum: Checksum | None
+    ) -> StoredObject:
         await self._request(key)
-        _, metadata, received = self.uploads.pop(upload_id)
+        _, metadata, received = self.uploads[upload_id]
         data = b"".join(received[p.number] for p in parts)
+        self._verify(data, full_checksum)  # the server checks the whole object's CRC, as S3 does
+        del self.uploads[upload_id]
         self.objects[key] = StoredBlob(data, metadata, len(parts))
-        return StoredObject(etag=self._etag(key), checksum=composite_crc32(p.checksum for p in parts))
+        self.completed_checksums.append(full_checksum)
+        if full_checksum is not None:
+            return StoredObject(etag=self._etag(key), checksum=full_checksum.value)
+        checksums = [p.checksum for p in parts if p.checksum is not None]
+        return StoredObject(etag=self._etag(key), checksum=composite(checksums).value if checksums else None)
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         await self._request(key)

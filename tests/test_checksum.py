@@ -1,14 +1,30 @@
-"""Tests for ``async_uploader.checksum``: CRC32 in S3's form and the multipart composite S3 reports."""
+"""Tests for ``async_uploader.checksum``: checksums in S3's form, the multipart composites S3 reports, and the
+CRC combination that gives a whole file's CRC from its parts'."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import zlib
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from async_uploader.checksum import composite_crc32, crc32_of
+from async_uploader.checksum import (
+    Algorithm,
+    Checksum,
+    Digest,
+    checksum_of,
+    composite,
+    composite_crc32,
+    crc32_of,
+    crc32c,
+    crc_combine,
+    full_object_crc,
+    parse_algorithm,
+)
+from async_uploader.errors import ConfigError
 
 FIVE_MIB_OF_X = b"x" * (5 * 1024 * 1024)
 
@@ -57,3 +73,63 @@ def test_composite_crc32_of_one_part_is_not_the_part_checksum() -> None:
     assert composite.endswith("-1")
     assert composite.removesuffix("-1") != part
     assert composite == f"{crc32_of(base64.b64decode(part))}-1"
+
+
+def crc32c_reference(data: bytes) -> int:
+    """Bitwise CRC32C, independent of google-crc32c and of our combining."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+def test_crc32c_known_vector() -> None:
+    assert checksum_of(Algorithm.CRC32C, b"hello").value == "mnG7TA=="
+    assert crc32c(b"123456789") == crc32c_reference(b"123456789") == 0xE3069283
+
+
+@given(st.binary(max_size=300), st.binary(max_size=300))
+def test_crc_combine_equals_the_crc_of_the_concatenation(a: bytes, b: bytes) -> None:
+    assert crc_combine(Algorithm.CRC32, zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+    assert crc_combine(Algorithm.CRC32C, crc32c_reference(a), crc32c_reference(b), len(b)) == crc32c_reference(a + b)
+
+
+@given(st.lists(st.binary(max_size=200), min_size=1, max_size=6), st.sampled_from([Algorithm.CRC32, Algorithm.CRC32C]))
+def test_full_object_crc_from_parts_is_the_crc_of_the_whole(parts: list[bytes], algorithm: Algorithm) -> None:
+    crcs = [(checksum_of_crc(algorithm, part), len(part)) for part in parts]
+    assert full_object_crc(algorithm, crcs) == checksum_of(algorithm, b"".join(parts))
+
+
+def checksum_of_crc(algorithm: Algorithm, data: bytes) -> int:
+    digest = Digest(algorithm)
+    digest.update(data)
+    return digest.crc
+
+
+@given(st.binary(max_size=5000), st.integers(min_value=0, max_value=5000), st.sampled_from(list(Algorithm)))
+def test_a_digest_fed_in_pieces_equals_one_of_the_whole(data: bytes, cut: int, algorithm: Algorithm) -> None:
+    digest = Digest(algorithm)
+    digest.update(data[:cut])
+    digest.update(memoryview(data)[cut:])
+    assert digest.checksum() == checksum_of(algorithm, data)
+
+
+def test_composite_sha256_hashes_the_raw_part_digests() -> None:
+    parts = [checksum_of(Algorithm.SHA256, b"a"), checksum_of(Algorithm.SHA256, b"b")]
+    raw = hashlib.sha256(hashlib.sha256(b"a").digest() + hashlib.sha256(b"b").digest()).digest()
+    assert composite(parts) == Checksum(Algorithm.SHA256, base64.b64encode(raw).decode() + "-2")
+
+
+@pytest.mark.parametrize(
+    ("text", "algorithm"),
+    [("crc32", Algorithm.CRC32), ("CRC32C", Algorithm.CRC32C), ("sha256", Algorithm.SHA256), ("none", None)],
+)
+def test_parse_algorithm(text: str, algorithm: Algorithm | None) -> None:
+    assert parse_algorithm(text) is algorithm
+
+
+def test_parse_algorithm_refuses_others() -> None:
+    with pytest.raises(ConfigError, match="--checksum must be one of crc32, crc32c, sha256, none"):
+        parse_algorithm("md5")

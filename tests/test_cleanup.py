@@ -11,7 +11,7 @@ from tests.memory_store import MemoryStore
 async def test_only_uploads_older_than_the_age_are_aborted() -> None:
     store = MemoryStore()
     for key in ("p/a", "p/b", "p/c", "other/d"):
-        await store.create_multipart(key, metadata={})
+        await store.create_multipart(key, metadata={}, checksum=None, full_object=False)
 
     result = await abort_incomplete_uploads(store, "p/", older_than_s=10, now=12)
 
@@ -22,7 +22,7 @@ async def test_only_uploads_older_than_the_age_are_aborted() -> None:
 
 async def test_a_dry_run_aborts_nothing() -> None:
     store = MemoryStore()
-    await store.create_multipart("p/a", metadata={})
+    await store.create_multipart("p/a", metadata={}, checksum=None, full_object=False)
 
     result = await abort_incomplete_uploads(store, "p/", older_than_s=0, dry_run=True, now=100)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from async_uploader.checksum import Algorithm, checksum_of
 from async_uploader.config import MIB, make_config
 from async_uploader.errors import BucketError
 from async_uploader.events import Event, FileDone, FileSkipped, PartDone
@@ -189,7 +190,9 @@ async def test_uploads_that_cannot_be_resumed_are_aborted(tmp_path: Path) -> Non
     store = MemoryStore()
     await interrupt_after_parts(tmp_path, store, 1, keep_partial=True)
     (tmp_path / "big.bin").write_bytes(random_bytes(3 * PART, seed=14))  # another version of the file
-    foreign = await store.create_multipart("pre/big.bin", metadata={})  # one this machine knows nothing of
+    foreign = await store.create_multipart(
+        "pre/big.bin", metadata={}, checksum=None, full_object=False
+    )  # one this machine knows nothing of
     events: list[Event] = []
 
     await run_upload(config_for(tmp_path), store, events.append)
@@ -210,3 +213,28 @@ async def test_without_keep_partial_an_interruption_aborts_and_nothing_is_resume
     await run_upload(config_for(tmp_path), store, events.append)
 
     assert next(e for e in events if isinstance(e, FileDone)).resumed_parts == 0
+
+
+@pytest.mark.parametrize("full_object", [True, False])
+async def test_large_files_carry_the_whole_file_crc_where_the_store_can(tmp_path: Path, full_object: bool) -> None:
+    data = random_bytes(2 * PART + 5, seed=16)
+    make_tree(tmp_path, {"big.bin": data})
+    store = MemoryStore(full_object_checksums=full_object)
+
+    result = await run_upload(config_for(tmp_path), store)
+
+    assert result.uploaded == 1
+    expected = checksum_of(Algorithm.CRC32, data) if full_object else None
+    assert store.completed_checksums == [expected]
+
+
+async def test_an_upload_is_resumed_only_with_the_checksums_it_was_created_with(tmp_path: Path) -> None:
+    make_tree(tmp_path, {"big.bin": random_bytes(4 * PART, seed=17)})
+    store = MemoryStore()
+    await interrupt_after_parts(tmp_path, store, 2, keep_partial=True)
+    events: list[Event] = []
+
+    await run_upload(config_for(tmp_path, checksum="sha256"), store, events.append)
+
+    assert next(e for e in events if isinstance(e, FileDone)).resumed_parts == 0
+    assert store.uploads == {}

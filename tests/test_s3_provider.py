@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from io import BytesIO
 from typing import Any
@@ -10,7 +11,7 @@ import botocore.session
 import pytest
 from moto.server import ThreadedMotoServer
 
-from async_uploader.checksum import composite_crc32, crc32_of
+from async_uploader.checksum import Algorithm, Checksum, checksum_of, composite
 from async_uploader.errors import BucketError, EndpointError, StoreError
 from async_uploader.providers.base import ObjectStore, UploadedPart
 from async_uploader.providers.s3 import S3Store, open_s3_store
@@ -42,7 +43,7 @@ def sync_client(moto_endpoint: str, credentials: None) -> Any:
 
 @pytest.fixture
 def bucket(sync_client: Any, request: pytest.FixtureRequest) -> str:
-    name = f"moto-{request.node.name.lower().replace('_', '-')[:40]}"
+    name = f"moto-{re.sub(r'[^a-z0-9]+', '-', request.node.name.lower())[:50].strip('-')}"
     sync_client.create_bucket(Bucket=name)
     return name
 
@@ -53,14 +54,16 @@ async def store(moto_endpoint: str, bucket: str) -> AsyncIterator[S3Store]:
         yield opened
 
 
+def crc(body: bytes) -> Checksum:
+    return checksum_of(Algorithm.CRC32, body)
+
+
 def test_s3_store_satisfies_the_protocol(store: S3Store) -> None:
     assert isinstance(store, ObjectStore)
 
 
 async def test_put_object_stores_bytes_and_metadata(store: S3Store, sync_client: Any, bucket: str) -> None:
-    stored = await store.put_object(
-        "dir/a b.txt", BytesIO(b"hello"), checksum=crc32_of(b"hello"), metadata={"size": "5"}
-    )
+    stored = await store.put_object("dir/a b.txt", BytesIO(b"hello"), checksum=crc(b"hello"), metadata={"size": "5"})
     assert stored.etag
     got = sync_client.get_object(Bucket=bucket, Key="dir/a b.txt")
     assert got["Body"].read() == b"hello"
@@ -72,21 +75,23 @@ async def test_put_object_stores_bytes_and_metadata(store: S3Store, sync_client:
 
 async def test_multipart_round_trip(store: S3Store, sync_client: Any, bucket: str) -> None:
     bodies = [random_bytes(5 * MIB, seed=1), b"tail"]
-    upload_id = await store.create_multipart("big", metadata={"mode": "100644"})
+    upload_id = await store.create_multipart(
+        "big", metadata={"mode": "100644"}, checksum=Algorithm.CRC32, full_object=False
+    )
     parts = [
-        await store.upload_part("big", upload_id, n, BytesIO(body), checksum=crc32_of(body))
+        await store.upload_part("big", upload_id, n, BytesIO(body), checksum=crc(body))
         for n, body in enumerate(bodies, start=1)
     ]
     assert [p.number for p in parts] == [1, 2]
-    stored = await store.complete_multipart("big", upload_id, parts)
-    assert stored.checksum in (None, composite_crc32(p.checksum for p in parts))
+    stored = await store.complete_multipart("big", upload_id, parts, full_checksum=None)
+    assert stored.checksum in (None, composite(p.checksum for p in parts if p.checksum).value)
     assert sync_client.get_object(Bucket=bucket, Key="big")["Body"].read() == b"".join(bodies)
     assert sync_client.head_object(Bucket=bucket, Key="big")["Metadata"] == {"mode": "100644"}
 
 
 async def test_abort_leaves_no_upload_and_is_idempotent(store: S3Store, sync_client: Any, bucket: str) -> None:
-    upload_id = await store.create_multipart("gone", metadata={})
-    await store.upload_part("gone", upload_id, 1, BytesIO(b"x"), checksum=crc32_of(b"x"))
+    upload_id = await store.create_multipart("gone", metadata={}, checksum=Algorithm.CRC32, full_object=False)
+    await store.upload_part("gone", upload_id, 1, BytesIO(b"x"), checksum=crc(b"x"))
     await store.abort_multipart("gone", upload_id)
     await store.abort_multipart("gone", upload_id)  # a second abort is not an error
     assert sync_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
@@ -94,15 +99,15 @@ async def test_abort_leaves_no_upload_and_is_idempotent(store: S3Store, sync_cli
 
 
 async def test_completing_with_a_bogus_part_is_a_store_error(store: S3Store) -> None:
-    upload_id = await store.create_multipart("bogus", metadata={})
+    upload_id = await store.create_multipart("bogus", metadata={}, checksum=Algorithm.CRC32, full_object=False)
     with pytest.raises(StoreError):
-        await store.complete_multipart("bogus", upload_id, [UploadedPart(1, '"nope"', crc32_of(b""))])
+        await store.complete_multipart("bogus", upload_id, [UploadedPart(1, '"nope"', crc(b""))], full_checksum=None)
     await store.abort_multipart("bogus", upload_id)
 
 
 async def test_list_objects_streams_every_key_under_the_prefix(store: S3Store) -> None:
     for key in ("p/a", "p/b/c", "q/d"):
-        await store.put_object(key, BytesIO(key.encode()), checksum=crc32_of(key.encode()), metadata={})
+        await store.put_object(key, BytesIO(key.encode()), checksum=crc(key.encode()), metadata={})
     listed = [(o.key, o.size) async for o in store.list_objects("p/")]
     assert listed == [("p/a", 3), ("p/b/c", 5)]
 
@@ -126,3 +131,13 @@ async def test_preflight_on_a_dead_endpoint_is_an_endpoint_error(credentials: No
     async with open_s3_store("b-u-c", endpoint_url="http://127.0.0.1:9") as store:
         with pytest.raises(EndpointError, match="cannot reach"):
             await store.check_readable()
+
+
+@pytest.mark.parametrize("algorithm", list(Algorithm))
+async def test_every_checksum_algorithm_is_sent(
+    store: S3Store, sync_client: Any, bucket: str, algorithm: Algorithm
+) -> None:
+    # moto accepts any checksum: that the server refuses a wrong one is tested against SeaweedFS (tests/e2e).
+    stored = await store.put_object("k", BytesIO(b"hello"), checksum=checksum_of(algorithm, b"hello"), metadata={})
+    assert stored.checksum in (None, checksum_of(algorithm, b"hello").value)
+    assert sync_client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"hello"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import Final, Protocol, runtime_checkable
 
+from ..checksum import Algorithm, Checksum
 from ..errors import FileError
 
 log = logging.getLogger(__name__)
@@ -28,14 +29,15 @@ class StoredObject:
 
     etag: str
     checksum: str | None
-    """The store's checksum of what it received (base64 CRC32, ``-N`` suffixed when composite), if it says."""
+    """The store's checksum of what it received, in the algorithm the request named (base64, ``-N`` suffixed
+    when composite), if it says."""
 
 
 @dataclass(frozen=True, slots=True)
 class UploadedPart:
     number: int
     etag: str
-    checksum: str
+    checksum: Checksum | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,7 @@ class StoredPart:
     number: int
     size: int
     etag: str
-    checksum: str | None
+    checksum: Checksum | None
     """Its checksum, where the store lists one (S3 does for uploads created with an algorithm)."""
 
 
@@ -73,12 +75,15 @@ class ObjectStore(Protocol):
 
     Bodies are in-memory ``BytesIO`` of bounded size (the engine reads them within its memory budget), positioned
     at 0 and owning their buffer so they can be sent without a copy; the store must not keep them after the
-    call. Each comes with its CRC32, base64, which the store must make the server check: a body damaged in
-    transit is refused.
+    call. Each comes with its checksum (unless the user chose none), which the store must make the server
+    check: a body damaged in transit is refused.
     """
 
     location: str
     """Names the destination bucket across runs and machines (endpoint and bucket): keys the state file."""
+    full_object_checksums: bool
+    """Capability: multipart uploads can carry a CRC of the whole object (FULL_OBJECT), which the server checks
+    on completion, rather than only a checksum of the parts' checksums."""
 
     async def check_readable(self) -> None:
         """Fail fast, before any walk: the bucket exists and these credentials may use it."""
@@ -88,17 +93,23 @@ class ObjectStore(Protocol):
         a re-run with nothing to upload needs no write access)."""
 
     async def put_object(
-        self, key: str, body: BytesIO, *, checksum: str, metadata: Mapping[str, str]
+        self, key: str, body: BytesIO, *, checksum: Checksum | None, metadata: Mapping[str, str]
     ) -> StoredObject: ...
 
-    async def create_multipart(self, key: str, *, metadata: Mapping[str, str]) -> str:
-        """Start a multipart upload and return its id; the caller must complete or abort it."""
+    async def create_multipart(
+        self, key: str, *, metadata: Mapping[str, str], checksum: Algorithm | None, full_object: bool
+    ) -> str:
+        """Start a multipart upload whose parts carry ``checksum`` checksums (and, with ``full_object``, whose
+        completion carries the whole object's CRC) and return its id; the caller must complete or abort it."""
 
     async def upload_part(
-        self, key: str, upload_id: str, number: int, body: BytesIO, *, checksum: str
+        self, key: str, upload_id: str, number: int, body: BytesIO, *, checksum: Checksum | None
     ) -> UploadedPart: ...
 
-    async def complete_multipart(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> StoredObject: ...
+    async def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[UploadedPart], *, full_checksum: Checksum | None
+    ) -> StoredObject:
+        """Complete the upload; ``full_checksum`` (for a FULL_OBJECT upload) is checked by the server."""
 
     async def abort_multipart(self, key: str, upload_id: str) -> None: ...
 

@@ -28,6 +28,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
+from ..checksum import Algorithm, Checksum
 from ..config import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S
 from ..errors import (
     BucketError,
@@ -58,6 +59,24 @@ _URL_USERINFO: Final = re.compile(r"(\w+://)[^/@\s]+@")
 _NO_CREDENTIALS_HINT: Final = (
     "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE / --profile"
 )
+
+
+_PARAMS: Final = {
+    Algorithm.CRC32: "ChecksumCRC32",
+    Algorithm.CRC32C: "ChecksumCRC32C",
+    Algorithm.SHA256: "ChecksumSHA256",
+}
+# How a store that predates full-object checksums (2025) refuses ChecksumType.
+_UNSUPPORTED_CODES: Final = frozenset({"InvalidArgument", "InvalidRequest", "NotImplemented"})
+
+
+def _checksum_param(checksum: Checksum | None) -> dict[str, str]:
+    return {_PARAMS[checksum.algorithm]: checksum.value} if checksum is not None else {}
+
+
+def _returned(response: Mapping[str, Any], sent: Checksum | None) -> str | None:
+    """The store's checksum, in the algorithm of the one sent, if it answered one."""
+    return response.get(_PARAMS[sent.algorithm]) if sent is not None else None
 
 
 def _error_code(exc: ClientError) -> str:
@@ -99,6 +118,7 @@ class S3Store:
         self.bucket = bucket
         self._endpoint = connection.endpoint
         self.location = f"{connection.endpoint.rstrip('/')}/{bucket}"
+        self.full_object_checksums = True
 
     def _redact(self, text: str) -> str:
         """No secret leaves this module in a message: credentials' secret and token, and passwords in URLs."""
@@ -196,22 +216,40 @@ class S3Store:
         except BotoCoreError as exc:
             raise EndpointError(self._redact(f"cannot talk to {self._endpoint}: {exc}")) from exc
 
-    async def put_object(self, key: str, body: BytesIO, *, checksum: str, metadata: Mapping[str, str]) -> StoredObject:
+    async def put_object(
+        self, key: str, body: BytesIO, *, checksum: Checksum | None, metadata: Mapping[str, str]
+    ) -> StoredObject:
         try:
             response = await self._client.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ChecksumCRC32=checksum, Metadata=dict(metadata)
+                Bucket=self.bucket, Key=key, Body=body, Metadata=dict(metadata), **_checksum_param(checksum)
             )
         except (ClientError, BotoCoreError) as exc:
             self._object_error("PutObject", key, exc)
-        return StoredObject(etag=response.get("ETag", ""), checksum=response.get("ChecksumCRC32"))
+        return StoredObject(etag=response.get("ETag", ""), checksum=_returned(response, checksum))
 
-    async def create_multipart(self, key: str, *, metadata: Mapping[str, str]) -> str:
+    async def create_multipart(
+        self, key: str, *, metadata: Mapping[str, str], checksum: Algorithm | None, full_object: bool
+    ) -> str:
         started = time.time()
+        options: dict[str, str] = {}
+        if checksum is not None:
+            options["ChecksumAlgorithm"] = checksum.name
+            if full_object:
+                options["ChecksumType"] = "FULL_OBJECT"
         try:
             response = await self._client.create_multipart_upload(
-                Bucket=self.bucket, Key=key, Metadata=dict(metadata), ChecksumAlgorithm="CRC32"
+                Bucket=self.bucket, Key=key, Metadata=dict(metadata), **options
             )
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if full_object and _error_code(exc) in _UNSUPPORTED_CODES:
+                # An older S3 compatible: from now on, ask for composite checksums (the engine tries again).
+                self.full_object_checksums = False
+                raise StoreError(
+                    f"CreateMultipartUpload: {_error_message(exc)}; trying again without a full-object checksum",
+                    retryable=True,
+                ) from exc
+            self._object_error("CreateMultipartUpload", key, exc)
+        except BotoCoreError as exc:
             self._object_error("CreateMultipartUpload", key, exc)
         upload_id = str(response["UploadId"])
         if response.get("ResponseMetadata", {}).get("RetryAttempts", 0):
@@ -236,14 +274,15 @@ class S3Store:
         try:
             async for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
                 for item in page.get("Parts", ()):
-                    found.append(
-                        StoredPart(int(item["PartNumber"]), int(item["Size"]), item["ETag"], item.get("ChecksumCRC32"))
-                    )
+                    listed = next((Checksum(a, item[_PARAMS[a]]) for a in Algorithm if item.get(_PARAMS[a])), None)
+                    found.append(StoredPart(int(item["PartNumber"]), int(item["Size"]), item["ETag"], listed))
         except (ClientError, BotoCoreError) as exc:
             self._object_error("ListParts", key, exc)
         return found
 
-    async def upload_part(self, key: str, upload_id: str, number: int, body: BytesIO, *, checksum: str) -> UploadedPart:
+    async def upload_part(
+        self, key: str, upload_id: str, number: int, body: BytesIO, *, checksum: Checksum | None
+    ) -> UploadedPart:
         try:
             response = await self._client.upload_part(
                 Bucket=self.bucket,
@@ -251,24 +290,32 @@ class S3Store:
                 UploadId=upload_id,
                 PartNumber=number,
                 Body=body,
-                ChecksumCRC32=checksum,
+                **_checksum_param(checksum),
             )
         except (ClientError, BotoCoreError) as exc:
             self._object_error(f"UploadPart {number}", key, exc)
-        returned = response.get("ChecksumCRC32")
-        if returned is not None and returned != checksum:
-            raise VerificationError(f"part {number}: store computed CRC32 {returned}, expected {checksum}")
+        returned = _returned(response, checksum)
+        if checksum is not None and returned is not None and returned != checksum.value:
+            raise VerificationError(
+                f"part {number}: store computed {checksum.algorithm.name} {returned}, expected {checksum.value}"
+            )
         return UploadedPart(number=number, etag=response["ETag"], checksum=checksum)
 
-    async def complete_multipart(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> StoredObject:
-        listing = [{"PartNumber": p.number, "ETag": p.etag, "ChecksumCRC32": p.checksum} for p in parts]
+    async def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[UploadedPart], *, full_checksum: Checksum | None
+    ) -> StoredObject:
+        listing = [{"PartNumber": p.number, "ETag": p.etag, **_checksum_param(p.checksum)} for p in parts]
+        options: dict[str, str] = {}
+        if full_checksum is not None:
+            options = {**_checksum_param(full_checksum), "ChecksumType": "FULL_OBJECT"}
         try:
             response = await self._client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listing}
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listing}, **options
             )
         except (ClientError, BotoCoreError) as exc:
             self._object_error("CompleteMultipartUpload", key, exc)
-        return StoredObject(etag=response.get("ETag", ""), checksum=response.get("ChecksumCRC32"))
+        algorithm = parts[0].checksum if parts and parts[0].checksum is not None else full_checksum
+        return StoredObject(etag=response.get("ETag", ""), checksum=_returned(response, algorithm))
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         try:
@@ -347,6 +394,9 @@ async def open_s3_connection(
             # byte (botocore's default over plain http) would add CPU, and stall the event loop, for nothing.
             "payload_signing_enabled": False,
         },
+        # The engine computes every checksum itself as it reads (or none, with --checksum none): botocore must not
+        # add a CRC32 of its own to a body that has none.
+        "request_checksum_calculation": "when_required",
     }
     config = AioConfig(
         max_pool_connections=max_connections,
