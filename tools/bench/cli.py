@@ -25,7 +25,7 @@ from tools.bench.peers import DEFAULT_PEERS_VENV, locate_peers, setup_peers
 from tools.bench.records import BenchInfo, RunRecord
 from tools.bench.report import memory_table, rss_ratio, run_notes, throughput_table, write_json
 from tools.bench.runner import BenchPlan, run_plan
-from tools.bench.uploaders import LABELS, OUR_TOOL, UPLOADERS
+from tools.bench.uploaders import LABELS, OUR_TOOL, OUR_TOOLS, UPLOADERS
 from tools.seaweedfs import find_weed
 
 DEFAULT_DATASETS = ("small", "many", "large", "mixed")
@@ -190,9 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for tool in tools:
         if tool in peers.missing:
             notes.append(f"{tool} skipped: {peers.missing[tool]}")
-        elif tool != OUR_TOOL:
+        elif tool not in OUR_TOOLS:
             versions[tool] = peers.versions[tool]
-    tools = tuple(tool for tool in tools if tool == OUR_TOOL or tool not in peers.missing)
+    tools = tuple(tool for tool in tools if tool in OUR_TOOLS or tool not in peers.missing)
     versions["seaweedfs"] = _first_line([find_weed(), "version"]).removeprefix("version ").strip()
     machine = _machine()
     args.results_dir.mkdir(parents=True, exist_ok=True)

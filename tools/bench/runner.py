@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from tools.bench.datasets import GIB, Dataset
 from tools.bench.measure import ServerCpu, run_measured
 from tools.bench.peers import PeerInstall
 from tools.bench.records import RunRecord
-from tools.bench.uploaders import UPLOADERS, UploadJob, write_aws_config
+from tools.bench.uploaders import UPLOADERS, Invocation, UploadJob, write_aws_config
 from tools.seaweedfs import S3Server, running_seaweedfs
 
 PREFIX = "bench"
@@ -60,14 +61,16 @@ def _run_one(
 ) -> RunRecord:
     bucket = _bucket_name(tool, dataset.name, rep)
     keeper.create(bucket, warm_key=_WARM_KEY)
-    notes = [] if server_cpu.wait_until_quiet() else ["server still busy from the previous run when this one started"]
-    job = UploadJob(dataset.root, bucket, PREFIX, server, plan.scratch_dir)
+    job = UploadJob(dataset.root, bucket, PREFIX, server, plan.scratch_dir, plan.scratch_dir / f"cache-{bucket}")
+    invocation = UPLOADERS[tool](job, peers)
     log_path = plan.scratch_dir / f"{bucket}.log"
-    usage = run_measured(
-        UPLOADERS[tool](job, peers), cwd=Path.cwd(), log_path=log_path, timeout_s=plan.timeout_s, server=server_cpu
-    )
+    notes = [_set_up(step, log_path, plan.timeout_s) for step in invocation.setup]
+    if not server_cpu.wait_until_quiet():
+        notes.append("server still busy from the previous run when this one started")
+    usage = run_measured(invocation, cwd=Path.cwd(), log_path=log_path, timeout_s=plan.timeout_s, server=server_cpu)
     listing = keeper.list_prefix(bucket, PREFIX)
     notes += [note for note in (keeper.delete(bucket),) if note]
+    shutil.rmtree(job.cache_dir, ignore_errors=True)
     record = RunRecord(
         tool=tool,
         dataset=dataset.name,
@@ -89,7 +92,20 @@ def _run_one(
         log_path.unlink()
     else:
         notes.append(f"log {log_path}: {_log_tail(log_path) or '(empty)'}")
-    return replace(record, note="; ".join(notes))
+    return replace(record, note="; ".join(note for note in notes if note))
+
+
+def _set_up(step: Invocation, log_path: Path, timeout_s: float) -> str:
+    """Run an unmeasured first step (the first upload of a re-run); a note if it did not succeed."""
+    with log_path.with_suffix(".setup.log").open("wb") as log:
+        done = subprocess.run(
+            step.argv, env=step.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            timeout=timeout_s, check=False,
+        )  # fmt: skip
+    if done.returncode == 0:
+        log_path.with_suffix(".setup.log").unlink()
+        return ""
+    return f"set-up step exited {done.returncode}: see {log_path.with_suffix('.setup.log')}"
 
 
 def _progress(record: RunRecord, repeat: int) -> None:

@@ -20,6 +20,8 @@ from tools.seaweedfs import S3Server
 PEER_CONCURRENCY = 64
 NAIVE_THREADS = 32
 OUR_TOOL = "ours"
+OUR_TOOLS = (OUR_TOOL, "rerun", "rerun-nostate")
+"""Ours, and ours re-run over the unchanged tree with and without its state file: no peer install needed."""
 _SCRIPTS_DIR = Path(__file__).resolve().parent
 # Anything inherited from the caller's shell that could point a tool at real AWS, another profile or a proxy.
 _INHERITED_PREFIXES = ("AWS_", "RCLONE_", "S3_")
@@ -34,6 +36,8 @@ class UploadJob:
     prefix: str
     server: S3Server
     scratch_dir: Path
+    cache_dir: Path
+    """The run's own ``XDG_CACHE_HOME``: where our tool keeps its state file, fresh for every run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,8 @@ class Invocation:
 
     argv: tuple[str, ...]
     env: dict[str, str]
+    setup: tuple[Invocation, ...] = ()
+    """Run first, unmeasured, in the same bucket: the first upload of a re-run benchmark."""
 
 
 def _env(job: UploadJob, **extra: str) -> dict[str, str]:
@@ -55,7 +61,21 @@ def _env(job: UploadJob, **extra: str) -> dict[str, str]:
 def ours(job: UploadJob, peers: PeerInstall) -> Invocation:
     """async-uploader from the dev venv, with its defaults, exactly as a user would type it."""
     argv = (sys.executable, "-m", "async_uploader", "upload", str(job.source), f"s3://{job.bucket}/{job.prefix}")
-    return Invocation((*argv, "--endpoint-url", job.server.endpoint_url, "-q"), _env(job))
+    return Invocation(
+        (*argv, "--endpoint-url", job.server.endpoint_url, "-q"), _env(job, XDG_CACHE_HOME=str(job.cache_dir))
+    )
+
+
+def ours_rerun(job: UploadJob, peers: PeerInstall) -> Invocation:
+    """The same upload again over an unchanged tree, from the machine that made the first (its state file)."""
+    first = ours(job, peers)
+    return Invocation(first.argv, first.env, setup=(first,))
+
+
+def ours_rerun_without_state(job: UploadJob, peers: PeerInstall) -> Invocation:
+    """The same re-run from a machine that never uploaded the tree (a fresh CI runner): ``--no-state``."""
+    first = ours(job, peers)
+    return Invocation((*first.argv, "--no-state"), first.env, setup=(first,))
 
 
 def s5cmd(job: UploadJob, peers: PeerInstall) -> Invocation:
@@ -123,6 +143,8 @@ def naive(job: UploadJob, peers: PeerInstall) -> Invocation:
 # In table order: ours first, then the Go tools, then the Python ones.
 UPLOADERS: dict[str, Callable[[UploadJob, PeerInstall], Invocation]] = {
     OUR_TOOL: ours,
+    "rerun": ours_rerun,
+    "rerun-nostate": ours_rerun_without_state,
     "s5cmd": s5cmd,
     "rclone": rclone,
     "aws": aws,
@@ -133,6 +155,8 @@ UPLOADERS: dict[str, Callable[[UploadJob, PeerInstall], Invocation]] = {
 # How each tool is named in the tables; versions are listed once, above them.
 LABELS: dict[str, str] = {
     OUR_TOOL: "async-uploader",
+    "rerun": "async-uploader no-op re-run",
+    "rerun-nostate": "async-uploader no-op re-run, no state",
     "s5cmd": "s5cmd",
     "rclone": "rclone",
     "aws": "aws s3 cp",
