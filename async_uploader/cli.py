@@ -36,11 +36,11 @@ from .config import (
     DEFAULT_READ_TIMEOUT_S,
     Overwrite,
     UploadConfig,
+    check_endpoint_url,
     make_config,
     parse_duration,
-    valid_endpoint,
 )
-from .errors import ConfigError, UploaderError
+from .errors import UploaderError
 from .events import Event, UploadResult
 from .progress import ProgressDisplay, summary_lines
 
@@ -310,8 +310,7 @@ def _pin_mmap_threshold() -> None:
 def _cleanup_main(args: argparse.Namespace) -> NoReturn:
     try:
         parse_duration(args.older_than)
-        if args.endpoint_url is not None and not valid_endpoint(args.endpoint_url):
-            raise ConfigError(f"--endpoint-url must be an http:// or https:// URL, got {args.endpoint_url!r}")
+        check_endpoint_url(args.endpoint_url)
         result = asyncio.run(
             cleanup(
                 args.destination,

@@ -133,9 +133,13 @@ def default_state_path() -> Path:
     return Path(cache) / "async-uploader" / "state.sqlite3"
 
 
-def valid_endpoint(url: str) -> bool:
+def check_endpoint_url(url: str | None) -> None:
+    """``None`` (AWS), or an http(s) URL with a host; anything else is a ``ConfigError``."""
+    if url is None:
+        return
     parts = urlsplit(url)
-    return parts.scheme in {"http", "https"} and bool(parts.hostname) and not any(c.isspace() for c in url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or any(c.isspace() for c in url):
+        raise ConfigError(f"--endpoint-url must be an http:// or https:// URL, got {url!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +233,7 @@ def make_config(
     memory = parse_size(max_memory)
     if memory < MIN_PART_SIZE_BYTES:
         raise ConfigError("--max-memory must be at least 5MiB (one part)")
-    if endpoint_url is not None and not valid_endpoint(endpoint_url):
-        raise ConfigError(f"--endpoint-url must be an http:// or https:// URL, got {endpoint_url!r}")
+    check_endpoint_url(endpoint_url)
     rules = (*filters, *(("include", g) for g in include), *(("exclude", g) for g in exclude))
     for kind, glob in rules:
         if kind not in {"include", "exclude"} or not glob:

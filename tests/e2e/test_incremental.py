@@ -147,14 +147,7 @@ def test_a_killed_multipart_upload_resumes_from_the_parts_already_there(
 
 
 def run_cleanup(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "async_uploader", "cleanup", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(env, *args, command="cleanup")
 
 
 def test_cleanup_aborts_old_incomplete_uploads_and_only_those(

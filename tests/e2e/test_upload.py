@@ -21,9 +21,9 @@ from tools.seaweedfs import S3Server
 PART = 5 * MIB
 
 
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(env: dict[str, str], *args: str, command: str = "upload") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "async_uploader", "upload", *args],
+        [sys.executable, "-m", "async_uploader", command, *args],
         env=env,
         capture_output=True,
         text=True,
