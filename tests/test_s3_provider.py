@@ -9,12 +9,13 @@ from typing import Any
 
 import botocore.session
 import pytest
+from botocore.utils import parse_timestamp
 from moto.server import ThreadedMotoServer
 
 from async_uploader.checksum import Algorithm, Checksum, checksum_of, composite
 from async_uploader.errors import BucketError, EndpointError, StoreError
 from async_uploader.providers.base import ObjectStore, UploadedPart
-from async_uploader.providers.s3 import S3Store, open_s3_store
+from async_uploader.providers.s3 import S3Store, _fast_timestamp, open_s3_store
 from tests.trees import random_bytes
 
 MIB = 1024 * 1024
@@ -141,3 +142,12 @@ async def test_every_checksum_algorithm_is_sent(
     stored = await store.put_object("k", BytesIO(b"hello"), checksum=checksum_of(algorithm, b"hello"), metadata={})
     assert stored.checksum in (None, checksum_of(algorithm, b"hello").value)
     assert sync_client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"hello"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-11-26T12:22:10.000Z", "2026-11-26T12:22:10Z", "Wed, 21 Oct 2015 07:28:00 GMT", "1700000000",
+     "2026-11-26T12:22:10.123456+02:00", "2026-11-26T12:22:10"],
+)  # fmt: skip
+def test_fast_timestamps_are_botocores(text: str) -> None:
+    assert _fast_timestamp(text) == parse_timestamp(text)

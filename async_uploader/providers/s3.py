@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from io import BytesIO
 from typing import Any, Final, NoReturn
 
@@ -27,6 +28,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
     ProfileNotFound,
 )
+from botocore.utils import parse_timestamp
 
 from ..checksum import Algorithm, Checksum
 from ..config import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S
@@ -354,6 +356,27 @@ class S3Store:
             self._object_error("ListObjectsV2", prefix, exc)
 
 
+def _fast_timestamp(text: str) -> datetime:
+    """S3's ISO 8601 timestamps through the C parser; anything else through botocore's.
+
+    botocore parses every timestamp with dateutil, ~120 us each: a 10,000-object listing spent 1.2 s of its
+    3.3 s of CPU there. The values are the same datetimes, so credential providers sharing the session (which
+    read expirations) see no difference.
+    """
+    try:
+        fast = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        fast = None
+    if fast is not None and fast.tzinfo is not None:
+        return fast
+    parsed: datetime = parse_timestamp(text)  # RFC 1123 dates, epoch seconds, no time zone: botocore decides
+    return parsed
+
+
+def _parse_timestamps_fast(session: Any) -> None:
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_fast_timestamp)
+
+
 async def _known_secrets(session: Any) -> list[str]:
     """The resolved secret key and session token, so error messages can be scrubbed of them."""
     try:
@@ -412,6 +435,7 @@ async def open_s3_connection(
         try:
             if session is None:
                 session = aiobotocore.session.AioSession(profile=profile)
+                _parse_timestamps_fast(session)
             clients = [
                 await stack.enter_async_context(
                     session.create_client("s3", region_name=region, endpoint_url=endpoint_url, config=cfg)
