@@ -18,6 +18,7 @@ from io import BytesIO
 from typing import Any, Final, NoReturn
 
 import aiobotocore.session
+import anyio
 from aiobotocore.config import AioConfig
 from botocore.exceptions import (
     BotoCoreError,
@@ -199,24 +200,29 @@ class S3Store:
             raise EndpointError(f"cannot talk to {self._endpoint}: {exc}") from exc
 
     async def check_writable(self, probe_key: str) -> None:
-        # Writing is proven without leaving an object behind: start a multipart upload and abort it.
+        # Writing is proven without leaving an object behind: start a multipart upload and abort it, even when
+        # the run is cancelled in between (the probe happens mid-run, before the first upload).
         try:
             created = await self._preflight_client.create_multipart_upload(Bucket=self.bucket, Key=probe_key)
-            await self._preflight_client.abort_multipart_upload(
-                Bucket=self.bucket, Key=probe_key, UploadId=created["UploadId"]
-            )
-            if created.get("ResponseMetadata", {}).get("RetryAttempts", 0):
-                # A first try whose answer was lost may have created a probe upload too: the key is ours alone.
-                listed = await self._preflight_client.list_multipart_uploads(Bucket=self.bucket, Prefix=probe_key)
-                for upload in listed.get("Uploads", ()):
-                    await self._preflight_client.abort_multipart_upload(
-                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                    )
+            with anyio.CancelScope(shield=True):
+                await self._abort_probe(probe_key, created)
         except ClientError as exc:
             message = f"these credentials cannot write to bucket {self.bucket!r}: {_error_message(exc)}"
             raise BucketError(self._redact(message)) from exc
         except BotoCoreError as exc:
             raise EndpointError(self._redact(f"cannot talk to {self._endpoint}: {exc}")) from exc
+
+    async def _abort_probe(self, probe_key: str, created: Mapping[str, Any]) -> None:
+        await self._preflight_client.abort_multipart_upload(
+            Bucket=self.bucket, Key=probe_key, UploadId=created["UploadId"]
+        )
+        if created.get("ResponseMetadata", {}).get("RetryAttempts", 0):
+            # A first try whose answer was lost may have created a probe upload too: the key is ours alone.
+            listed = await self._preflight_client.list_multipart_uploads(Bucket=self.bucket, Prefix=probe_key)
+            for upload in listed.get("Uploads", ()):
+                await self._preflight_client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
 
     async def put_object(
         self, key: str, body: BytesIO, *, checksum: Checksum | None, metadata: Mapping[str, str]

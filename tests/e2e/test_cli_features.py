@@ -152,7 +152,11 @@ def start_slow_upload(tmp_path: Path, bucket: str, s3_server: S3Server, env: dic
 
 def wait_for_multipart_upload(s3_client: Any, bucket: str, process: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 60
-    while not s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads"):
+
+    def started() -> bool:  # the file's own upload, not the write-access probe just before it
+        return any(u["Key"] == "huge.bin" for u in s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []))
+
+    while not started():
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
         assert time.monotonic() < deadline, "the multipart upload never started"
         time.sleep(0.05)  # polling the server's state with a deadline, not synchronising by time
