@@ -200,11 +200,12 @@ class S3Store:
             raise EndpointError(f"cannot talk to {self._endpoint}: {exc}") from exc
 
     async def check_writable(self, probe_key: str) -> None:
-        # Writing is proven without leaving an object behind: start a multipart upload and abort it, even when
-        # the run is cancelled in between (the probe happens mid-run, before the first upload).
+        # Writing is proven without leaving an object behind: start a multipart upload and abort it. The probe
+        # happens mid-run, before the first upload, so it is shielded from a cancellation that would otherwise
+        # leave its upload behind (created, but its id never heard of); its preflight client gives up in seconds.
         try:
-            created = await self._preflight_client.create_multipart_upload(Bucket=self.bucket, Key=probe_key)
             with anyio.CancelScope(shield=True):
+                created = await self._preflight_client.create_multipart_upload(Bucket=self.bucket, Key=probe_key)
                 await self._abort_probe(probe_key, created)
         except ClientError as exc:
             message = f"these credentials cannot write to bucket {self.bucket!r}: {_error_message(exc)}"

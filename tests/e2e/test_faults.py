@@ -656,3 +656,24 @@ async def test_a_server_restart_mid_run_is_ridden_out(tmp_path: Path) -> None:
         assert sum(t > back_at[0] for t in done_at) >= 2  # the run outlived the restart
         assert_bucket_holds(s3_client, "restart", "", source)
         assert_no_orphans(s3_client, "restart")
+
+
+async def test_a_run_cancelled_during_the_write_probe_leaves_nothing(
+    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any
+) -> None:
+    """The write-access probe (a multipart upload created and aborted before the first upload) runs mid-run: a
+    cancellation while the server is creating it must not leave it behind."""
+    make_tree(tmp_path, {"a.txt": b"a"})
+    probe = r"^POST \S*async-uploader-preflight-\S*\?uploads"
+    async with FaultProxy(s3_server.endpoint_url) as proxy, uploader(s3_server, proxy.url) as up:
+        release = proxy.hold(probe)
+        task = asyncio.ensure_future(up.upload(tmp_path, f"s3://{bucket}"))
+        deadline = time.monotonic() + 15
+        while not proxy.in_flight(probe):
+            assert time.monotonic() < deadline, "the probe never came"
+            await asyncio.sleep(POLL_S)  # polling the proxy's state with a deadline, not synchronising by time
+        task.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert_no_orphans(s3_client, bucket)
