@@ -66,6 +66,7 @@ class RunOptions(TypedDict, total=False):
     use_state: bool
     keep_partial: bool
     checksum: str
+    shard: str | None
 
 
 async def run(config: UploadConfig, *, store: ObjectStore | None, on_event: EventHandler | None = None) -> UploadResult:

@@ -2,7 +2,8 @@
 
 Exit codes: 0 every file uploaded or skipped as unchanged; 1 some files failed (the rest were uploaded); 2
 usage, configuration, credential, endpoint or bucket error before uploading; 130 interrupted (Ctrl-C); 143
-terminated (SIGTERM). ``cleanup``: 0 done, 1 some aborts failed, 2 as above.
+terminated (SIGTERM). ``cleanup``: 0 done, 1 some aborts failed, 2 as above. ``merge-reports``: 0 every file
+uploaded or skipped, 1 some failed or a shard did not finish, 2 unreadable reports.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Final, NoReturn
 
 import anyio
@@ -40,9 +42,10 @@ from .config import (
     make_config,
     parse_duration,
 )
-from .errors import UploaderError
+from .errors import ConfigError, UploaderError
 from .events import Event, UploadResult
 from .progress import ProgressDisplay, summary_lines
+from .report import merge_reports
 
 PROG: Final = "async-uploader"
 EXIT_OK: Final = 0
@@ -159,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-state", action="store_true", help="remember nothing: existing objects are checked one HEAD each"
     )
     up.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="upload only the K-th of N disjoint parts of the tree (0 <= K < N), for job arrays and CI matrices",
+    )
+    up.add_argument(
         "--checksum",
         choices=["crc32", "crc32c", "sha256", "none"],
         default="crc32",
@@ -197,6 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--region", help="AWS region (default: from the AWS config)")
     clean.add_argument("--profile", help="AWS shared-config profile to take credentials from")
     clean.add_argument("--debug", action="store_true", help="show a traceback with errors")
+    merge = commands.add_parser(
+        "merge-reports",
+        help="combine the reports of --shard runs into one summary (and one report)",
+        description="Combine the JSON Lines reports of several runs (the shards of one upload) into one summary; "
+        "with --output, also one report. Exit 1 if any file failed or any shard did not finish.",
+    )
+    merge.add_argument("reports", metavar="REPORT", nargs="+", help="reports written by --report")
+    merge.add_argument("--output", "-o", metavar="FILE", help="write the merged report here")
+    merge.add_argument("--summary-format", choices=SUMMARY_FORMATS, default="text")
+    merge.add_argument("--debug", action="store_true", help="show a traceback with errors")
     shown = up.add_mutually_exclusive_group()
     shown.add_argument("--no-progress", action="store_true", help="no live display or progress lines")
     shown.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
@@ -231,6 +249,7 @@ def config_from_args(args: argparse.Namespace) -> UploadConfig:
         use_state=not args.no_state,
         keep_partial=args.keep_partial,
         checksum=args.checksum,
+        shard=args.shard,
     )
 
 
@@ -336,6 +355,26 @@ def _cleanup_main(args: argparse.Namespace) -> NoReturn:
     sys.exit(EXIT_FILES_FAILED if result.failed else EXIT_OK)
 
 
+def _merge_main(args: argparse.Namespace) -> NoReturn:
+    output = Path(args.output) if args.output else None
+    try:
+        if output is not None and any(output.resolve() == Path(r).resolve() for r in args.reports):
+            raise ConfigError("--output must name a new file, not one of the reports")
+        merged = merge_reports([Path(r) for r in args.reports], output)
+    except UploaderError as exc:
+        _fail(EXIT_USAGE, exc, args.debug)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    _print_summary(err, merged.result)
+    for report in merged.incomplete:
+        print(f"{PROG}: {report}: the run did not finish (no summary, or interrupted)", file=sys.stderr)
+    destination = f"{len(args.reports)} reports"
+    if args.summary_format == "json":
+        print(summary_json(merged.result, destination=destination, report=output))
+    elif args.summary_format == "github":
+        print(summary_markdown(merged.result, destination=destination), end="")
+    sys.exit(EXIT_FILES_FAILED if merged.result.failed or merged.incomplete else EXIT_OK)
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     _pin_mmap_threshold()
     args = build_parser().parse_args(argv)
@@ -344,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "cleanup":
         _cleanup_main(args)
+    if args.command == "merge-reports":
+        _merge_main(args)
     err = Console(stderr=True, highlight=False, soft_wrap=True)  # a log line is never wrapped at 80 columns
     try:
         config = config_from_args(args)

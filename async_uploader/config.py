@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from .checksum import Algorithm, parse_algorithm
 from .errors import ConfigError
 from .filters import PathFilter
+from .shards import Shard, parse_shard
 from .throttle import parse_rate
 
 KIB: Final = 1024
@@ -179,6 +180,8 @@ class UploadConfig:
     """On interruption, leave multipart uploads in flight open (for the next run to resume) instead of aborting."""
     checksum: Algorithm | None = Algorithm.CRC32
     """The checksum every body carries for the server to verify (``None``: none)."""
+    shard: Shard | None = None
+    """Upload only this shard of the tree (``--shard K/N``)."""
 
 
 def make_config(
@@ -210,6 +213,7 @@ def make_config(
     use_state: bool = True,
     keep_partial: bool = False,
     checksum: str = "crc32",
+    shard: str | Shard | None = None,
 ) -> UploadConfig:
     """Validate user-facing options into an ``UploadConfig``; raises ``ConfigError`` with a one-line reason.
 
@@ -282,4 +286,5 @@ def make_config(
         state_file=state,
         keep_partial=keep_partial,
         checksum=parse_algorithm(checksum),
+        shard=parse_shard(shard) if isinstance(shard, str) else shard,
     )

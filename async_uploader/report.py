@@ -9,12 +9,13 @@ kill leaves a valid prefix that ``--retry-failed`` can still read. Schema (docum
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from .errors import ConfigError
-from .events import Event, FileDone, FileFailed, FileSkipped, RunFinished, UploadResult
+from .events import MAX_FAILURES_KEPT, Event, FileDone, FileFailed, FileSkipped, RunFinished, UploadResult
 
 
 def summary_record(result: UploadResult, *, interrupted: bool = False) -> dict[str, Any]:
@@ -90,6 +91,71 @@ class ReportWriter:
 
 def failed_paths(report: Path) -> Iterator[str]:
     """Relative paths that an earlier report lists as failed; a torn last line (a crash) is ignored."""
+    for record in _records(report):
+        if record.get("status") == "failed" and isinstance(record.get("path"), str):
+            yield record["path"]
+
+
+@dataclass(frozen=True, slots=True)
+class MergedReports:
+    """Several shards' reports as one: totals counted from their file records, and what to read with care."""
+
+    result: UploadResult
+    records: int
+    incomplete: tuple[str, ...]
+    """Reports without a summary, or whose run was interrupted: their shard did not finish."""
+
+
+def merge_reports(reports: Sequence[Path], output: Path | None = None) -> MergedReports:
+    """Combine shard reports: every file record is copied to ``output`` (if given) as it is read, and counted;
+    then one summary. Nothing is held per file."""
+    uploaded = skipped = failed = bytes_uploaded = records = 0
+    elapsed = 0.0
+    failures: list[tuple[str, str]] = []
+    incomplete: list[str] = []
+    writer = output.open("w", encoding="utf-8", errors="backslashreplace") if output is not None else None
+    try:
+        for report in reports:
+            summary: dict[str, Any] | None = None
+            for record in _records(report):
+                if "summary" in record:
+                    summary = record["summary"]
+                    continue
+                records += 1
+                status = record.get("status")
+                if status == "uploaded":
+                    uploaded += 1
+                    bytes_uploaded += int(record.get("size") or 0)
+                elif status == "skipped":
+                    skipped += 1
+                elif status == "failed":
+                    failed += 1
+                    if len(failures) < MAX_FAILURES_KEPT:
+                        failures.append((str(record.get("path")), str(record.get("error"))))
+                if writer is not None:
+                    writer.write(json.dumps(record, ensure_ascii=False) + "\n")
+            if summary is None or summary.get("interrupted"):
+                incomplete.append(str(report))
+            if summary is not None:
+                elapsed = max(elapsed, float(summary.get("elapsed_s") or 0.0))
+        result = UploadResult(
+            uploaded=uploaded,
+            skipped=skipped,
+            failed=failed,
+            bytes_uploaded=bytes_uploaded,
+            elapsed_s=elapsed,
+            failures=tuple(failures),
+        )
+        if writer is not None:
+            writer.write(json.dumps(summary_record(result, interrupted=bool(incomplete))) + "\n")
+    finally:
+        if writer is not None:
+            writer.close()
+    return MergedReports(result, records, tuple(incomplete))
+
+
+def _records(report: Path) -> Iterator[dict[str, Any]]:
+    """The records of a report; a torn last line (a crash) is ignored, anything else unreadable is refused."""
     try:
         handle = report.open(encoding="utf-8")
     except OSError as exc:
@@ -104,5 +170,4 @@ def failed_paths(report: Path) -> Iterator[str]:
                 return  # the torn tail of a report whose writer died mid-line
             if not isinstance(record, dict) or ("summary" not in record and "status" not in record):
                 raise ConfigError(f"{report}:{number}: not a JSON Lines report of async-uploader")
-            if record.get("status") == "failed" and isinstance(record.get("path"), str):
-                yield record["path"]
+            yield record

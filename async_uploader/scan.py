@@ -19,6 +19,7 @@ from typing import Final
 import anyio.to_thread
 
 from .filters import PathFilter
+from .shards import Shard
 
 SCAN_BATCH_SIZE: Final = 512
 
@@ -61,6 +62,8 @@ class ScanOptions:
 
     path_filter: PathFilter = field(default_factory=lambda: PathFilter([]))
     follow_symlinks: bool = False
+    shard: Shard | None = None
+    """Only this shard's paths are taken, and the others' are never stat-ed."""
 
 
 def _kind(mode: int) -> str:
@@ -110,7 +113,9 @@ def _walk_batches(
                         yield batch
                         batch = []
         except OSError as exc:
-            batch.append(ScanFailure(rel_dir.rstrip("/") or ".", f"cannot list directory: {exc.strerror or exc}"))
+            where = rel_dir.rstrip("/") or "."
+            if options.shard is None or options.shard.takes(where):  # one shard reports it, not every one
+                batch.append(ScanFailure(where, f"cannot list directory: {exc.strerror or exc}"))
         # Reversed so that popping visits subdirectories in the order scandir listed them.
         pending.extend(reversed(subdirs))
     if batch:
@@ -125,6 +130,7 @@ def _classify(
     subdirs: list[_Pending],
 ) -> ScanItem | None:
     """What one directory entry is; directories to descend are appended to ``subdirs`` instead."""
+    mine = options.shard is None or options.shard.takes(rel)
     try:
         if entry.is_dir(follow_symlinks=False):
             if not (options.path_filter and options.path_filter.prunes_directory(rel)):
@@ -134,24 +140,29 @@ def _classify(
                     inner = ancestors | {(st.st_dev, st.st_ino)}
                 subdirs.append((entry.path, rel + "/", inner))
             return None
+        # Another shard's entry is not even stat-ed, unless it may be a symlinked directory to descend.
+        if not mine and not (options.follow_symlinks and entry.is_symlink()):
+            return None
         st = entry.stat()  # follows a symlink to its target
     except FileNotFoundError:
-        if entry.is_symlink():
+        if entry.is_symlink() and mine:
             return ScanSkipped(rel, "broken symbolic link")
         return None  # vanished since it was listed: nothing to upload
     except OSError as exc:
-        return ScanFailure(rel, f"cannot stat: {exc.strerror or exc}")
-    if stat.S_ISREG(st.st_mode):
-        return FileEntry(entry.path, rel, st.st_size, st.st_mtime_ns, st.st_mode)
+        return ScanFailure(rel, f"cannot stat: {exc.strerror or exc}") if mine else None
     if stat.S_ISDIR(st.st_mode):  # a symlink to a directory
         if options.path_filter and options.path_filter.prunes_directory(rel):
             return None
         if not options.follow_symlinks:
             return ScanSkipped(rel, "symbolic link to a directory (use --follow-symlinks to descend)")
         if (st.st_dev, st.st_ino) in ancestors:
-            return ScanSkipped(rel, "symbolic link loop: points to a directory above it")
+            return ScanSkipped(rel, "symbolic link loop: points to a directory above it") if mine else None
         subdirs.append((entry.path, rel + "/", ancestors | {(st.st_dev, st.st_ino)}))
         return None
+    if not mine:
+        return None
+    if stat.S_ISREG(st.st_mode):
+        return FileEntry(entry.path, rel, st.st_size, st.st_mtime_ns, st.st_mode)
     return ScanSkipped(rel, f"{_kind(st.st_mode)}, not a regular file")
 
 

@@ -93,7 +93,7 @@ class _Run:
         bandwidth = TokenBucket(config.max_bandwidth) if config.max_bandwidth else None
         retry = RetryPolicy(attempts=config.retries, deadline_s=config.retry_deadline_s)
         self.limits = Limits(AdaptiveLimit(config.concurrency), ByteBudget(config.max_memory), bandwidth, retry)
-        self.scan_options = ScanOptions(PathFilter.from_flags(config.filters), config.follow_symlinks)
+        self.scan_options = ScanOptions(PathFilter.from_flags(config.filters), config.follow_symlinks, config.shard)
         self.tally = ResultBuilder()
         self._on_event = on_event
         self.index = DestinationIndex(store, state, config, self.limits) if store and state else None

@@ -22,7 +22,7 @@ from async_uploader.events import (
     TotalsKnown,
     UploadResult,
 )
-from async_uploader.report import ReportWriter, failed_paths
+from async_uploader.report import ReportWriter, failed_paths, merge_reports
 
 RECORD_KEYS = {"path", "key", "size", "status", "error", "etag", "checksum", "parts", "seconds"}
 
@@ -245,3 +245,41 @@ def test_an_unwritable_report_path_is_refused_before_the_run(tmp_path: Path, whe
     (tmp_path / "a-directory").mkdir()
     with pytest.raises(ConfigError, match="cannot write report"):
         ReportWriter(tmp_path / where)
+
+
+def write_report(path: Path, records: list[dict[str, object]], summary: dict[str, object] | None) -> Path:
+    lines = [json.dumps(r) for r in records] + ([json.dumps({"summary": summary})] if summary is not None else [])
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def record(path: str, status: str, size: int = 1) -> dict[str, object]:
+    return {"path": path, "key": path, "size": size, "status": status, "error": "boom" if status == "failed" else None}
+
+
+def test_merged_reports_count_every_shard_and_copy_every_record(tmp_path: Path) -> None:
+    done = {"uploaded": 2, "skipped": 0, "failed": 0, "bytes_uploaded": 5, "elapsed_s": 3.0, "interrupted": False}
+    one = write_report(tmp_path / "0.jsonl", [record("a", "uploaded", 2), record("b", "uploaded", 3)], done)
+    two = write_report(
+        tmp_path / "1.jsonl", [record("c", "skipped"), record("d", "failed")], {**done, "elapsed_s": 4.5}
+    )
+    output = tmp_path / "all.jsonl"
+
+    merged = merge_reports([one, two], output)
+
+    assert (merged.result.uploaded, merged.result.skipped, merged.result.failed) == (2, 1, 1)
+    assert merged.result.bytes_uploaded == 5
+    assert merged.result.elapsed_s == 4.5
+    assert merged.result.failures == (("d", "boom"),)
+    assert merged.incomplete == ()
+    lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert [line.get("path") for line in lines[:-1]] == ["a", "b", "c", "d"]
+    assert lines[-1]["summary"]["failed"] == 1
+
+
+def test_a_shard_that_did_not_finish_is_named(tmp_path: Path) -> None:
+    cut = write_report(tmp_path / "cut.jsonl", [record("a", "uploaded")], None)
+    (tmp_path / "cut.jsonl").write_text((tmp_path / "cut.jsonl").read_text() + '{"path": "b", "sta', encoding="utf-8")
+    merged = merge_reports([cut])
+    assert merged.incomplete == (str(cut),)
+    assert merged.records == 1
