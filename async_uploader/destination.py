@@ -137,10 +137,8 @@ class DestinationIndex:
         if folder in self._unlisted or folder not in self._listed:
             verdict = Verdict.ASK
         else:
-            remembered = self._state.remembered(key) if self._overwrite is Overwrite.CHANGED else None
-            verdict = compare_with_destination(
-                entry.size, entry.mtime_ns, self._overwrite, self._state.listed(key), remembered
-            )
+            listed, remembered = self._state.lookup(key)
+            verdict = compare_with_destination(entry.size, entry.mtime_ns, self._overwrite, listed, remembered)
         if verdict is Verdict.UPLOAD:
             return None
         if verdict is Verdict.SKIP:

@@ -64,3 +64,34 @@ def test_an_unusable_state_path_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match="cannot use the state file"):
         StateFile(tmp_path / "file" / "state.sqlite3", "s")
+
+
+def test_lookup_joins_the_listing_with_what_was_remembered(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "state.sqlite3", "s")
+    assert state.lookup("a") == (None, None)
+    state.remember("a", 1, 10, '"e1"')
+    state.add_listed([("a", 1, '"e1"'), ("b", 2, "e2")])
+    assert state.lookup("a") == (Listed(1, "e1"), None)  # remembered, but not yet written: no stale answers
+    state.close()
+    again = StateFile(tmp_path / "state.sqlite3", "s")
+    again.add_listed([("a", 1, "e1"), ("b", 2, "e2")])
+    assert again.lookup("a") == (Listed(1, "e1"), Remembered(1, 10, "e1"))
+    assert again.lookup("b") == (Listed(2, "e2"), None)
+    assert again.lookup("c") == (None, None)
+    again.close()
+
+
+def test_two_runs_on_one_machine_share_the_state_file(tmp_path: Path) -> None:
+    """Shards of one job on one machine: neither may hold a write transaction open while it works."""
+    path = tmp_path / "state.sqlite3"
+    one, two = StateFile(path, "s"), StateFile(path, "s")
+    one.remember_upload("big", OpenUpload("u1", 100, 5, 8, "crc32/full"))
+    one.remember("a", 1, 1, "e")
+    one.forget_upload("big", "u1")
+    two.remember_upload("other", OpenUpload("u2", 100, 5, 8, "crc32/full"))
+    two.remember("b", 2, 2, "e")
+    two.close()
+    one.close()
+    three = StateFile(path, "s")
+    assert (three.remembered("a"), three.remembered("b")) == (Remembered(1, 1, "e"), Remembered(2, 2, "e"))
+    three.close()
