@@ -80,7 +80,8 @@ class FileRetried:
 
 @dataclass(frozen=True, slots=True)
 class FileSkipped:
-    """Not uploaded on purpose: not a regular file (FIFO, socket, device, broken link), or already there."""
+    """Not uploaded on purpose: already at the destination (``key`` set; routine on a re-run), or not a regular
+    file (FIFO, socket, device, broken link; ``key`` is ``None``)."""
 
     path: str
     key: str | None

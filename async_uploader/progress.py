@@ -77,6 +77,7 @@ class ProgressDisplay:
         self.files_total: int | None = None
         self.bytes_total: int | None = None
         self.bytes_done = 0
+        self._bytes_skipped = 0
         self._partial: dict[str, int] = {}  # bytes of parts landed, per multipart file in flight
         self._file_bars: dict[str, TaskID] = {}
         self._started = time.monotonic()
@@ -148,8 +149,11 @@ class ProgressDisplay:
                 self._progress.remove_task(bar)
             self._relabel()
         elif isinstance(event, FileSkipped):
-            self._advance(event.size or 0)
-            if not self.quiet:
+            already_there = event.key is not None
+            if already_there and event.size:
+                self._discount(event.size)
+            # A file already at the destination is routine (a re-run skips thousands); a FIFO is a warning.
+            if (self.verbose or not already_there) and not self.quiet:
                 self.console.print(f"skipped {event.path}: {event.reason}", markup=False, highlight=False)
             self._relabel()
         elif isinstance(event, FileRetried):
@@ -163,7 +167,7 @@ class ProgressDisplay:
                 highlight=False,
             )
         elif isinstance(event, TotalsKnown):
-            self.files_total, self.bytes_total = event.files, event.bytes
+            self.files_total, self.bytes_total = event.files, max(0, event.bytes - self._bytes_skipped)
             if self._progress is not None and self._overall is not None:
                 self._progress.update(self._overall, total=event.bytes)
             self._relabel()
@@ -174,6 +178,15 @@ class ProgressDisplay:
         self.bytes_done += count
         if self._progress is not None and self._overall is not None:
             self._progress.advance(self._overall, count)
+
+    def _discount(self, count: int) -> None:
+        """Bytes that need no upload leave the total, rather than count as done: they would make the speed
+        and the ETA lie (10 GB skipped in a second is not 10 GB/s)."""
+        self._bytes_skipped += count
+        if self.bytes_total is not None:  # else the totals, when they come, are counted net of it
+            self.bytes_total = max(0, self.bytes_total - count)
+            if self._progress is not None and self._overall is not None:
+                self._progress.update(self._overall, total=self.bytes_total)
 
     def _relabel(self) -> None:
         if self._progress is not None and self._overall is not None:

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
 
-from async_uploader.events import FileDone, FileFailed, FileStarted, PartDone, TotalsKnown, UploadResult
+from async_uploader.events import (
+    Event,
+    FileDone,
+    FileFailed,
+    FileSkipped,
+    FileStarted,
+    PartDone,
+    TotalsKnown,
+    UploadResult,
+)
 from async_uploader.progress import ProgressDisplay, format_bytes, format_duration, summary_lines
 
 
@@ -57,3 +67,20 @@ def test_formatting_helpers() -> None:
     assert format_bytes(5 * 1024**4) == "5.0 TiB"
     assert format_duration(59) == "0:59"
     assert format_duration(3661) == "1:01:01"
+
+
+@pytest.mark.parametrize("totals_first", [True, False])
+def test_files_already_there_leave_the_byte_total_quietly(totals_first: bool) -> None:
+    console = Console(file=io.StringIO(), width=200)
+    display = ProgressDisplay(console, live=False)
+    skips = [FileSkipped(f"f{i}", f"p/f{i}", "unchanged", 1000) for i in range(50)]
+    events: list[Event] = [TotalsKnown(51, 51_000), *skips] if totals_first else [*skips, TotalsKnown(51, 51_000)]
+    for event in events:
+        display.handle(event)
+    display.handle(FileSkipped("pipe", None, "a FIFO, not a regular file"))
+    assert display.bytes_total == 1000  # the one file still to upload: speed and ETA are about it alone
+    assert display.bytes_done == 0
+    printed = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "unchanged" not in printed
+    assert "skipped pipe: a FIFO" in printed
+    assert "51/51 files (0 uploaded, 51 skipped)" in display.plain_line()
