@@ -127,9 +127,7 @@ class DestinationIndex:
         await event.wait()
         return folder
 
-    async def skip_reason(
-        self, entry: FileEntry, key: str, *, deadline: float, on_retry: Callable[[FileError], None]
-    ) -> str | None:
+    async def skip_reason(self, entry: FileEntry, key: str, *, on_retry: Callable[[FileError], None]) -> str | None:
         """Why ``entry`` need not be uploaded, or ``None`` if it must."""
         if self._overwrite is Overwrite.ALWAYS:
             return None
@@ -143,6 +141,7 @@ class DestinationIndex:
             return None
         if verdict is Verdict.SKIP:
             return SKIP_UNCHANGED if self._overwrite is Overwrite.CHANGED else SKIP_EXISTS
+        deadline = self._limits.retry.deadline()
         info = await self._limits.request(lambda: self._store.head_object(key), deadline=deadline, on_retry=on_retry)
         if info is None:
             return None

@@ -146,16 +146,16 @@ class _Run:
         assert self.store is not None, "only a dry run goes without a store"
         assert self.index is not None
         plan = self._plan(entry)
-        deadline = self.limits.retry.deadline()
 
         def on_retry(exc: FileError) -> None:
             self.emit(FileRetried(entry.rel, str(exc)))
 
-        reason = await self.index.skip_reason(entry, key, deadline=deadline, on_retry=on_retry)
+        reason = await self.index.skip_reason(entry, key, on_retry=on_retry)
         if reason is not None:
             self.emit(FileSkipped(entry.rel, key, reason, entry.size))
             return
         await self._ensure_writable(self.store)
+        deadline = self.limits.retry.deadline()  # from here: waiting for the listing is not retrying
         metadata = object_metadata(entry.size, entry.mtime_ns, entry.mode)
         self.emit(FileStarted(entry.rel, key, entry.size, plan.part_count))
         started = time.monotonic()
