@@ -122,9 +122,9 @@ class DestinationIndex:
         folder = WHOLE if WHOLE in self._listed else rel.partition("/")[0] if "/" in rel else ""
         event = self._listed.get(folder)
         if event is None:  # a folder that appeared after the listing started: its listing is the whole one
-            await self._all_listed.wait()
-            return folder
-        await event.wait()
+            event = self._all_listed
+        if not event.is_set():  # once listed, no await at all: this runs for every file
+            await event.wait()
         return folder
 
     async def skip_reason(self, entry: FileEntry, key: str, *, on_retry: Callable[[FileError], None]) -> str | None:
