@@ -22,7 +22,7 @@ from typing import Final
 import anyio
 
 from .config import Overwrite, UploadConfig
-from .errors import FileError
+from .errors import FileError, StoreError
 from .filters import PathFilter
 from .multipart import Limits
 from .plan import Verdict, compare_with_destination, unchanged_by_metadata
@@ -66,6 +66,9 @@ class DestinationIndex:
         self._unlisted: set[str] = set()
         """Folders whose listing failed: their files are checked one HEAD each."""
         self._all_listed = anyio.Event()
+        self._folders_known = anyio.Event()
+        self._blind = False
+        """The credentials may not list or read the destination (a publish-only role): upload everything."""
         self._uploads: dict[str, list[IncompleteUpload]] = {}
         self._uploads_listed = anyio.Event()
         self._state_broken = False
@@ -80,10 +83,12 @@ class DestinationIndex:
                     folders = await anyio.to_thread.run_sync(_top_folders, source, path_filter)
                     names = [WHOLE] if len(folders) > MAX_FOLDER_LISTINGS else ["", *folders]
                     self._listed = {name: anyio.Event() for name in names}
+                    self._folders_known.set()
                     queue = iter(names)
                     for _ in range(min(LISTINGS_AT_ONCE, len(names))):
                         group.start_soon(self._list_folders, queue)
         finally:
+            self._folders_known.set()
             self._all_listed.set()
             self._uploads_listed.set()
 
@@ -102,7 +107,10 @@ class DestinationIndex:
                     page = []
             self._state.add_listed(page)
         except FileError as exc:
-            log.warning("could not list %s (%s): its files are checked one request each", prefix, exc)
+            if isinstance(exc, StoreError) and exc.denied:
+                self._go_blind(exc)
+            else:
+                log.warning("could not list %s (%s): its files are checked one request each", prefix, exc)
             self._unlisted.add(name)
         except UnicodeEncodeError:
             self._unlisted.add(name)  # a folder name that is not UTF-8: its files fail as invalid keys anyway
@@ -118,7 +126,14 @@ class DestinationIndex:
         finally:
             self._uploads_listed.set()
 
+    def _go_blind(self, exc: StoreError) -> None:
+        if not self._blind:
+            log.warning("cannot read the destination (%s): every file is uploaded, as with --overwrite always", exc)
+        self._blind = True
+
     async def _folder_ready(self, rel: str) -> str:
+        if not self._folders_known.is_set():
+            await self._folders_known.wait()
         folder = WHOLE if WHOLE in self._listed else rel.partition("/")[0] if "/" in rel else ""
         event = self._listed.get(folder)
         if event is None:  # a folder that appeared after the listing started: its listing is the whole one
@@ -129,9 +144,11 @@ class DestinationIndex:
 
     async def skip_reason(self, entry: FileEntry, key: str, *, on_retry: Callable[[FileError], None]) -> str | None:
         """Why ``entry`` need not be uploaded, or ``None`` if it must."""
-        if self._overwrite is Overwrite.ALWAYS:
+        if self._overwrite is Overwrite.ALWAYS or self._blind:
             return None
         folder = await self._folder_ready(entry.rel)
+        if self._blind:
+            return None
         if folder in self._unlisted or folder not in self._listed:
             verdict = Verdict.ASK
         else:
@@ -142,7 +159,15 @@ class DestinationIndex:
         if verdict is Verdict.SKIP:
             return SKIP_UNCHANGED if self._overwrite is Overwrite.CHANGED else SKIP_EXISTS
         deadline = self._limits.retry.deadline()
-        info = await self._limits.request(lambda: self._store.head_object(key), deadline=deadline, on_retry=on_retry)
+        try:
+            info = await self._limits.request(
+                lambda: self._store.head_object(key), deadline=deadline, on_retry=on_retry
+            )
+        except StoreError as exc:
+            if not exc.denied:
+                raise
+            self._go_blind(exc)
+            return None
         if info is None:
             return None
         if self._overwrite is Overwrite.NEVER:

@@ -48,13 +48,15 @@ class StoreError(FileError):
     """The store refused or failed a request for one object.
 
     ``retryable`` says whether trying again may succeed (a connection reset, a timeout, a 5xx); ``throttled``
-    says the store asked us to slow down (503 SlowDown and kin), which also lowers the run's concurrency.
+    says the store asked us to slow down (503 SlowDown and kin), which also lowers the run's concurrency;
+    ``denied`` says the credentials may not do this (403), as a publish-only role may not list or read.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False, throttled: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, throttled: bool = False, denied: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable or throttled
         self.throttled = throttled
+        self.denied = denied
 
 
 class VerificationError(FileError):

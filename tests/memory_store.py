@@ -39,6 +39,7 @@ class MemoryStore:
     heads: int = 0
     probes: int = 0
     read_only: bool = False
+    deny_reads: bool = False
     listings: int = 0
     location: str = "memory://bucket"
     full_object_checksums: bool = True
@@ -145,12 +146,16 @@ class MemoryStore:
 
     async def head_object(self, key: str) -> ObjectInfo | None:
         await self._request(key)
+        if self.deny_reads:
+            raise StoreError("HeadObject failed: 403", denied=True)
         self.heads += 1
         blob = self.objects.get(key)
         return None if blob is None else ObjectInfo(key, len(blob.data), self._etag(key), blob.metadata)
 
     async def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:
         await self._request(prefix)
+        if self.deny_reads:
+            raise StoreError("ListObjectsV2 failed: AccessDenied", denied=True)
         self.listings += 1
         for key in sorted(self.objects):
             if key.startswith(prefix) and (recursive or "/" not in key[len(prefix) :]):

@@ -238,3 +238,15 @@ async def test_an_upload_is_resumed_only_with_the_checksums_it_was_created_with(
 
     assert next(e for e in events if isinstance(e, FileDone)).resumed_parts == 0
     assert store.uploads == {}
+
+
+async def test_credentials_that_may_only_write_upload_everything_and_fail_nothing(tmp_path: Path) -> None:
+    """A publish-only role (PutObject, no ListBucket or GetObject) must still publish: it cannot skip."""
+    make_tree(tmp_path, TREE)
+    store = MemoryStore()
+    await run_upload(config_for(tmp_path), store)
+    store.deny_reads = True
+
+    result = await run_upload(config_for(tmp_path), store)
+
+    assert (result.uploaded, result.skipped, result.failed) == (len(TREE), 0, 0)

@@ -149,8 +149,9 @@ class S3Store:
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
             throttled = code in _THROTTLE_CODES or status in {429, 503}
             retryable = code in _TRANSIENT_CODES or status >= 500
+            denied = code in {"AccessDenied", "403"} or status == 403
             raise StoreError(
-                f"{operation} failed: {_error_message(exc)}", retryable=retryable, throttled=throttled
+                f"{operation} failed: {_error_message(exc)}", retryable=retryable, throttled=throttled, denied=denied
             ) from exc
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
             raise StoreError(f"{operation}: {_NO_CREDENTIALS_HINT}") from exc
