@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT_S, metavar="SECONDS")
     up.add_argument("--read-timeout", type=float, default=DEFAULT_READ_TIMEOUT_S, metavar="SECONDS")
+    up.add_argument(
+        "--lean",
+        choices=("on", "off"),
+        default="on",
+        help="send file bodies over the lean signed-request path (on, default) or through aiobotocore (off)",
+    )
     up.add_argument("--debug", action="store_true", help="show a traceback with errors")
     up.add_argument(
         "--summary-format",
@@ -175,6 +181,7 @@ def config_from_args(args: argparse.Namespace) -> UploadConfig:
         retry_deadline=args.retry_deadline,
         max_cpu=args.max_cpu,
         connect_timeout=args.connect_timeout,
+        lean=args.lean == "on",
         read_timeout=args.read_timeout,
     )
 

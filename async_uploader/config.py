@@ -139,6 +139,8 @@ class UploadConfig:
     """Keep this process's CPU use under this share of one core, by lowering the concurrency."""
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    lean: bool = True
+    """Send file bodies (PutObject, UploadPart) over the lean signed-request path; off: through aiobotocore."""
 
 
 def make_config(
@@ -165,6 +167,7 @@ def make_config(
     max_cpu: float | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
     read_timeout: float = DEFAULT_READ_TIMEOUT_S,
+    lean: bool = True,
 ) -> UploadConfig:
     """Validate user-facing options into an ``UploadConfig``; raises ``ConfigError`` with a one-line reason.
 
@@ -227,4 +230,5 @@ def make_config(
         max_cpu_percent=max_cpu,
         connect_timeout_s=connect_timeout,
         read_timeout_s=read_timeout,
+        lean=lean,
     )
