@@ -58,6 +58,12 @@ def ours(job: UploadJob, peers: PeerInstall) -> Invocation:
     return Invocation((*argv, "--endpoint-url", job.server.endpoint_url, "-q"), _env(job))
 
 
+def ours_botocore(job: UploadJob, peers: PeerInstall) -> Invocation:
+    """async-uploader with ``--lean off``: file bodies through aiobotocore, as before the lean data path."""
+    invocation = ours(job, peers)
+    return Invocation((*invocation.argv, "--lean", "off"), invocation.env)
+
+
 def s5cmd(job: UploadJob, peers: PeerInstall) -> Invocation:
     """``cp 'SRC/*' DEST/`` keeps the relative paths below SRC; ``--log error`` drops its line per file."""
     argv = (
@@ -123,6 +129,7 @@ def naive(job: UploadJob, peers: PeerInstall) -> Invocation:
 # In table order: ours first, then the Go tools, then the Python ones.
 UPLOADERS: dict[str, Callable[[UploadJob, PeerInstall], Invocation]] = {
     OUR_TOOL: ours,
+    "ours-botocore": ours_botocore,
     "s5cmd": s5cmd,
     "rclone": rclone,
     "aws": aws,
@@ -130,9 +137,13 @@ UPLOADERS: dict[str, Callable[[UploadJob, PeerInstall], Invocation]] = {
     "naive": naive,
 }
 
+# Run only when named in --tools: comparisons of our own options, not peers.
+OPT_IN_TOOLS: frozenset[str] = frozenset({"ours-botocore"})
+
 # How each tool is named in the tables; versions are listed once, above them.
 LABELS: dict[str, str] = {
     OUR_TOOL: "async-uploader",
+    "ours-botocore": "async-uploader --lean off",
     "s5cmd": "s5cmd",
     "rclone": "rclone",
     "aws": "aws s3 cp",
