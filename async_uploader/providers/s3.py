@@ -41,7 +41,8 @@ from ..errors import (
     VerificationError,
 )
 from .base import IncompleteUpload, ObjectInfo, StoredObject, UploadedPart, sweep_stale_uploads
-from .s3_lean import PROBE_KEY, BucketEndpoint, ErrorResponse, LeanPool, LeanS3, TransportError
+from .http1 import TransportError
+from .s3_lean import PROBE_KEY, BucketEndpoint, ErrorResponse, LeanPool, LeanS3
 from .sigv4 import quote_key
 
 # botocore makes one quick second attempt (a stale pooled connection); the engine's own retry layer, which can
@@ -275,10 +276,10 @@ class S3Store:
         lean = self._lean if self._lean_ready else await self._lean_path()
         if lean is not None:
             try:
-                headers = await lean.put(key, body, checksum=checksum, metadata=metadata)
+                answer = await lean.put(key, body, checksum=checksum, metadata=metadata)
             except (ErrorResponse, TransportError) as exc:
                 self._object_error("PutObject", key, exc)
-            return StoredObject(etag=headers.get("ETag", ""), checksum=headers.get("x-amz-checksum-crc32"))
+            return StoredObject(etag=answer.etag or "", checksum=answer.checksum)
         try:
             response = await self._client.put_object(
                 Bucket=self.bucket, Key=key, Body=body, ChecksumCRC32=checksum, Metadata=dict(metadata)
@@ -320,10 +321,10 @@ class S3Store:
         if lean is not None:
             query = (("partNumber", str(number)), ("uploadId", upload_id))
             try:
-                headers = await lean.put(key, body, checksum=checksum, query=query)
+                answer = await lean.put(key, body, checksum=checksum, query=query)
             except (ErrorResponse, TransportError) as exc:
                 self._object_error(f"UploadPart {number}", key, exc)
-            etag, returned = headers.get("ETag"), headers.get("x-amz-checksum-crc32")
+            etag, returned = answer.etag, answer.checksum
         else:
             try:
                 response = await self._client.upload_part(

@@ -3,7 +3,8 @@
 botocore spends ~1.5-2 ms of CPU per request on machinery a body upload does not need (event hooks, user-agent
 assembly, endpoint rules, its signer, response parsing); on a machine where client and server share the cores,
 that CPU *is* the upload speed for small files. Here a request is: the URL (learned once from the aiobotocore
-client), headers, a SigV4 signature over them (``sigv4``), one aiohttp request on a pool shared by the run.
+client), headers, a SigV4 signature over them (``sigv4``), one request on a keep-alive pool shared by the run
+(``http1``).
 
 Everything else (credentials, including refreshable ones; the control plane; the mapping of errors to the
 uploader's) stays with ``s3.py`` and aiobotocore. Bodies are sent as they are, with ``UNSIGNED-PAYLOAD`` and a
@@ -22,9 +23,7 @@ from typing import Final, Protocol
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
-import aiohttp
-import yarl
-
+from .http1 import Http1Pool, Response, TransportError
 from .sigv4 import SigV4Signer, amz_timestamp, canonical_query, host_header, quote_key
 
 # A pooled connection the server closed while it sat idle fails at once on reuse; one more try, on a fresh
@@ -32,7 +31,6 @@ from .sigv4 import SigV4Signer, amz_timestamp, canonical_query, host_header, quo
 STALE_CONNECTION_ATTEMPTS: Final = 2
 PROBE_KEY: Final = "async-uploader-probe"
 USER_AGENT: Final = "async-uploader (lean data path)"
-_SKIPPED_AUTO_HEADERS: Final = ("User-Agent", "Content-Type", "Accept", "Accept-Encoding")
 
 
 class FrozenCredentials(Protocol):
@@ -55,10 +53,6 @@ class ErrorResponse(Exception):
         self.status = status
         self.code = code
         self.message = message
-
-
-class TransportError(Exception):
-    """No answer: the connection failed, was reset or timed out. Worth another try."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,47 +104,51 @@ def ssl_context(verify: bool | str) -> ssl.SSLContext:
 
 
 class LeanPool:
-    """One aiohttp session and connection pool for the data path of a run, opened on first use."""
+    """The data path's connections for a run: one keep-alive pool per origin, opened on first use."""
 
     def __init__(
         self, *, max_connections: int, connect_timeout_s: float, read_timeout_s: float, verify: bool | str = True
     ) -> None:
         self._max_connections = max_connections
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s)
+        self._connect_timeout_s = connect_timeout_s
+        self._read_timeout_s = read_timeout_s
         self._verify = verify
-        self._session: aiohttp.ClientSession | None = None
+        self._ssl: ssl.SSLContext | None = None
+        self._pools: dict[str, Http1Pool] = {}
 
-    def _opened(self, https: bool) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections,
-                limit_per_host=0,
-                ssl=ssl_context(self._verify) if https else False,
+    def _pool(self, origin: str) -> Http1Pool:
+        pool = self._pools.get(origin)
+        if pool is None:
+            parts = urlsplit(origin)
+            https = parts.scheme == "https"
+            if https and self._ssl is None:
+                self._ssl = ssl_context(self._verify)
+            pool = self._pools[origin] = Http1Pool(
+                scheme=parts.scheme,
+                host=parts.hostname or "",
+                port=parts.port or (443 if https else 80),
+                max_connections=self._max_connections,
+                connect_timeout_s=self._connect_timeout_s,
+                read_timeout_s=self._read_timeout_s,
+                ssl_context=self._ssl,
             )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                auto_decompress=False,
-                skip_auto_headers=_SKIPPED_AUTO_HEADERS,
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._session
+        return pool
 
-    async def put(self, url: str, headers: Mapping[str, str], body: bytes) -> tuple[int, Mapping[str, str], bytes]:
-        """One PUT: status, headers and the whole (small) response body. Raises ``TransportError``."""
-        session = self._opened(url.startswith("https:"))
-        try:
-            async with session.put(yarl.URL(url, encoded=True), data=body, headers=headers) as response:
-                return response.status, response.headers, await response.read()
-        except TimeoutError as exc:
-            raise TransportError(f"no answer within the timeout ({type(exc).__name__})") from exc
-        except aiohttp.ClientError as exc:
-            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+    async def put(self, origin: str, target: str, headers: dict[str, str], body: bytes) -> Response:
+        """One PUT of ``body`` to ``origin`` + ``target`` (encoded path and query). Raises ``TransportError``."""
+        return await self._pool(origin).request("PUT", target, headers, body)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class PutAnswer:
+    etag: str | None
+    checksum: str | None
+    """The ``x-amz-checksum-crc32`` the store computed, if it says."""
 
 
 def _error_response(status: int, body: bytes) -> ErrorResponse:
@@ -188,12 +186,12 @@ class LeanS3:
         checksum: str,
         metadata: Mapping[str, str] | None = None,
         query: Sequence[tuple[str, str]] = (),
-    ) -> Mapping[str, str]:
-        """PUT ``body`` at ``key`` (with ``query`` for a part); the response headers, or ``ErrorResponse``."""
+    ) -> PutAnswer:
+        """PUT ``body`` at ``key`` (with ``query`` for a part); the store's ETag and CRC32, or ``ErrorResponse``."""
         endpoint = self._endpoint
         path = endpoint.bucket_path + quote_key(key)
         canonical = canonical_query(query) if query else ""
-        url = f"{endpoint.origin}{path}?{canonical}" if canonical else endpoint.origin + path
+        target = f"{path}?{canonical}" if canonical else path
         data = body.getvalue()  # the BytesIO's own bytes, without a copy (see chunks.py)
         for attempt in range(1, STALE_CONNECTION_ATTEMPTS + 1):
             headers = {
@@ -216,12 +214,12 @@ class LeanS3:
             )
             headers["user-agent"] = USER_AGENT
             try:
-                status, response_headers, response_body = await self._pool.put(url, headers, data)
+                response = await self._pool.put(endpoint.origin, target, headers, data)
             except TransportError:
                 if attempt == STALE_CONNECTION_ATTEMPTS:
                     raise
                 continue
-            if status // 100 == 2:
-                return response_headers
-            raise _error_response(status, response_body)
+            if response.status // 100 == 2:
+                return PutAnswer(response.headers.get("etag"), response.headers.get("x-amz-checksum-crc32"))
+            raise _error_response(response.status, response.body)
         raise AssertionError("unreachable")
