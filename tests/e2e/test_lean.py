@@ -125,3 +125,21 @@ def test_cli_lean_off_uploads_through_aiobotocore(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert_bucket_holds(s3_client, bucket, "off/", tmp_path / "src")
+
+
+@pytest.mark.parametrize("event_loop", ["asyncio", "default"])
+def test_cli_runs_on_either_event_loop(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any, event_loop: str
+) -> None:
+    """uvloop when installed (the default), asyncio's own loop when ASYNC_UPLOADER_EVENT_LOOP=asyncio."""
+    source = tmp_path / "src"
+    make_tree(source, {"a.txt": b"a", "sub/ü b.txt": b"b", "big.bin": random_bytes(6 * MIB, seed=4)})
+    env = dict(server_env)
+    if event_loop == "asyncio":
+        env["ASYNC_UPLOADER_EVENT_LOOP"] = "asyncio"
+    result = run_cli(
+        env, str(source), f"s3://{bucket}/{event_loop}", "--endpoint-url", s3_server.endpoint_url,
+        "--multipart-threshold", "5MiB", "--part-size", "5MiB", "--no-progress",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert_bucket_holds(s3_client, bucket, f"{event_loop}/", source)
