@@ -64,6 +64,12 @@ def ours_botocore(job: UploadJob, peers: PeerInstall) -> Invocation:
     return Invocation((*invocation.argv, "--lean", "off"), invocation.env)
 
 
+def ours_asyncio(job: UploadJob, peers: PeerInstall) -> Invocation:
+    """async-uploader on asyncio's own event loop even where uvloop is installed."""
+    invocation = ours(job, peers)
+    return Invocation(invocation.argv, {**invocation.env, "ASYNC_UPLOADER_EVENT_LOOP": "asyncio"})
+
+
 def s5cmd(job: UploadJob, peers: PeerInstall) -> Invocation:
     """``cp 'SRC/*' DEST/`` keeps the relative paths below SRC; ``--log error`` drops its line per file."""
     argv = (
@@ -130,6 +136,7 @@ def naive(job: UploadJob, peers: PeerInstall) -> Invocation:
 UPLOADERS: dict[str, Callable[[UploadJob, PeerInstall], Invocation]] = {
     OUR_TOOL: ours,
     "ours-botocore": ours_botocore,
+    "ours-asyncio": ours_asyncio,
     "s5cmd": s5cmd,
     "rclone": rclone,
     "aws": aws,
@@ -138,12 +145,13 @@ UPLOADERS: dict[str, Callable[[UploadJob, PeerInstall], Invocation]] = {
 }
 
 # Run only when named in --tools: comparisons of our own options, not peers.
-OPT_IN_TOOLS: frozenset[str] = frozenset({"ours-botocore"})
+OPT_IN_TOOLS: frozenset[str] = frozenset({"ours-botocore", "ours-asyncio"})
 
 # How each tool is named in the tables; versions are listed once, above them.
 LABELS: dict[str, str] = {
     OUR_TOOL: "async-uploader",
     "ours-botocore": "async-uploader --lean off",
+    "ours-asyncio": "async-uploader on asyncio's loop",
     "s5cmd": "s5cmd",
     "rclone": "rclone",
     "aws": "aws s3 cp",
