@@ -63,6 +63,8 @@ class _Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        if self._response is None:
+            self.keep_alive = False  # bytes nobody asked for (a 408 before an idle close, say): never reuse
         self._buffer += data
         if len(self._buffer) > MAX_HEAD_BYTES + MAX_ERROR_BODY_BYTES:
             self._fail(TransportError("the answer is too large for a PUT"))
@@ -100,7 +102,24 @@ class _Connection(asyncio.Protocol):
         if transport is None or self.closed or transport.is_closing():
             raise TransportError("the connection is closed")
         self._buffer.clear()
-        self._response = self._loop.create_future()
+        answer: asyncio.Future[Response] = self._loop.create_future()
+        self._response = answer
+        try:
+            await self._send(transport, head, body)
+            try:
+                async with asyncio.timeout(read_timeout_s):
+                    return await answer
+            except TimeoutError:
+                self.keep_alive = False
+                raise TransportError(f"no answer within the read timeout ({read_timeout_s:g} s)") from None
+        finally:
+            self._response = None
+            if not answer.done():
+                answer.cancel()
+            elif not answer.cancelled():
+                answer.exception()  # seen: a failure after a cancellation is not logged as never retrieved
+
+    async def _send(self, transport: asyncio.Transport, head: bytes, body: bytes) -> None:
         if len(body) <= SMALL_BODY_BYTES:
             transport.write(head + body)  # one send; the copy costs less than a second system call
         else:
@@ -111,17 +130,9 @@ class _Connection(asyncio.Protocol):
                 for offset in range(0, len(body), WRITE_SLICE_BYTES):
                     await self._drain()
                     if self.closed:
-                        break  # the answer (or the error) says why
+                        return  # the answer (or the error) says why
                     transport.write(view[offset : offset + WRITE_SLICE_BYTES])
         await self._drain()
-        try:
-            async with asyncio.timeout(read_timeout_s):
-                return await self._response
-        except TimeoutError:
-            self.keep_alive = False
-            raise TransportError(f"no answer within the read timeout ({read_timeout_s:g} s)") from None
-        finally:
-            self._response = None
 
     async def _drain(self) -> None:
         while self._paused and not self.closed:

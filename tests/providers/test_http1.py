@@ -259,3 +259,31 @@ async def test_tls_verifies_against_the_given_bundle(certificate: Path) -> None:
         with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
             await default.request("PUT", "/k", dict(HEADERS), b"hello")
         default.close()
+
+
+async def test_bytes_sent_to_an_idle_connection_make_it_unusable() -> None:
+    answered = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        if server.connections == 1:
+            await answered.wait()  # the connection is idle in the pool now
+            writer.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")  # unasked, left open
+            await writer.drain()
+        await reader.read()
+
+    async with serving(handler) as server:
+        pool = pool_for(server)
+        await pool.request("PUT", "/k", dict(HEADERS), b"hello")
+        assert len(pool._idle) == 1
+        answered.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while pool._idle[0].keep_alive:  # until the client has read the unasked bytes
+            assert loop.time() < deadline
+            await asyncio.sleep(0.01)
+        assert (await pool.request("PUT", "/k", dict(HEADERS), b"hello")).status == 200
+        pool.close()
+    assert server.connections == 2
