@@ -32,7 +32,8 @@ from .config import (
 )
 from .events import Event, EventHandler, ResultBuilder, UploadResult
 from .providers.base import ObjectStore
-from .providers.s3 import S3Connection, S3Store, open_s3_connection
+from .providers.s3 import S3Connection, S3Store, client_tls_verify, open_s3_connection
+from .providers.s3_lean import LeanPool
 from .report import ReportWriter
 from .transfer import run_upload
 
@@ -67,6 +68,7 @@ class RunOptions(TypedDict, total=False):
     keep_partial: bool
     checksum: str
     shard: str | None
+    lean: bool
 
 
 async def run(config: UploadConfig, *, store: ObjectStore | None, on_event: EventHandler | None = None) -> UploadResult:
@@ -131,7 +133,14 @@ class Uploader:
 
     async def __aenter__(self) -> Uploader:
         if self._client is not None:
-            self._connection = S3Connection.from_client(self._client)
+            pool = LeanPool(
+                max_connections=self.concurrency,
+                connect_timeout_s=self._timeouts[0],
+                read_timeout_s=self._timeouts[1],
+                verify=client_tls_verify(self._client),
+            )
+            self._stack.push_async_callback(pool.close)
+            self._connection = S3Connection.from_client(self._client, pool)
         else:
             self._connection = await self._stack.enter_async_context(
                 open_s3_connection(
@@ -183,7 +192,7 @@ class Uploader:
         """Run a config built with ``make_config`` over this uploader's connection."""
         if self._connection is None:
             raise RuntimeError("use the Uploader inside 'async with'")
-        store = None if config.dry_run else S3Store(self._connection, config.destination.bucket)
+        store = None if config.dry_run else S3Store(self._connection, config.destination.bucket, lean=config.lean)
         return await run(config, store=store, on_event=on_event)
 
     async def cleanup(

@@ -182,6 +182,8 @@ class UploadConfig:
     """The checksum every body carries for the server to verify (``None``: none)."""
     shard: Shard | None = None
     """Upload only this shard of the tree (``--shard K/N``)."""
+    lean: bool = True
+    """Send file bodies (PutObject, UploadPart) over the lean signed-request path; off: through aiobotocore."""
 
 
 def make_config(
@@ -214,6 +216,7 @@ def make_config(
     keep_partial: bool = False,
     checksum: str = "crc32",
     shard: str | Shard | None = None,
+    lean: bool = True,
 ) -> UploadConfig:
     """Validate user-facing options into an ``UploadConfig``; raises ``ConfigError`` with a one-line reason.
 
@@ -287,4 +290,5 @@ def make_config(
         keep_partial=keep_partial,
         checksum=parse_algorithm(checksum),
         shard=parse_shard(shard) if isinstance(shard, str) else shard,
+        lean=lean,
     )

@@ -6,6 +6,7 @@ instance roles). No ACL is ever sent: objects inherit the bucket's (private) pol
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -44,6 +45,9 @@ from ..errors import (
     VerificationError,
 )
 from .base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart, sweep_stale_uploads
+from .http1 import TransportError
+from .s3_lean import PROBE_KEY, BucketEndpoint, ErrorResponse, LeanPool, LeanS3
+from .sigv4 import quote_key
 
 # botocore makes one quick second attempt (a stale pooled connection); the engine's own retry layer, which can
 # re-read bodies from disk and lower the concurrency when throttled, does the rest.
@@ -82,39 +86,64 @@ def _returned(response: Mapping[str, Any], sent: Checksum | None) -> str | None:
     return response.get(_PARAMS[sent.algorithm]) if sent is not None else None
 
 
-def _error_code(exc: ClientError) -> str:
+def _error_code(exc: ClientError | ErrorResponse) -> str:
+    if isinstance(exc, ErrorResponse):
+        return exc.code
     return str(exc.response.get("Error", {}).get("Code", "Unknown"))
 
 
-def _error_message(exc: ClientError) -> str:
-    message = exc.response.get("Error", {}).get("Message")
+def _error_message(exc: ClientError | ErrorResponse) -> str:
+    message = exc.message if isinstance(exc, ErrorResponse) else exc.response.get("Error", {}).get("Message")
     return f"{_error_code(exc)}: {message}" if message else _error_code(exc)
+
+
+def _error_status(exc: ClientError | ErrorResponse) -> int:
+    if isinstance(exc, ErrorResponse):
+        return exc.status
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
 
 @dataclass(frozen=True, slots=True)
 class S3Connection:
     """The clients of one session, shared by every upload an ``Uploader`` runs.
 
-    ``client`` carries the data (its pool sized to the concurrency); ``preflight_client`` makes two attempts
-    at most, so a wrong endpoint fails in seconds. ``secrets`` are scrubbed from every message.
+    ``client`` carries the control plane, and the data when there is no ``lean_pool`` (its pool sized to the
+    concurrency); ``preflight_client`` makes two attempts at most, so a wrong endpoint fails in seconds.
+    ``lean_pool`` is the connection pool of the lean data path (``s3_lean``). ``secrets`` are scrubbed from
+    every message.
     """
 
     client: Any
     preflight_client: Any
     endpoint: str
     secrets: tuple[str, ...] = ()
+    lean_pool: LeanPool | None = None
 
     @classmethod
-    def from_client(cls, client: Any) -> S3Connection:
+    def from_client(cls, client: Any, lean_pool: LeanPool | None = None) -> S3Connection:
         """Wrap an aiobotocore S3 client the application already has (and keeps owning)."""
         endpoint = str(getattr(getattr(client, "meta", None), "endpoint_url", None) or "the S3 endpoint")
-        return cls(client, client, _URL_USERINFO.sub(r"\1***@", endpoint))
+        return cls(client, client, _URL_USERINFO.sub(r"\1***@", endpoint), lean_pool=lean_pool)
+
+
+def client_tls_verify(client: Any) -> bool | str:
+    """The client's certificate verification: a CA bundle path, ``True`` (the default bundle) or ``False``.
+
+    Read from aiobotocore's HTTP session (a private attribute, so with a safe default), so that the lean path
+    trusts exactly what the control plane trusts (``AWS_CA_BUNDLE``, ``ca_bundle`` in a profile).
+    """
+    verify = getattr(getattr(getattr(client, "_endpoint", None), "http_session", None), "_verify", True)
+    return verify if isinstance(verify, bool | str) else True
 
 
 class S3Store:
-    """``ObjectStore`` for one S3 bucket over an ``S3Connection``."""
+    """``ObjectStore`` for one S3 bucket over an ``S3Connection``.
 
-    def __init__(self, connection: S3Connection, bucket: str) -> None:
+    With ``lean`` (and a connection that has a lean pool), bodies go over the lean data path (``s3_lean``);
+    everything else, and bodies when the lean path cannot be set up, over aiobotocore.
+    """
+
+    def __init__(self, connection: S3Connection, bucket: str, *, lean: bool = True) -> None:
         self._client = connection.client
         self._preflight_client = connection.preflight_client
         self._secrets = tuple(s for s in connection.secrets if s and len(s) >= 8)
@@ -122,6 +151,60 @@ class S3Store:
         self._endpoint = connection.endpoint
         self.location = f"{connection.endpoint.rstrip('/')}/{bucket}"
         self.full_object_checksums = True
+        self._lean_pool = connection.lean_pool if lean else None
+        self._lean: LeanS3 | None = None
+        self._lean_ready = self._lean_pool is None
+        self._lean_setup = asyncio.Lock()
+
+    @property
+    def sends_lean(self) -> bool:
+        """Whether bodies go over the lean data path; known once the first body was sent."""
+        return self._lean is not None
+
+    async def _lean_path(self) -> LeanS3 | None:
+        """The lean data path, set up on first use; ``None`` when it is off or this store cannot use it."""
+        if self._lean_ready:
+            return self._lean
+        async with self._lean_setup:
+            if not self._lean_ready:
+                self._lean = await self._set_up_lean()
+                self._lean_ready = True
+        return self._lean
+
+    async def _learn_endpoint(self) -> BucketEndpoint | None:
+        """Where and how the client sends this bucket's object requests: one ``HeadObject`` of a probe key,
+        seen just before it is sent (its answer, a 404 most likely, does not matter)."""
+        seen: list[tuple[str, str]] = []
+
+        def capture(request: Any, **_: Any) -> None:
+            if request.url.partition("?")[0].endswith(f"/{quote_key(PROBE_KEY)}"):
+                authorization = request.headers.get("Authorization", b"")
+                if isinstance(authorization, bytes):
+                    authorization = authorization.decode("ascii", "replace")
+                seen.append((request.url, authorization))
+
+        events = self._client.meta.events
+        events.register_first("before-send.s3.HeadObject", capture)
+        try:
+            await self._client.head_object(Bucket=self.bucket, Key=PROBE_KEY)
+        except (ClientError, BotoCoreError):
+            pass  # not there, as expected; or the first body will say what is wrong
+        finally:
+            events.unregister("before-send.s3.HeadObject", capture)
+        return BucketEndpoint.from_signed_request(*seen[0]) if seen else None
+
+    async def _set_up_lean(self) -> LeanS3 | None:
+        assert self._lean_pool is not None
+        # botocore's request signer holds the credentials every request is signed with (refreshable ones
+        # included); there is no public accessor.
+        credentials = getattr(getattr(self._client, "_request_signer", None), "_credentials", None)
+        if credentials is None:
+            return None  # the aiobotocore path raises the proper "no credentials" error
+        endpoint = await self._learn_endpoint()
+        if endpoint is None:
+            log.warning("the lean data path is off for this run: the endpoint does not use SigV4 header signing")
+            return None
+        return LeanS3(self._lean_pool, endpoint, credentials)
 
     def _redact(self, text: str) -> str:
         """No secret leaves this module in a message: credentials' secret and token, and passwords in URLs."""
@@ -138,7 +221,7 @@ class S3Store:
             raise
 
     def _raise_object_error(self, operation: str, exc: Exception) -> NoReturn:
-        if isinstance(exc, ClientError):
+        if isinstance(exc, ClientError | ErrorResponse):
             code = _error_code(exc)
             if code in {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"}:
                 raise VerificationError(f"{operation}: the store refused the body's checksum ({code})") from exc
@@ -146,7 +229,7 @@ class S3Store:
                 # The preflight proved the credentials good: a rejection now is most likely a rotation racing
                 # a request signed just before it, and a retry signs again with the refreshed credentials.
                 raise StoreError(f"{operation}: credentials rejected ({_error_message(exc)})", retryable=True) from exc
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            status = _error_status(exc)
             throttled = code in _THROTTLE_CODES or status in {429, 503}
             retryable = code in _TRANSIENT_CODES or status >= 500
             denied = code in {"AccessDenied", "403"} or status == 403
@@ -155,8 +238,10 @@ class S3Store:
             ) from exc
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
             raise StoreError(f"{operation}: {_NO_CREDENTIALS_HINT}") from exc
-        # Connection refused or reset, timeouts, a body cut short: botocore's own errors, all worth another try.
-        raise StoreError(f"{operation} failed: {exc}", retryable=isinstance(exc, BotoCoreError)) from exc
+        # Connection refused or reset, timeouts, a body cut short: botocore's own errors (or the lean path's),
+        # all worth another try.
+        retryable = isinstance(exc, BotoCoreError | TransportError)
+        raise StoreError(f"{operation} failed: {exc}", retryable=retryable) from exc
 
     async def _explain_refusal(self, head_error: ClientError) -> NoReturn:
         try:
@@ -229,6 +314,13 @@ class S3Store:
     async def put_object(
         self, key: str, body: BytesIO, *, checksum: Checksum | None, metadata: Mapping[str, str]
     ) -> StoredObject:
+        lean = self._lean if self._lean_ready else await self._lean_path()
+        if lean is not None:
+            try:
+                answer = await lean.put(key, body, checksum=checksum, metadata=metadata)
+            except (ErrorResponse, TransportError) as exc:
+                self._object_error("PutObject", key, exc)
+            return StoredObject(etag=answer.etag or "", checksum=answer.checksum)
         try:
             response = await self._client.put_object(
                 Bucket=self.bucket, Key=key, Body=body, Metadata=dict(metadata), **_checksum_param(checksum)
@@ -293,23 +385,34 @@ class S3Store:
     async def upload_part(
         self, key: str, upload_id: str, number: int, body: BytesIO, *, checksum: Checksum | None
     ) -> UploadedPart:
-        try:
-            response = await self._client.upload_part(
-                Bucket=self.bucket,
-                Key=key,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=body,
-                **_checksum_param(checksum),
-            )
-        except (ClientError, BotoCoreError) as exc:
-            self._object_error(f"UploadPart {number}", key, exc)
-        returned = _returned(response, checksum)
+        lean = self._lean if self._lean_ready else await self._lean_path()
+        if lean is not None:
+            query = (("partNumber", str(number)), ("uploadId", upload_id))
+            try:
+                answer = await lean.put(key, body, checksum=checksum, query=query)
+            except (ErrorResponse, TransportError) as exc:
+                self._object_error(f"UploadPart {number}", key, exc)
+            etag, returned = answer.etag, answer.checksum
+        else:
+            try:
+                response = await self._client.upload_part(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=body,
+                    **_checksum_param(checksum),
+                )
+            except (ClientError, BotoCoreError) as exc:
+                self._object_error(f"UploadPart {number}", key, exc)
+            etag, returned = response.get("ETag"), _returned(response, checksum)
         if checksum is not None and returned is not None and returned != checksum.value:
             raise VerificationError(
                 f"part {number}: store computed {checksum.algorithm.name} {returned}, expected {checksum.value}"
             )
-        return UploadedPart(number=number, etag=response["ETag"], checksum=checksum)
+        if not etag:
+            raise StoreError(f"UploadPart {number}: the store's answer has no ETag", retryable=True)
+        return UploadedPart(number=number, etag=etag, checksum=checksum)
 
     async def complete_multipart(
         self, key: str, upload_id: str, parts: Sequence[UploadedPart], *, full_checksum: Checksum | None
@@ -456,11 +559,19 @@ async def open_s3_connection(
             raise ConfigError(f"invalid endpoint URL {endpoint_url!r}: {exc}") from exc
         except BotoCoreError as exc:
             raise ConfigError(f"cannot set up the S3 client: {exc}") from exc
+        lean_pool = LeanPool(
+            max_connections=max_connections,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+            verify=client_tls_verify(clients[0]),
+        )
+        stack.push_async_callback(lean_pool.close)
         yield S3Connection(
             clients[0],
             clients[1],
             _URL_USERINFO.sub(r"\1***@", endpoint) if endpoint else "AWS S3",
             tuple(await _known_secrets(session)),
+            lean_pool,
         )
 
 
@@ -472,9 +583,10 @@ async def open_s3_store(
     region: str | None = None,
     profile: str | None = None,
     max_connections: int = 64,
+    lean: bool = True,
 ) -> AsyncIterator[S3Store]:
     """An ``S3Store`` with its own session and connection pool, closed on exit."""
     async with open_s3_connection(
         endpoint_url=endpoint_url, region=region, profile=profile, max_connections=max_connections
     ) as connection:
-        yield S3Store(connection, bucket)
+        yield S3Store(connection, bucket, lean=lean)

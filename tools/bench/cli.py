@@ -25,7 +25,7 @@ from tools.bench.peers import DEFAULT_PEERS_VENV, locate_peers, setup_peers
 from tools.bench.records import BenchInfo, RunRecord
 from tools.bench.report import memory_table, rss_ratio, run_notes, throughput_table, write_json
 from tools.bench.runner import BenchPlan, run_plan
-from tools.bench.uploaders import LABELS, OUR_TOOL, OUR_TOOLS, UPLOADERS
+from tools.bench.uploaders import LABELS, OPT_IN_TOOLS, OUR_TOOL, OUR_TOOLS, UPLOADERS
 from tools.seaweedfs import find_weed
 
 DEFAULT_DATASETS = ("small", "many", "large", "mixed")
@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     specs = dataset_specs(args.sparse_size)
     memory_names = tuple(name for name, spec in specs.items() if spec.memory)
-    tools = args.tools or ((OUR_TOOL,) if args.memory else tuple(UPLOADERS))
+    tools = args.tools or ((OUR_TOOL,) if args.memory else tuple(t for t in UPLOADERS if t not in OPT_IN_TOOLS))
     dataset_names = args.datasets or (memory_names if args.memory else DEFAULT_DATASETS)
     unknown = [n for n in tools if n not in UPLOADERS] + [n for n in dataset_names if n not in specs]
     if unknown:

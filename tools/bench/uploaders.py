@@ -20,8 +20,9 @@ from tools.seaweedfs import S3Server
 PEER_CONCURRENCY = 64
 NAIVE_THREADS = 32
 OUR_TOOL = "ours"
-OUR_TOOLS = (OUR_TOOL, "rerun", "rerun-nostate")
-"""Ours, and ours re-run over the unchanged tree with and without its state file: no peer install needed."""
+OUR_TOOLS = (OUR_TOOL, "rerun", "rerun-nostate", "ours-botocore", "ours-asyncio")
+"""Ours, ours re-run over the unchanged tree (with and without its state file), ours with --lean off and on
+asyncio's own loop: no peer install needed."""
 _SCRIPTS_DIR = Path(__file__).resolve().parent
 # Anything inherited from the caller's shell that could point a tool at real AWS, another profile or a proxy.
 _INHERITED_PREFIXES = ("AWS_", "RCLONE_", "S3_")
@@ -76,6 +77,18 @@ def ours_rerun_without_state(job: UploadJob, peers: PeerInstall) -> Invocation:
     """The same re-run from a machine that never uploaded the tree (a fresh CI runner): ``--no-state``."""
     first = ours(job, peers)
     return Invocation((*first.argv, "--no-state"), first.env, setup=(first,))
+
+
+def ours_botocore(job: UploadJob, peers: PeerInstall) -> Invocation:
+    """async-uploader with ``--lean off``: file bodies through aiobotocore, as before the lean data path."""
+    invocation = ours(job, peers)
+    return Invocation((*invocation.argv, "--lean", "off"), invocation.env)
+
+
+def ours_asyncio(job: UploadJob, peers: PeerInstall) -> Invocation:
+    """async-uploader on asyncio's own event loop even where uvloop is installed."""
+    invocation = ours(job, peers)
+    return Invocation(invocation.argv, {**invocation.env, "ASYNC_UPLOADER_EVENT_LOOP": "asyncio"})
 
 
 def s5cmd(job: UploadJob, peers: PeerInstall) -> Invocation:
@@ -145,6 +158,8 @@ UPLOADERS: dict[str, Callable[[UploadJob, PeerInstall], Invocation]] = {
     OUR_TOOL: ours,
     "rerun": ours_rerun,
     "rerun-nostate": ours_rerun_without_state,
+    "ours-botocore": ours_botocore,
+    "ours-asyncio": ours_asyncio,
     "s5cmd": s5cmd,
     "rclone": rclone,
     "aws": aws,
@@ -152,11 +167,16 @@ UPLOADERS: dict[str, Callable[[UploadJob, PeerInstall], Invocation]] = {
     "naive": naive,
 }
 
+# Run only when named in --tools: comparisons of our own options, not peers.
+OPT_IN_TOOLS: frozenset[str] = frozenset({"ours-botocore", "ours-asyncio"})
+
 # How each tool is named in the tables; versions are listed once, above them.
 LABELS: dict[str, str] = {
     OUR_TOOL: "async-uploader",
     "rerun": "async-uploader no-op re-run",
     "rerun-nostate": "async-uploader no-op re-run, no state",
+    "ours-botocore": "async-uploader --lean off",
+    "ours-asyncio": "async-uploader on asyncio's loop",
     "s5cmd": "s5cmd",
     "rclone": "rclone",
     "aws": "aws s3 cp",

@@ -1,0 +1,149 @@
+"""The lean data path against a real SeaweedFS, next to the aiobotocore path: same objects, same errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import aiobotocore.session
+import pytest
+
+import async_uploader
+from async_uploader.checksum import Algorithm, checksum_of
+from async_uploader.config import MIB
+from async_uploader.errors import StoreError, VerificationError
+from async_uploader.providers.s3 import S3Store, open_s3_connection
+from tests.e2e.test_faults import RotatingCredentials, rotating_session
+from tests.e2e.test_upload import assert_bucket_holds, run_cli
+from tests.trees import make_tree, random_bytes
+from tools.seaweedfs import S3Server
+
+AWKWARD_NAMES = [
+    "plain.txt",
+    "spaces  in  name/a b.txt",
+    "ünïcödé/日本語 ファイル/emoji 🎉.txt",
+    "odd/+plus%25percent~tilde=eq&amp;semi?q#hash",
+    'quotes/it\'s "quoted" (paren) [brackets] {braces}!*@,$',
+    "trailing dot./x.",
+    "x" * 200 + "/" + "y" * 200,
+]
+
+
+@asynccontextmanager
+async def s3_store(
+    server: S3Server, bucket: str, *, lean: bool, secret_key: str | None = None, session: Any = None
+) -> AsyncIterator[S3Store]:
+    if session is None:
+        session = _session(server, secret_key)
+    async with open_s3_connection(endpoint_url=server.endpoint_url, region=server.region, session=session) as conn:
+        yield S3Store(conn, bucket, lean=lean)
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "aiobotocore"])
+async def test_awkward_names_and_multipart_land_byte_for_byte(
+    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any, lean: bool
+) -> None:
+    make_tree(tmp_path, {name: f"body of {name}".encode() for name in AWKWARD_NAMES})
+    make_tree(tmp_path, {"big/ünï code+%.bin": random_bytes(11 * MIB, seed=7), "empty": b""})
+    async with async_uploader.Uploader(
+        endpoint_url=s3_server.endpoint_url, region=s3_server.region, session=_session(s3_server)
+    ) as up:
+        result = await up.upload(
+            tmp_path, f"s3://{bucket}/p q+", lean=lean, multipart_threshold="5MiB", part_size="5MiB"
+        )
+    assert (result.uploaded, result.failed) == (len(AWKWARD_NAMES) + 2, 0), result.failures
+    assert_bucket_holds(s3_client, bucket, "p q+/", tmp_path)
+
+
+def _session(server: S3Server, secret_key: str | None = None) -> Any:
+    session = aiobotocore.session.AioSession()
+    session.set_credentials(server.access_key, secret_key or server.secret_key)
+    return session
+
+
+async def test_the_lean_path_is_the_one_taken(bucket: str, s3_server: S3Server, s3_client: Any) -> None:
+    async with s3_store(s3_server, bucket, lean=True) as store:
+        await store.put_object("k", BytesIO(b"v"), checksum=checksum_of(Algorithm.CRC32, b"v"), metadata={"size": "1"})
+        assert store.sends_lean
+    assert s3_client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "aiobotocore"])
+async def test_a_wrong_checksum_is_refused_as_a_verification_error(
+    bucket: str, s3_server: S3Server, s3_client: Any, lean: bool
+) -> None:
+    async with s3_store(s3_server, bucket, lean=lean) as store:
+        with pytest.raises(VerificationError, match="BadDigest"):
+            await store.put_object(
+                "bad", BytesIO(b"body"), checksum=checksum_of(Algorithm.CRC32, b"other"), metadata={}
+            )
+        upload_id = await store.create_multipart("bad-part", metadata={}, checksum=Algorithm.CRC32, full_object=False)
+        with pytest.raises(VerificationError):
+            await store.upload_part(
+                "bad-part", upload_id, 1, BytesIO(b"body"), checksum=checksum_of(Algorithm.CRC32, b"other")
+            )
+        await store.abort_multipart("bad-part", upload_id)
+    assert s3_client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+async def test_bad_credentials_fail_a_body_as_the_aiobotocore_path_does(bucket: str, s3_server: S3Server) -> None:
+    messages = []
+    for lean in (True, False):
+        async with s3_store(s3_server, bucket, lean=lean, secret_key="not-the-secret-key") as store:
+            with pytest.raises(StoreError) as raised:
+                await store.put_object("k", BytesIO(b"v"), checksum=checksum_of(Algorithm.CRC32, b"v"), metadata={})
+            messages.append((str(raised.value), raised.value.retryable, type(raised.value)))
+            upload_id = "no-such-upload"
+            with pytest.raises(StoreError) as raised:
+                await store.upload_part("k", upload_id, 1, BytesIO(b"v"), checksum=checksum_of(Algorithm.CRC32, b"v"))
+            messages.append((str(raised.value), raised.value.retryable, type(raised.value)))
+    assert messages[:2] == messages[2:]
+    assert "credentials rejected (SignatureDoesNotMatch" in messages[0][0]
+
+
+async def test_credentials_are_read_again_for_every_request(bucket: str, s3_server: S3Server, s3_client: Any) -> None:
+    """Refreshable credentials: once they rotate (here to a key the server does not know), the very next body is
+    signed with the new key; nothing was cached from the first."""
+    rotation = RotatingCredentials((s3_server.access_key, s3_server.secret_key), ("UNKNOWNKEY0000000000", "z" * 40))
+    async with s3_store(s3_server, bucket, lean=True, session=rotating_session(rotation)) as store:
+        await store.put_object("before", BytesIO(b"1"), checksum=checksum_of(Algorithm.CRC32, b"1"), metadata={})
+        assert store.sends_lean
+        rotation.expire_soon()
+        with pytest.raises(StoreError, match="credentials rejected"):
+            await store.put_object("after", BytesIO(b"2"), checksum=checksum_of(Algorithm.CRC32, b"2"), metadata={})
+    assert rotation.refreshes == 1
+    assert [o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket)["Contents"]] == ["before"]
+
+
+def test_cli_lean_off_uploads_through_aiobotocore(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
+) -> None:
+    source = tmp_path / "src"
+    make_tree(source, {"a.txt": b"a", "ü/b c.txt": b"b", "big.bin": random_bytes(6 * MIB, seed=3)})
+    result = run_cli(
+        server_env, str(source), f"s3://{bucket}/off", "--endpoint-url", s3_server.endpoint_url,
+        "--lean", "off", "--multipart-threshold", "5MiB", "--part-size", "5MiB", "--no-progress",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert_bucket_holds(s3_client, bucket, "off/", tmp_path / "src")
+
+
+@pytest.mark.parametrize("event_loop", ["asyncio", "default"])
+def test_cli_runs_on_either_event_loop(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any, event_loop: str
+) -> None:
+    """uvloop when installed (the default), asyncio's own loop when ASYNC_UPLOADER_EVENT_LOOP=asyncio."""
+    source = tmp_path / "src"
+    make_tree(source, {"a.txt": b"a", "sub/ü b.txt": b"b", "big.bin": random_bytes(6 * MIB, seed=4)})
+    env = dict(server_env)
+    if event_loop == "asyncio":
+        env["ASYNC_UPLOADER_EVENT_LOOP"] = "asyncio"
+    result = run_cli(
+        env, str(source), f"s3://{bucket}/{event_loop}", "--endpoint-url", s3_server.endpoint_url,
+        "--multipart-threshold", "5MiB", "--part-size", "5MiB", "--no-progress",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert_bucket_holds(s3_client, bucket, f"{event_loop}/", source)

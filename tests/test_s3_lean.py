@@ -1,0 +1,115 @@
+"""The lean data path: its pure parts, and its requests against moto's server next to the aiobotocore path's."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from io import BytesIO
+from typing import Any
+
+import pytest
+
+from async_uploader.checksum import Algorithm, checksum_of
+from async_uploader.providers.s3 import S3Store, open_s3_store
+from async_uploader.providers.s3_lean import BucketEndpoint, _error_response
+from tests.test_s3_provider import credentials, moto_endpoint, sync_client  # noqa: F401 - fixtures
+
+KEYS = [
+    "plain.txt",
+    "dir/sub dir/a b.txt",
+    "ünïcödé/日本語/😀.bin",
+    "odd/+plus%percent~tilde=eq&amp?q#hash",
+    "double//slash/",
+    "a'quote(paren)!*:@,;$",
+    "x" * 900,
+]
+
+
+@pytest.fixture
+def bucket(sync_client: Any, request: pytest.FixtureRequest) -> str:  # noqa: F811
+    name = "lean-" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:50].strip("-")
+    sync_client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(params=[True, False], ids=["lean", "aiobotocore"])
+async def store(request: pytest.FixtureRequest, moto_endpoint: str, bucket: str) -> AsyncIterator[S3Store]:  # noqa: F811
+    async with open_s3_store(bucket, endpoint_url=moto_endpoint, lean=request.param) as opened:
+        yield opened
+
+
+async def test_special_keys_and_metadata_land_as_sent(store: S3Store, sync_client: Any, bucket: str) -> None:  # noqa: F811
+    metadata = {"size": "5", "mtime": "1700000000.123456789", "mode": "100644"}
+    for n, key in enumerate(KEYS):
+        body = f"body {n}".encode()
+        stored = await store.put_object(
+            key, BytesIO(body), checksum=checksum_of(Algorithm.CRC32, body), metadata=metadata
+        )
+        assert stored.etag
+        got = sync_client.get_object(Bucket=bucket, Key=key)
+        assert got["Body"].read() == body
+        assert got["Metadata"] == metadata
+    listed = {o["Key"] for o in sync_client.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert listed == set(KEYS)
+    assert store.sends_lean is (store._lean_pool is not None)
+
+
+async def test_parts_of_a_special_key_complete(store: S3Store, sync_client: Any, bucket: str) -> None:  # noqa: F811
+    key = "multi/ünï code+%/part?s"
+    bodies = [b"a" * (5 * 1024 * 1024), b"tail"]
+    upload_id = await store.create_multipart(
+        key, metadata={"mode": "100644"}, checksum=Algorithm.CRC32, full_object=False
+    )
+    parts = [
+        await store.upload_part(key, upload_id, n, BytesIO(body), checksum=checksum_of(Algorithm.CRC32, body))
+        for n, body in enumerate(bodies, start=1)
+    ]
+    await store.complete_multipart(key, upload_id, parts, full_checksum=None)
+    assert sync_client.get_object(Bucket=bucket, Key=key)["Body"].read() == b"".join(bodies)
+    assert sync_client.head_object(Bucket=bucket, Key=key)["Metadata"] == {"mode": "100644"}
+
+
+async def test_both_paths_store_the_same_object_attributes(moto_endpoint: str, sync_client: Any, bucket: str) -> None:  # noqa: F811
+    seen = []
+    for lean in (True, False):
+        async with open_s3_store(bucket, endpoint_url=moto_endpoint, lean=lean) as store:
+            await store.put_object(
+                f"k-{lean}", BytesIO(b"same"), checksum=checksum_of(Algorithm.CRC32, b"same"), metadata={"a": "1"}
+            )
+        head = sync_client.head_object(Bucket=bucket, Key=f"k-{lean}")
+        seen.append((head["ContentType"], head["ContentLength"], head["ETag"], head["Metadata"]))
+    assert seen[0] == seen[1]
+
+
+AUTHORIZATION = (
+    "AWS4-HMAC-SHA256 Credential=AKID/20261126/{}/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=00"
+)
+
+
+def test_endpoint_from_a_path_style_request() -> None:
+    url = "http://127.0.0.1:8333/my-bucket/async-uploader-probe"
+    assert BucketEndpoint.from_signed_request(url, AUTHORIZATION.format("eu-west-3")) == BucketEndpoint(
+        "http://127.0.0.1:8333", "127.0.0.1:8333", "/my-bucket/", "eu-west-3"
+    )
+
+
+def test_endpoint_from_a_virtual_hosted_request() -> None:
+    url = "https://b.s3.us-west-2.amazonaws.com:443/async-uploader-probe"
+    assert BucketEndpoint.from_signed_request(url, AUTHORIZATION.format("us-west-2")) == BucketEndpoint(
+        "https://b.s3.us-west-2.amazonaws.com:443", "b.s3.us-west-2.amazonaws.com", "/", "us-west-2"
+    )
+
+
+def test_a_request_not_signed_with_sigv4_is_not_followed() -> None:
+    url = "https://b.s3.amazonaws.com/async-uploader-probe"
+    assert BucketEndpoint.from_signed_request(url, "AWS AKID:signature") is None
+    assert BucketEndpoint.from_signed_request(url, "") is None
+
+
+def test_error_documents_are_read_like_botocore_reads_them() -> None:
+    body = b"<?xml version='1.0'?><Error><Code>BadDigest</Code><Message>no match</Message></Error>"
+    error = _error_response(400, body)
+    assert (error.status, error.code, error.message) == (400, "BadDigest", "no match")
+    bare = _error_response(503, b"")
+    assert (bare.code, bare.message) == ("503", "Service Unavailable")
+    html = _error_response(502, b"<html><body>Bad gateway</body></html>")
+    assert (html.code, html.message) == ("502", "Bad Gateway")
