@@ -13,7 +13,7 @@ from moto.server import ThreadedMotoServer
 from async_uploader.checksum import composite_crc32, crc32_of
 from async_uploader.errors import BucketError, EndpointError, StoreError
 from async_uploader.providers.base import ObjectStore, UploadedPart
-from async_uploader.providers.s3 import S3Store, open_s3_store
+from async_uploader.providers.s3 import S3Store, _new_session, open_s3_store
 from tests.trees import random_bytes
 
 MIB = 1024 * 1024
@@ -125,3 +125,19 @@ async def test_preflight_on_a_dead_endpoint_is_an_endpoint_error(credentials: No
     async with open_s3_store("b-u-c", endpoint_url="http://127.0.0.1:9") as store:
         with pytest.raises(EndpointError, match="cannot reach"):
             await store.check_writable("probe")
+
+
+@pytest.mark.parametrize(
+    ("service", "region"),
+    [("s3", "eu-west-1"), ("s3", "us-east-1"), ("s3", "cn-north-1"), ("s3", "us-gov-west-1"), ("sts", "eu-west-1")],
+)
+async def test_the_trimmed_endpoint_data_resolves_aws_as_botocore_does(
+    service: str, region: str, credentials: None
+) -> None:
+    # Our sessions keep only the endpoints of the services they call (S3, and STS/SSO for credentials).
+    expected = botocore.session.get_session().create_client(service, region_name=region).meta.endpoint_url
+    async with _new_session(None).create_client(service, region_name=region) as client:
+        assert client.meta.endpoint_url == expected
+        assert client.meta.region_name == region
+        partitions = client._loader.load_data("endpoints")["partitions"]
+        assert {name for p in partitions for name in p["services"]} <= {"s3", "sts", "sso", "sso-oidc"}

