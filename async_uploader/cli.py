@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import Final, NoReturn
 
 import anyio
-from rich.console import Console
 
 from . import __version__
 from .api import run_config
@@ -37,7 +36,7 @@ from .config import (
 )
 from .errors import UploaderError
 from .events import Event, UploadResult
-from .progress import ProgressDisplay, summary_lines
+from .progress import LineConsole, PlainConsole, ProgressDisplay, stream_is_terminal, summary_lines
 
 PROG: Final = "async-uploader"
 EXIT_OK: Final = 0
@@ -255,7 +254,6 @@ def _pin_mmap_threshold() -> None:
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     _pin_mmap_threshold()
     args = build_parser().parse_args(argv)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)  # a log line is never wrapped at 80 columns
     logging.basicConfig(format=f"{PROG}: %(message)s", level=logging.DEBUG if args.debug else logging.WARNING)
     for noisy in ("botocore", "aiobotocore", "urllib3"):  # their debug logs carry request headers: tokens
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -264,11 +262,18 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except UploaderError as exc:
         _fail(EXIT_USAGE, exc, args.debug)
     quiet = args.quiet or args.no_progress or config.dry_run
-    live = err.is_terminal and not quiet
-    plain_ticker = not err.is_terminal and not quiet
-    display = ProgressDisplay(
-        err, live=live, verbose=args.verbose, quiet=args.quiet, out=Console(highlight=False, soft_wrap=True)
-    )
+    on_terminal = stream_is_terminal(sys.stderr)
+    live = on_terminal and not quiet
+    plain_ticker = not on_terminal and not quiet
+    err: LineConsole
+    if live:
+        from rich.console import Console  # only for the live display: rich costs 2.5 MiB that plain lines need not
+
+        # A line is never wrapped at 80 columns; a name is printed as it is, not as the emoji ":name:" could be.
+        err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+    else:
+        err = PlainConsole(stderr=True)
+    display = ProgressDisplay(err, live=live, verbose=args.verbose, quiet=args.quiet, out=PlainConsole())
     try:
         result = asyncio.run(_main_task(config, display, plain_ticker))
     except UploaderError as exc:
@@ -288,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     sys.exit(EXIT_OK if result.ok else EXIT_FILES_FAILED)
 
 
-def _print_summary(console: Console, result: UploadResult) -> None:
+def _print_summary(console: LineConsole, result: UploadResult) -> None:
     for line in summary_lines(result):
         console.print(line, markup=False, highlight=False)
 
