@@ -6,14 +6,16 @@ from collections.abc import AsyncIterator, Iterator
 from io import BytesIO
 from typing import Any
 
+import aiohttp.payload
 import botocore.session
 import pytest
+from aiobotocore._endpoint_helpers import _IOBaseWrapper
 from moto.server import ThreadedMotoServer
 
 from async_uploader.checksum import composite_crc32, crc32_of
 from async_uploader.errors import BucketError, EndpointError, StoreError
-from async_uploader.providers.base import ObjectStore, UploadedPart
-from async_uploader.providers.s3 import S3Store, _new_session, open_s3_store
+from async_uploader.providers.base import Body, ObjectStore, UploadedPart
+from async_uploader.providers.s3 import SEND_SLICE_BYTES, S3Store, _BodyPayload, _new_session, open_s3_store
 from tests.trees import random_bytes
 
 MIB = 1024 * 1024
@@ -82,6 +84,25 @@ async def test_multipart_round_trip(store: S3Store, sync_client: Any, bucket: st
     assert stored.checksum in (None, composite_crc32(p.checksum for p in parts))
     assert sync_client.get_object(Bucket=bucket, Key="big")["Body"].read() == b"".join(bodies)
     assert sync_client.head_object(Bucket=bucket, Key="big")["Metadata"] == {"mode": "100644"}
+
+
+@pytest.mark.parametrize("size", [0, 1, SEND_SLICE_BYTES, SEND_SLICE_BYTES + 1, 5 * MIB + 17])
+async def test_a_body_sent_from_its_own_buffer_arrives_whole(
+    size: int, store: S3Store, sync_client: Any, bucket: str
+) -> None:
+    data = random_bytes(size, seed=size)
+    await store.put_object("single", Body(data), checksum=crc32_of(data), metadata={})
+    assert sync_client.get_object(Bucket=bucket, Key="single")["Body"].read() == data
+    upload_id = await store.create_multipart("multi", metadata={})
+    part = await store.upload_part("multi", upload_id, 1, Body(data), checksum=crc32_of(data))
+    await store.complete_multipart("multi", upload_id, [part])
+    assert sync_client.get_object(Bucket=bucket, Key="multi")["Body"].read() == data
+
+
+def test_aiohttp_sends_a_body_with_our_payload_and_other_streams_with_its_own() -> None:
+    # aiobotocore hands aiohttp a proxy of the body; the payload must still be the one that sends slices.
+    assert isinstance(aiohttp.payload.get_payload(_IOBaseWrapper(Body(b"x"))), _BodyPayload)
+    assert not isinstance(aiohttp.payload.get_payload(_IOBaseWrapper(BytesIO(b"x"))), _BodyPayload)
 
 
 async def test_abort_leaves_no_upload_and_is_idempotent(store: S3Store, sync_client: Any, bucket: str) -> None:
