@@ -8,7 +8,6 @@ is what detects a file that changed since it was walked: a torn read is refused,
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from dataclasses import dataclass
 from typing import Final
@@ -17,11 +16,12 @@ import anyio.to_thread
 
 from .checksum import Algorithm, Checksum, Digest
 from .errors import FileChangedError
+from .providers.base import Body
 
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    body: io.BytesIO
+    body: Body
     """The bytes, positioned at 0, in a buffer the BytesIO owns: the HTTP layer sends it without a copy."""
     checksum: Checksum | None
     crc: int
@@ -44,7 +44,7 @@ def _read_range(path: str, offset: int, length: int, size: int, mtime_ns: int, a
     # shares the bytes until aiohttp asks for getbuffer() and so copies every body once: twice the memory.
     # BytesIO(bytes(n)) shares the zeroed bytes (untouched calloc pages, no memory yet); the first getbuffer()
     # gives the BytesIO its own buffer of exactly n bytes, where growing it by writing would over-allocate 1/8.
-    body = io.BytesIO(bytes(length))
+    body = Body(bytes(length))
     digest = Digest(algorithm) if algorithm is not None else None
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
 
 import anyio
-from rich.console import Console
 
 from . import __version__
 from .api import DEFAULT_CLEANUP_AGE, cleanup, run_config
@@ -44,7 +43,7 @@ from .config import (
 )
 from .errors import ConfigError, UploaderError
 from .events import Event, UploadResult
-from .progress import ProgressDisplay, summary_lines
+from .progress import LineConsole, PlainConsole, ProgressDisplay, stream_is_terminal, summary_lines
 from .report import merge_reports
 
 PROG: Final = "async-uploader"
@@ -370,8 +369,7 @@ def _merge_main(args: argparse.Namespace) -> NoReturn:
         merged = merge_reports([Path(r) for r in args.reports], output)
     except UploaderError as exc:
         _fail(EXIT_USAGE, exc, args.debug)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    _print_summary(err, merged.result)
+    _print_summary(PlainConsole(stderr=True), merged.result)
     for report in merged.incomplete:
         print(f"{PROG}: {report}: the run did not finish (no summary, or interrupted)", file=sys.stderr)
     destination = f"{len(args.reports)} reports"
@@ -412,17 +410,23 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         _cleanup_main(args)
     if args.command == "merge-reports":
         _merge_main(args)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)  # a log line is never wrapped at 80 columns
     try:
         config = config_from_args(args)
     except UploaderError as exc:
         _fail(EXIT_USAGE, exc, args.debug)
     quiet = args.quiet or args.no_progress or config.dry_run
-    live = err.is_terminal and not quiet
-    plain_ticker = not err.is_terminal and not quiet
-    display = ProgressDisplay(
-        err, live=live, verbose=args.verbose, quiet=args.quiet, out=Console(highlight=False, soft_wrap=True)
-    )
+    on_terminal = stream_is_terminal(sys.stderr)
+    live = on_terminal and not quiet
+    plain_ticker = not on_terminal and not quiet
+    err: LineConsole
+    if live:
+        from rich.console import Console  # only for the live display: rich costs 2.5 MiB that plain lines need not
+
+        # A line is never wrapped at 80 columns; a name is printed as it is, not as the emoji ":name:" could be.
+        err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+    else:
+        err = PlainConsole(stderr=True)
+    display = ProgressDisplay(err, live=live, verbose=args.verbose, quiet=args.quiet, out=PlainConsole())
     try:
         result = _run_event_loop(_main_task(config, display, plain_ticker))
     except UploaderError as exc:
@@ -443,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     sys.exit(EXIT_OK if result.ok else EXIT_FILES_FAILED)
 
 
-def _print_summary(console: Console, result: UploadResult) -> None:
+def _print_summary(console: LineConsole, result: UploadResult) -> None:
     for line in summary_lines(result):
         console.print(line, markup=False, highlight=False)
 

@@ -17,7 +17,14 @@ from async_uploader.events import (
     TotalsKnown,
     UploadResult,
 )
-from async_uploader.progress import ProgressDisplay, format_bytes, format_duration, summary_lines
+from async_uploader.progress import (
+    PlainConsole,
+    ProgressDisplay,
+    format_bytes,
+    format_duration,
+    stream_is_terminal,
+    summary_lines,
+)
 
 
 def plain_display() -> tuple[ProgressDisplay, io.StringIO]:
@@ -84,3 +91,51 @@ def test_files_already_there_leave_the_byte_total_quietly(totals_first: bool) ->
     assert "unchanged" not in printed
     assert "skipped pipe: a FIFO" in printed
     assert "51/51 files (0 uploaded, 51 skipped)" in display.plain_line()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[0:05] 3/10 files (3 uploaded), 1.5 MiB of 3.0 MiB (50%), 300.0 KiB/s, ETA 0:05",
+        "uploaded [bold]x[/bold] -> p/[red]x",  # markup stays text
+        "failed a\tb/c\td.txt: UploadPart 2 failed:\tboom",
+        "skipped weird\rname\x07\x08\x0b\x0c: a FIFO, not a regular file",
+        "failed " + "deep/" * 60 + "f: reason",  # longer than any terminal: never wrapped
+        "failed two\nlines:\tx",
+        "uploaded caf\u00e9 \u65e5\u672c -> k",
+        "",
+    ],
+)
+def test_plain_lines_are_what_rich_prints(text: str) -> None:
+    # Without a terminal the CLI prints through PlainConsole and never imports rich: the bytes must not change.
+    ours, theirs = io.StringIO(), io.StringIO()
+    PlainConsole(ours).print(text, markup=False, highlight=False)
+    Console(file=theirs, soft_wrap=True, highlight=False, emoji=False).print(text, markup=False, highlight=False)
+    assert ours.getvalue() == theirs.getvalue()
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"FORCE_COLOR": "1"},
+        {"FORCE_COLOR": ""},
+        {"TTY_COMPATIBLE": "1"},
+        {"TTY_COMPATIBLE": "0", "FORCE_COLOR": "1"},
+    ],
+)
+@pytest.mark.parametrize("tty", [False, True])
+def test_the_live_display_is_chosen_as_rich_would(
+    env: dict[str, str], tty: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    class Stream(io.StringIO):
+        def isatty(self) -> bool:
+            return tty
+
+    stream = Stream()
+    assert stream_is_terminal(stream) == Console(file=stream).is_terminal

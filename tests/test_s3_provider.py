@@ -7,15 +7,24 @@ from collections.abc import AsyncIterator, Iterator
 from io import BytesIO
 from typing import Any
 
+import aiohttp.payload
 import botocore.session
 import pytest
+from aiobotocore._endpoint_helpers import _IOBaseWrapper
 from botocore.utils import parse_timestamp
 from moto.server import ThreadedMotoServer
 
 from async_uploader.checksum import Algorithm, Checksum, checksum_of, composite
 from async_uploader.errors import BucketError, EndpointError, StoreError
-from async_uploader.providers.base import ObjectStore, UploadedPart
-from async_uploader.providers.s3 import S3Store, _fast_timestamp, open_s3_store
+from async_uploader.providers.base import Body, ObjectStore, UploadedPart
+from async_uploader.providers.s3 import (
+    SEND_SLICE_BYTES,
+    S3Store,
+    _BodyPayload,
+    _fast_timestamp,
+    _new_session,
+    open_s3_store,
+)
 from tests.trees import random_bytes
 
 MIB = 1024 * 1024
@@ -90,6 +99,25 @@ async def test_multipart_round_trip(store: S3Store, sync_client: Any, bucket: st
     assert sync_client.head_object(Bucket=bucket, Key="big")["Metadata"] == {"mode": "100644"}
 
 
+@pytest.mark.parametrize("size", [0, 1, SEND_SLICE_BYTES, SEND_SLICE_BYTES + 1, 5 * MIB + 17])
+async def test_a_body_sent_from_its_own_buffer_arrives_whole(
+    size: int, store: S3Store, sync_client: Any, bucket: str
+) -> None:
+    data = random_bytes(size, seed=size)
+    await store.put_object("single", Body(data), checksum=crc(data), metadata={})
+    assert sync_client.get_object(Bucket=bucket, Key="single")["Body"].read() == data
+    upload_id = await store.create_multipart("multi", metadata={}, checksum=Algorithm.CRC32, full_object=False)
+    part = await store.upload_part("multi", upload_id, 1, Body(data), checksum=crc(data))
+    await store.complete_multipart("multi", upload_id, [part], full_checksum=None)
+    assert sync_client.get_object(Bucket=bucket, Key="multi")["Body"].read() == data
+
+
+def test_aiohttp_sends_a_body_with_our_payload_and_other_streams_with_its_own() -> None:
+    # aiobotocore hands aiohttp a proxy of the body; the payload must still be the one that sends slices.
+    assert isinstance(aiohttp.payload.get_payload(_IOBaseWrapper(Body(b"x"))), _BodyPayload)
+    assert not isinstance(aiohttp.payload.get_payload(_IOBaseWrapper(BytesIO(b"x"))), _BodyPayload)
+
+
 async def test_abort_leaves_no_upload_and_is_idempotent(store: S3Store, sync_client: Any, bucket: str) -> None:
     upload_id = await store.create_multipart("gone", metadata={}, checksum=Algorithm.CRC32, full_object=False)
     await store.upload_part("gone", upload_id, 1, BytesIO(b"x"), checksum=crc(b"x"))
@@ -151,3 +179,19 @@ async def test_every_checksum_algorithm_is_sent(
 )  # fmt: skip
 def test_fast_timestamps_are_botocores(text: str) -> None:
     assert _fast_timestamp(text) == parse_timestamp(text)
+
+
+@pytest.mark.parametrize(
+    ("service", "region"),
+    [("s3", "eu-west-1"), ("s3", "us-east-1"), ("s3", "cn-north-1"), ("s3", "us-gov-west-1"), ("sts", "eu-west-1")],
+)
+async def test_the_trimmed_endpoint_data_resolves_aws_as_botocore_does(
+    service: str, region: str, credentials: None
+) -> None:
+    # Our sessions keep only the endpoints of the services they call (S3, and STS/SSO for credentials).
+    expected = botocore.session.get_session().create_client(service, region_name=region).meta.endpoint_url
+    async with _new_session(None).create_client(service, region_name=region) as client:
+        assert client.meta.endpoint_url == expected
+        assert client.meta.region_name == region
+        partitions = client._loader.load_data("endpoints")["partitions"]
+        assert {name for p in partitions for name in p["services"]} <= {"s3", "sts", "sso", "sso-oidc"}

@@ -23,6 +23,14 @@ from ..errors import FileError
 log = logging.getLogger(__name__)
 
 
+class Body(BytesIO):
+    """A file's or a part's bytes, read within the memory budget into a buffer this ``BytesIO`` owns.
+
+    A type of its own so that a provider can recognise it and send it straight from that buffer, in slices,
+    instead of copying it chunk by chunk as it would any stream; any other ``BytesIO`` is still accepted.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class StoredObject:
     """The store's answer to a put or a completed multipart upload."""

@@ -21,6 +21,8 @@ from typing import Any, Final, NoReturn
 import aiobotocore.session
 import anyio
 from aiobotocore.config import AioConfig
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.payload import BytesIOPayload, Order, register_payload
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -30,6 +32,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
     ProfileNotFound,
 )
+from botocore.loaders import Loader
 from botocore.utils import parse_timestamp
 
 from ..checksum import Algorithm, Checksum
@@ -44,7 +47,7 @@ from ..errors import (
     UploaderError,
     VerificationError,
 )
-from .base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart, sweep_stale_uploads
+from .base import Body, IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart, sweep_stale_uploads
 from .http1 import TransportError
 from .s3_lean import PROBE_KEY, BucketEndpoint, ErrorResponse, LeanPool, LeanS3
 from .sigv4 import quote_key
@@ -62,6 +65,11 @@ _THROTTLE_CODES: Final = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests", "ServiceUnavailable"}
 )
 _TRANSIENT_CODES: Final = frozenset({"RequestTimeout", "InternalError", "RequestTimeTooSkewed", "OperationAborted"})
+# The services a session of ours creates clients for: S3, and what botocore's credential chain may call
+# (assume-role and web identity through STS, SSO).
+_ENDPOINT_SERVICES_USED: Final = frozenset({"s3", "sts", "sso", "sso-oidc"})
+# aiohttp's own chunk size: as many writes per body as before, each a slice of the body instead of a copy.
+SEND_SLICE_BYTES: Final = 256 * 1024
 _URL_USERINFO: Final = re.compile(r"(\w+://)[^/@\s]+@")
 _NO_CREDENTIALS_HINT: Final = (
     "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE / --profile"
@@ -488,6 +496,72 @@ def _parse_timestamps_fast(session: Any) -> None:
     session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_fast_timestamp)
 
 
+class _BodyPayload(BytesIOPayload):
+    """How aiohttp sends a ``Body``: slices of the buffer the memory budget already counts, no copies.
+
+    aiohttp sends a ``BytesIO`` by reading it 256 KiB at a time, each read a new ``bytes``; a socket that cannot
+    take one at once holds it, and the transport a copy of what is left, until it drains. With 16 parts in
+    flight that was 2.5-4 MiB beyond the budget (a 3 GiB file peaked at 191.6 MiB, now 189.2). A slice is sent
+    from the body's own buffer; the transport copies only what the socket did not take, as before.
+    """
+
+    def __init__(self, value: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(value, *args, **kwargs)
+        self._start = value.tell()  # where every send starts: botocore rewinds a body there before a retry
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
+        with self._value.getbuffer() as buffer:
+            end = len(buffer) if content_length is None else min(len(buffer), self._start + content_length)
+            for offset in range(self._start, end, SEND_SLICE_BYTES):
+                if offset > self._start:
+                    await asyncio.sleep(0)  # as aiohttp does between chunks: other requests get the loop too
+                await writer.write(buffer[offset : min(offset + SEND_SLICE_BYTES, end)])
+        self._value.seek(end)
+
+
+# Only for our own body type: any other BytesIO an application sends through aiohttp is left to aiohttp.
+# try_first, because aiobotocore hands aiohttp a proxy of the body, which only an isinstance test sees through.
+register_payload(_BodyPayload, Body, order=Order.try_first)
+
+
+class _UsedEndpointsLoader(Loader):  # type: ignore[misc]  # botocore has no type hints
+    """botocore's data loader, keeping from ``endpoints.json`` only the services this process calls.
+
+    botocore keeps the endpoints of every AWS service in memory for the session's lifetime (6.7 MiB of dicts,
+    a tenth of the process). Trimmed as soon as it is loaded, the space is reused by the S3 model loaded next,
+    and the upload's peak RSS drops by about 5.5 MiB. Partitions and their defaults stay whole: a service
+    missing from the list would still resolve from its partition's defaults, as a new AWS service does.
+    """
+
+    def load_data_with_path(self, name: str) -> tuple[Any, str]:
+        data, path = super().load_data_with_path(name)  # cached by the base class: trimming is done once, in place
+        if name == "endpoints" and isinstance(data, dict):
+            for partition in data.get("partitions", ()):
+                services = partition.get("services")
+                if isinstance(services, dict) and services.keys() - _ENDPOINT_SERVICES_USED:
+                    partition["services"] = {k: v for k, v in services.items() if k in _ENDPOINT_SERVICES_USED}
+        return data, path
+
+
+def _new_session(profile: str | None) -> Any:
+    """An ``AioSession`` whose data loader is ``_UsedEndpointsLoader`` (on the same search path as botocore's)."""
+    session = aiobotocore.session.AioSession(profile=profile)
+
+    def create_loader() -> Loader:
+        extra = session.get_config_variable("data_path")  # AWS_DATA_PATH, as botocore.loaders.create_loader reads it
+        if extra is None:
+            return _UsedEndpointsLoader()
+        paths = [os.path.expanduser(os.path.expandvars(path)) for path in str(extra).split(os.pathsep)]
+        return _UsedEndpointsLoader(extra_search_paths=paths)
+
+    session.lazy_register_component("data_loader", create_loader)
+    _parse_timestamps_fast(session)
+    return session
+
+
 async def _known_secrets(session: Any) -> list[str]:
     """The resolved secret key and session token, so error messages can be scrubbed of them."""
     try:
@@ -545,8 +619,7 @@ async def open_s3_connection(
     async with AsyncExitStack() as stack:
         try:
             if session is None:
-                session = aiobotocore.session.AioSession(profile=profile)
-                _parse_timestamps_fast(session)
+                session = _new_session(profile)
             clients = [
                 await stack.enter_async_context(
                     session.create_client("s3", region_name=region, endpoint_url=endpoint_url, config=cfg)
