@@ -74,6 +74,12 @@ class _FilterAction(argparse.Action):
         setattr(namespace, self.dest, rules)
 
 
+ENDPOINT_HELP = (
+    "s3://: an S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL_S3); az://: the account URL, "
+    "https://ACCOUNT.blob.core.windows.net (default: from $AZURE_STORAGE_CONNECTION_STRING)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog=PROG, description="Upload a directory tree to private S3-compatible storage.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -84,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Upload every regular file below SOURCE to s3://BUCKET/PREFIX, keys relative to SOURCE.",
     )
     up.add_argument("source", metavar="SOURCE", help="directory to upload")
-    up.add_argument("destination", metavar="DEST", help="s3://bucket or s3://bucket/prefix")
-    up.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL_S3)")
+    up.add_argument("destination", metavar="DEST", help="s3://bucket[/prefix] or az://container[/prefix]")
+    up.add_argument("--endpoint-url", "--account-url", dest="endpoint_url", help=ENDPOINT_HELP)
     up.add_argument("--region", help="AWS region (default: from the AWS config)")
     up.add_argument("--profile", help="AWS shared-config profile to take credentials from")
     up.add_argument(
@@ -185,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Abort the incomplete multipart uploads under s3://BUCKET/PREFIX (their parts are billed "
         "until aborted): those of killed runs, of --keep-partial never resumed, of other tools.",
     )
-    clean.add_argument("destination", metavar="DEST", help="s3://bucket or s3://bucket/prefix")
+    clean.add_argument("destination", metavar="DEST", help="s3://bucket[/prefix] or az://container[/prefix]")
     clean.add_argument(
         "--older-than",
         default=DEFAULT_CLEANUP_AGE,
@@ -193,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"only uploads started at least AGE ago, e.g. 12h, 7d, 0 for all (default {DEFAULT_CLEANUP_AGE})",
     )
     clean.add_argument("--dry-run", action="store_true", help="list what would be aborted; abort nothing")
-    clean.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL_S3)")
+    clean.add_argument("--endpoint-url", "--account-url", dest="endpoint_url", help=ENDPOINT_HELP)
     clean.add_argument("--region", help="AWS region (default: from the AWS config)")
     clean.add_argument("--profile", help="AWS shared-config profile to take credentials from")
     clean.add_argument("--debug", action="store_true", help="show a traceback with errors")

@@ -11,7 +11,7 @@ import os
 import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
@@ -44,6 +44,7 @@ from ..errors import (
     VerificationError,
 )
 from .base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart, sweep_stale_uploads
+from .registry import ConnectOptions
 
 # botocore makes one quick second attempt (a stale pooled connection); the engine's own retry layer, which can
 # re-read bodies from disk and lower the concurrency when throttled, does the rest.
@@ -110,6 +111,10 @@ class S3Connection:
         endpoint = str(getattr(getattr(client, "meta", None), "endpoint_url", None) or "the S3 endpoint")
         return cls(client, client, _URL_USERINFO.sub(r"\1***@", endpoint))
 
+    def store(self, container: str) -> S3Store:
+        """The store of one bucket over these clients."""
+        return S3Store(self, container)
+
 
 class S3Store:
     """``ObjectStore`` for one S3 bucket over an ``S3Connection``."""
@@ -122,6 +127,7 @@ class S3Store:
         self._endpoint = connection.endpoint
         self.location = f"{connection.endpoint.rstrip('/')}/{bucket}"
         self.full_object_checksums = True
+        self.lists_incomplete_uploads = True
 
     def _redact(self, text: str) -> str:
         """No secret leaves this module in a message: credentials' secret and token, and passwords in URLs."""
@@ -461,6 +467,18 @@ async def open_s3_connection(
             _URL_USERINFO.sub(r"\1***@", endpoint) if endpoint else "AWS S3",
             tuple(await _known_secrets(session)),
         )
+
+
+def connect(options: ConnectOptions) -> AbstractAsyncContextManager[S3Connection]:
+    """The ``s3://`` provider: a new session's clients for ``options``, closed on exit."""
+    return open_s3_connection(
+        endpoint_url=options.endpoint_url,
+        region=options.region,
+        profile=options.profile,
+        max_connections=options.max_connections,
+        connect_timeout_s=options.connect_timeout_s,
+        read_timeout_s=options.read_timeout_s,
+    )
 
 
 @asynccontextmanager
