@@ -132,7 +132,7 @@ def test_parse_destination_refuses_empty_path_segments(url: str) -> None:
         parse_destination(url)
 
 
-@pytest.mark.parametrize("scheme", ["s3"])
+@pytest.mark.parametrize("scheme", ["s3", "az"])
 def test_destination_prints_as_the_url_it_came_from(scheme: str) -> None:
     destination = parse_destination(f"{scheme}://bucket/p/q")
     assert destination.scheme == scheme

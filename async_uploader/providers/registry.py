@@ -25,6 +25,7 @@ from .base import ObjectStore
 ENTRY_POINT_GROUP: Final = "async_uploader.providers"
 BUILTIN_PROVIDERS: Final = {
     "s3": "async_uploader.providers.s3:connect",
+    "az": "async_uploader.providers.azure:connect",
 }
 
 
