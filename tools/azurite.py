@@ -125,12 +125,13 @@ def running_azurite(
             _HOST,
             "--blobPort",
             str(port),
-            "--location",
-            str(data_dir),
             "--skipApiVersionCheck",  # the SDK may be newer than the emulator
             "--disableProductStyleUrl",
             "--disableTelemetry",
             "--silent",
+            # Metadata and blobs in memory: several times faster than its on-disk database on a busy machine,
+            # and nothing to clean up. Its debug log and working directory stay in ``data_dir``.
+            "--inMemoryPersistence",
         ]
         proc = subprocess.Popen(
             command,
