@@ -1,8 +1,8 @@
 """The library: ``await upload(source, destination, ...)``, and ``Uploader`` for applications that upload often.
 
 The CLI is a thin shell over the same ``run``; every entry point builds one validated ``UploadConfig``.
-aiobotocore is asyncio-only, so this runs on asyncio, directly or under ``anyio.run(..., backend="asyncio")``;
-trio is out of reach.
+aiobotocore (like the Azure SDK's aiohttp) is asyncio-only, so this runs on asyncio, directly or under
+``anyio.run(..., backend="asyncio")``; trio is out of reach.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from .config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_READ_TIMEOUT_S,
+    Destination,
     Overwrite,
     UploadConfig,
     make_config,
@@ -32,7 +33,8 @@ from .config import (
 )
 from .events import Event, EventHandler, ResultBuilder, UploadResult
 from .providers.base import ObjectStore
-from .providers.s3 import S3Connection, S3Store, client_tls_verify, open_s3_connection
+from .providers.registry import Connection, ConnectOptions, StoreOptions, provider_for
+from .providers.s3 import S3Connection, client_tls_verify, open_s3_connection
 from .providers.s3_lean import LeanPool
 from .report import ReportWriter
 from .transfer import run_upload
@@ -102,11 +104,13 @@ async def run(config: UploadConfig, *, store: ObjectStore | None, on_event: Even
 
 
 class Uploader:
-    """Owns one session and connection pool; ``await uploader.upload(...)`` reuses them run after run.
+    """Owns the connections (sessions, pools) of its runs; ``await uploader.upload(...)`` reuses them run after run.
 
-    ``async with Uploader(endpoint_url=...) as uploader: await uploader.upload("dist/", "s3://b/p")``. Pass
-    ``client=`` to use an aiobotocore S3 client the application already has (it stays the application's to
-    close), or ``session=`` to create the clients from an existing ``AioSession``.
+    ``async with Uploader(endpoint_url=...) as uploader: await uploader.upload("dist/", "s3://b/p")``. The
+    destination's scheme picks the provider (``s3://``, ``az://``, or one an installed package registers), whose
+    connection is opened at its first use and closed on exit. ``endpoint_url`` is an S3-compatible endpoint, or
+    for ``az://`` the account URL. Pass ``client=`` to use an aiobotocore S3 client the application already has
+    (it stays the application's to close), or ``session=`` to create the S3 clients from an existing ``AioSession``.
     """
 
     def __init__(
@@ -128,10 +132,22 @@ class Uploader:
         self._client = client
         self._session = session
         self._timeouts = (connect_timeout, read_timeout)
-        self._connection: S3Connection | None = None
+        self._connections: dict[str, Connection] | None = None
+        self._opening = anyio.Lock()
         self._stack = AsyncExitStack()
 
+    def _options(self) -> ConnectOptions:
+        return ConnectOptions(
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            profile=self.profile,
+            max_connections=self.concurrency,
+            connect_timeout_s=self._timeouts[0],
+            read_timeout_s=self._timeouts[1],
+        )
+
     async def __aenter__(self) -> Uploader:
+        self._connections = {}
         if self._client is not None:
             pool = LeanPool(
                 max_connections=self.concurrency,
@@ -140,17 +156,18 @@ class Uploader:
                 verify=client_tls_verify(self._client),
             )
             self._stack.push_async_callback(pool.close)
-            self._connection = S3Connection.from_client(self._client, pool)
-        else:
-            self._connection = await self._stack.enter_async_context(
+            self._connections["s3"] = S3Connection.from_client(self._client, pool)
+        elif self._session is not None:
+            options = self._options()
+            self._connections["s3"] = await self._stack.enter_async_context(
                 open_s3_connection(
-                    endpoint_url=self.endpoint_url,
-                    region=self.region,
-                    profile=self.profile,
-                    max_connections=self.concurrency,
+                    endpoint_url=options.endpoint_url,
+                    region=options.region,
+                    profile=options.profile,
+                    max_connections=options.max_connections,
                     session=self._session,
-                    connect_timeout_s=self._timeouts[0],
-                    read_timeout_s=self._timeouts[1],
+                    connect_timeout_s=options.connect_timeout_s,
+                    read_timeout_s=options.read_timeout_s,
                 )
             )
         return self
@@ -158,8 +175,20 @@ class Uploader:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._connection = None
+        self._connections = None
         await self._stack.aclose()
+
+    async def _store(self, destination: Destination, options: StoreOptions | None = None) -> ObjectStore:
+        """The store of ``destination``, over its provider's connection (opened now if this is its first use)."""
+        if self._connections is None:
+            raise RuntimeError("use the Uploader inside 'async with'")
+        async with self._opening:
+            connection = self._connections.get(destination.scheme)
+            if connection is None:
+                provider = provider_for(destination.scheme)
+                connection = await self._stack.enter_async_context(provider(self._options()))
+                self._connections[destination.scheme] = connection
+        return connection.store(destination.bucket, options)
 
     async def upload(
         self,
@@ -169,7 +198,7 @@ class Uploader:
         on_event: EventHandler | None = None,
         **options: Unpack[RunOptions],
     ) -> UploadResult:
-        """Upload every regular file below ``source`` to ``destination`` (``s3://bucket/prefix``).
+        """Upload every regular file below ``source`` to ``destination`` (``s3://bucket/prefix``, ``az://...``).
 
         ``options`` mirror the CLI flags (see ``RunOptions``). ``on_event`` receives typed events from
         ``async_uploader.events``; it runs on the event loop, so it must be quick. Cancelling the awaiting task
@@ -190,20 +219,18 @@ class Uploader:
 
     async def run_config(self, config: UploadConfig, *, on_event: EventHandler | None = None) -> UploadResult:
         """Run a config built with ``make_config`` over this uploader's connection."""
-        if self._connection is None:
+        if self._connections is None:
             raise RuntimeError("use the Uploader inside 'async with'")
-        store = None if config.dry_run else S3Store(self._connection, config.destination.bucket, lean=config.lean)
+        store = None if config.dry_run else await self._store(config.destination, StoreOptions(lean=config.lean))
         return await run(config, store=store, on_event=on_event)
 
     async def cleanup(
         self, destination: str, *, older_than: str | float = DEFAULT_CLEANUP_AGE, dry_run: bool = False
     ) -> CleanupResult:
         """Abort the incomplete multipart uploads under ``destination`` started at least ``older_than`` ago."""
-        if self._connection is None:
-            raise RuntimeError("use the Uploader inside 'async with'")
         target = parse_destination(destination)
         age_s = parse_duration(older_than) if isinstance(older_than, str) else float(older_than)
-        store = S3Store(self._connection, target.bucket)
+        store = await self._store(target)
         await store.check_readable()
         return await abort_incomplete_uploads(store, target.prefix, older_than_s=age_s, dry_run=dry_run)
 

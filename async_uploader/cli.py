@@ -76,18 +76,27 @@ class _FilterAction(argparse.Action):
         setattr(namespace, self.dest, rules)
 
 
+ENDPOINT_HELP = (
+    "s3://: an S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL_S3); az://: the account URL, "
+    "https://ACCOUNT.blob.core.windows.net (default: from $AZURE_STORAGE_CONNECTION_STRING)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog=PROG, description="Upload a directory tree to private S3-compatible storage.")
+    parser = _ArgumentParser(
+        prog=PROG, description="Upload a directory tree to private S3-compatible storage or Azure Blob Storage."
+    )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
     up = commands.add_parser(
         "upload",
-        help="upload every file below SOURCE to s3://BUCKET/PREFIX",
-        description="Upload every regular file below SOURCE to s3://BUCKET/PREFIX, keys relative to SOURCE.",
+        help="upload every file below SOURCE to s3://BUCKET/PREFIX or az://CONTAINER/PREFIX",
+        description="Upload every regular file below SOURCE to s3://BUCKET/PREFIX (or az://CONTAINER/PREFIX), "
+        "keys relative to SOURCE.",
     )
     up.add_argument("source", metavar="SOURCE", help="directory to upload")
-    up.add_argument("destination", metavar="DEST", help="s3://bucket or s3://bucket/prefix")
-    up.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL_S3)")
+    up.add_argument("destination", metavar="DEST", help="s3://bucket[/prefix] or az://container[/prefix]")
+    up.add_argument("--endpoint-url", "--account-url", dest="endpoint_url", metavar="URL", help=ENDPOINT_HELP)
     up.add_argument("--region", help="AWS region (default: from the AWS config)")
     up.add_argument("--profile", help="AWS shared-config profile to take credentials from")
     up.add_argument(
@@ -196,9 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
         "cleanup",
         help="abort incomplete multipart uploads left under s3://BUCKET/PREFIX",
         description="Abort the incomplete multipart uploads under s3://BUCKET/PREFIX (their parts are billed "
-        "until aborted): those of killed runs, of --keep-partial never resumed, of other tools.",
+        "until aborted): those of killed runs, of --keep-partial never resumed, of other tools. On az:// there is "
+        "nothing to abort: uncommitted blocks expire by themselves after seven days.",
     )
-    clean.add_argument("destination", metavar="DEST", help="s3://bucket or s3://bucket/prefix")
+    clean.add_argument("destination", metavar="DEST", help="s3://bucket[/prefix] or az://container[/prefix]")
     clean.add_argument(
         "--older-than",
         default=DEFAULT_CLEANUP_AGE,
@@ -206,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"only uploads started at least AGE ago, e.g. 12h, 7d, 0 for all (default {DEFAULT_CLEANUP_AGE})",
     )
     clean.add_argument("--dry-run", action="store_true", help="list what would be aborted; abort nothing")
-    clean.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL_S3)")
+    clean.add_argument("--endpoint-url", "--account-url", dest="endpoint_url", metavar="URL", help=ENDPOINT_HELP)
     clean.add_argument("--region", help="AWS region (default: from the AWS config)")
     clean.add_argument("--profile", help="AWS shared-config profile to take credentials from")
     clean.add_argument("--debug", action="store_true", help="show a traceback with errors")

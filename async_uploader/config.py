@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from .checksum import Algorithm, parse_algorithm
 from .errors import ConfigError
 from .filters import PathFilter
+from .providers.registry import check_scheme
 from .shards import Shard, parse_shard
 from .throttle import parse_rate
 
@@ -102,30 +103,36 @@ def parse_duration(text: str) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Destination:
-    """Where objects go: a bucket and a key prefix that is empty or ends with ``/``."""
+    """Where objects go: a bucket (an Azure container) and a key prefix that is empty or ends with ``/``; the
+    scheme names the provider (``s3``, ``az``, or one an installed package registers)."""
 
     bucket: str
     prefix: str
+    scheme: str = "s3"
 
     def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
+        return f"{self.scheme}://{self.bucket}/{self.prefix}"
 
 
 _BUCKET_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,254}$")
+_SCHEME_RE: Final = re.compile(r"^[a-z][a-z0-9+.-]*$", re.ASCII)
 
 
 def parse_destination(url: str) -> Destination:
-    """Split ``s3://bucket/some/prefix`` into bucket and a normalised prefix (``some/prefix/``)."""
+    """Split ``s3://bucket/some/prefix`` (or ``az://container/...``) into scheme, bucket and a normalised prefix
+    (``some/prefix/``); a scheme no provider serves is a ``ConfigError``."""
     scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() != "s3":
-        raise ConfigError(f"destination must look like s3://bucket/prefix, got {url!r}")
+    scheme = scheme.lower()
+    if not sep or not _SCHEME_RE.match(scheme):
+        raise ConfigError(f"destination must look like s3://bucket/prefix or az://container/prefix, got {url!r}")
+    check_scheme(scheme)
     bucket, _, prefix = rest.partition("/")
     if not _BUCKET_RE.match(bucket):
         raise ConfigError(f"invalid bucket name {bucket!r} in {url!r}")
     prefix = prefix.rstrip("/")
     if prefix.startswith("/") or "//" in prefix:
         raise ConfigError(f"destination prefix has an empty path segment: {url!r}")
-    return Destination(bucket=bucket, prefix=f"{prefix}/" if prefix else "")
+    return Destination(bucket=bucket, prefix=f"{prefix}/" if prefix else "", scheme=scheme)
 
 
 def default_state_path() -> Path:
@@ -135,12 +142,12 @@ def default_state_path() -> Path:
 
 
 def check_endpoint_url(url: str | None) -> None:
-    """``None`` (AWS), or an http(s) URL with a host; anything else is a ``ConfigError``."""
+    """``None`` (the provider's default), or an http(s) URL with a host; anything else is a ``ConfigError``."""
     if url is None:
         return
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname or any(c.isspace() for c in url):
-        raise ConfigError(f"--endpoint-url must be an http:// or https:// URL, got {url!r}")
+        raise ConfigError(f"--endpoint-url / --account-url must be an http:// or https:// URL, got {url!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ class MemoryStore:
     listings: int = 0
     location: str = "memory://bucket"
     full_object_checksums: bool = True
+    lists_incomplete_uploads: bool = True
     completed_checksums: list[Checksum | None] = field(default_factory=list)
     _next_id: int = 0
 

@@ -132,17 +132,20 @@ def test_parse_destination_refuses_empty_path_segments(url: str) -> None:
         parse_destination(url)
 
 
-def test_destination_prints_as_the_url_it_came_from() -> None:
-    destination = parse_destination("s3://bucket/p/q")
-    assert str(destination) == "s3://bucket/p/q/"
+@pytest.mark.parametrize("scheme", ["s3", "az"])
+def test_destination_prints_as_the_url_it_came_from(scheme: str) -> None:
+    destination = parse_destination(f"{scheme}://bucket/p/q")
+    assert destination.scheme == scheme
+    assert str(destination) == f"{scheme}://bucket/p/q/"
     assert parse_destination(str(destination)) == destination
 
 
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("http://bucket/p", "must look like s3://"),
-        ("gs://bucket/p", "must look like s3://"),
+        ("http://bucket/p", "no provider for http://"),
+        ("gs://bucket/p", "no provider for gs://"),
+        ("s 3://bucket/p", "must look like s3://"),
         ("bucket/p", "must look like s3://"),
         ("s3:/bucket/p", "must look like s3://"),
         ("", "must look like s3://"),

@@ -92,6 +92,10 @@ class ObjectStore(Protocol):
     full_object_checksums: bool
     """Capability: multipart uploads can carry a CRC of the whole object (FULL_OBJECT), which the server checks
     on completion, rather than only a checksum of the parts' checksums."""
+    lists_incomplete_uploads: bool
+    """Capability: ``incomplete_uploads`` finds the multipart uploads left open, so a killed run's large files
+    are resumed and ``cleanup`` can abort them. A store without it yields none (nothing is resumed), and must not
+    bill for what it cannot list (Azure drops uncommitted blocks by itself after seven days)."""
 
     async def check_readable(self) -> None:
         """Fail fast, before any walk: the bucket exists and these credentials may use it."""
@@ -119,7 +123,9 @@ class ObjectStore(Protocol):
     ) -> StoredObject:
         """Complete the upload; ``full_checksum`` (for a FULL_OBJECT upload) is checked by the server."""
 
-    async def abort_multipart(self, key: str, upload_id: str) -> None: ...
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Stop the upload from costing anything: its parts are deleted, or left to expire where the store
+        cannot delete them alone (Azure); never the object already at ``key``."""
 
     def incomplete_uploads(self, prefix: str) -> AsyncIterator[IncompleteUpload]:
         """The multipart uploads still open for keys under ``prefix`` (to resume, to sweep up after a create

@@ -12,7 +12,7 @@ import os
 import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
@@ -49,6 +49,7 @@ from ..errors import (
 )
 from .base import Body, IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart, sweep_stale_uploads
 from .http1 import TransportError
+from .registry import ConnectOptions, StoreOptions
 from .s3_lean import PROBE_KEY, BucketEndpoint, ErrorResponse, LeanPool, LeanS3
 from .sigv4 import quote_key
 
@@ -133,6 +134,10 @@ class S3Connection:
         endpoint = str(getattr(getattr(client, "meta", None), "endpoint_url", None) or "the S3 endpoint")
         return cls(client, client, _URL_USERINFO.sub(r"\1***@", endpoint), lean_pool=lean_pool)
 
+    def store(self, container: str, options: StoreOptions | None = None) -> S3Store:
+        """The store of one bucket over these clients (bodies on the lean path unless ``options.lean`` is off)."""
+        return S3Store(self, container, lean=options.lean if options is not None else True)
+
 
 def client_tls_verify(client: Any) -> bool | str:
     """The client's certificate verification: a CA bundle path, ``True`` (the default bundle) or ``False``.
@@ -159,6 +164,7 @@ class S3Store:
         self._endpoint = connection.endpoint
         self.location = f"{connection.endpoint.rstrip('/')}/{bucket}"
         self.full_object_checksums = True
+        self.lists_incomplete_uploads = True
         self._lean_pool = connection.lean_pool if lean else None
         self._lean: LeanS3 | None = None
         self._lean_ready = self._lean_pool is None
@@ -646,6 +652,18 @@ async def open_s3_connection(
             tuple(await _known_secrets(session)),
             lean_pool,
         )
+
+
+def connect(options: ConnectOptions) -> AbstractAsyncContextManager[S3Connection]:
+    """The ``s3://`` provider: a new session's clients for ``options``, closed on exit."""
+    return open_s3_connection(
+        endpoint_url=options.endpoint_url,
+        region=options.region,
+        profile=options.profile,
+        max_connections=options.max_connections,
+        connect_timeout_s=options.connect_timeout_s,
+        read_timeout_s=options.read_timeout_s,
+    )
 
 
 @asynccontextmanager
