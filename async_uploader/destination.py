@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -50,6 +50,14 @@ def _top_folders(source: Path, path_filter: PathFilter) -> list[str]:
             except OSError:
                 continue  # the walk reports what it cannot read
     return names
+
+
+def _folder_of(rel: str, listed: Mapping[str, object]) -> str:
+    """The listing a path's object is in: its top-level folder's, ``""`` for the files directly under the
+    source, or the whole prefix's."""
+    if WHOLE in listed:
+        return WHOLE
+    return rel.partition("/")[0] if "/" in rel else ""
 
 
 class DestinationIndex:
@@ -134,13 +142,32 @@ class DestinationIndex:
     async def _folder_ready(self, rel: str) -> str:
         if not self._folders_known.is_set():
             await self._folders_known.wait()
-        folder = WHOLE if WHOLE in self._listed else rel.partition("/")[0] if "/" in rel else ""
+        folder = _folder_of(rel, self._listed)
         event = self._listed.get(folder)
         if event is None:  # a folder that appeared after the listing started: its listing is the whole one
             event = self._all_listed
         if not event.is_set():  # once listed, no await at all: this runs for every file
             await event.wait()
         return folder
+
+    def known_skip(self, entry: FileEntry, key: str) -> str | None:
+        """Why ``entry`` need not be uploaded, if that is known at once (its folder is listed and the listing
+        and the state file settle it); ``None`` otherwise. Lets the walk pass over unchanged files without
+        handing each to a worker: most of a no-op re-run's per-file cost."""
+        if self._overwrite is Overwrite.ALWAYS or self._blind or not self._folders_known.is_set():
+            return None
+        folder = _folder_of(entry.rel, self._listed)
+        event = self._listed.get(folder)
+        if event is None or not event.is_set() or folder in self._unlisted:
+            return None
+        return self._skip_word() if self._verdict(entry, key) is Verdict.SKIP else None
+
+    def _verdict(self, entry: FileEntry, key: str) -> Verdict:
+        listed, remembered = self._state.lookup(key)
+        return compare_with_destination(entry.size, entry.mtime_ns, self._overwrite, listed, remembered)
+
+    def _skip_word(self) -> str:
+        return SKIP_UNCHANGED if self._overwrite is Overwrite.CHANGED else SKIP_EXISTS
 
     async def skip_reason(self, entry: FileEntry, key: str, *, on_retry: Callable[[FileError], None]) -> str | None:
         """Why ``entry`` need not be uploaded, or ``None`` if it must."""
@@ -149,15 +176,12 @@ class DestinationIndex:
         folder = await self._folder_ready(entry.rel)
         if self._blind:
             return None
-        if folder in self._unlisted or folder not in self._listed:
-            verdict = Verdict.ASK
-        else:
-            listed, remembered = self._state.lookup(key)
-            verdict = compare_with_destination(entry.size, entry.mtime_ns, self._overwrite, listed, remembered)
+        unlisted = folder in self._unlisted or folder not in self._listed
+        verdict = Verdict.ASK if unlisted else self._verdict(entry, key)
         if verdict is Verdict.UPLOAD:
             return None
         if verdict is Verdict.SKIP:
-            return SKIP_UNCHANGED if self._overwrite is Overwrite.CHANGED else SKIP_EXISTS
+            return self._skip_word()
         deadline = self._limits.retry.deadline()
         try:
             info = await self._limits.request(

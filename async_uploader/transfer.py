@@ -262,7 +262,19 @@ class _Run:
                 self.emit(TotalsKnown(len(rels), 0))
             else:
                 items = walk_tree(self.config.source, self.scan_options)
+            index = self.index
+            prefix = self.config.destination.prefix
             async for item in items:
+                if index is not None and isinstance(item, FileEntry):
+                    # Already there, as far as the listing and the state file say: no worker needed.
+                    try:
+                        key = object_key(prefix, item.rel)
+                    except FileError:
+                        key = None  # a worker reports it
+                    reason = index.known_skip(item, key) if key is not None else None
+                    if reason is not None:
+                        self.emit(FileSkipped(item.rel, key, reason, item.size))
+                        continue
                 await send.send(item)
 
     async def precount(self, stop: threading.Event) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from async_uploader.checksum import Algorithm, checksum_of
 from async_uploader.providers.s3 import S3Store, open_s3_store
-from async_uploader.providers.s3_lean import BucketEndpoint, _error_response
+from async_uploader.providers.s3_lean import BucketEndpoint, _error_response, parse_listing
 from tests.test_s3_provider import credentials, moto_endpoint, sync_client  # noqa: F401 - fixtures
 
 KEYS = [
@@ -92,6 +92,17 @@ def test_endpoint_from_a_path_style_request() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("url", "bucket_path"),
+    [("http://127.0.0.1:8333/my-bucket", "/my-bucket/"), ("https://my-bucket.s3.eu-west-3.amazonaws.com/", "/")],
+)
+def test_endpoint_from_the_preflights_head_bucket(url: str, bucket_path: str) -> None:
+    endpoint = BucketEndpoint.from_bucket_request(url, AUTHORIZATION.format("eu-west-3"), "my-bucket")
+    assert endpoint is not None
+    assert (endpoint.bucket_path, endpoint.region) == (bucket_path, "eu-west-3")
+    assert BucketEndpoint.from_bucket_request("http://h/other-bucket", AUTHORIZATION.format("x"), "my-bucket") is None
+
+
 def test_endpoint_from_a_virtual_hosted_request() -> None:
     url = "https://b.s3.us-west-2.amazonaws.com:443/async-uploader-probe"
     assert BucketEndpoint.from_signed_request(url, AUTHORIZATION.format("us-west-2")) == BucketEndpoint(
@@ -113,3 +124,30 @@ def test_error_documents_are_read_like_botocore_reads_them() -> None:
     assert (bare.code, bare.message) == ("503", "Service Unavailable")
     html = _error_response(502, b"<html><body>Bad gateway</body></html>")
     assert (html.code, html.message) == ("502", "Bad Gateway")
+
+
+async def test_listings_are_the_same_on_both_paths(store: S3Store, sync_client: Any, bucket: str) -> None:  # noqa: F811
+    keys = [*(f"p/{key}" for key in KEYS), *(f"p/many/{i:04d}" for i in range(1100)), "p-sibling", "other/x"]
+    for key in keys:
+        sync_client.put_object(Bucket=bucket, Key=key, Body=key.encode()[:10])
+    expected = {(k, len(k.encode()[:10])) for k in keys if k.startswith("p/")}
+
+    listed = [(info.key, info.size, info.etag) async for info in store.list_objects("p/")]
+
+    assert {(key, size) for key, size, _ in listed} == expected  # all pages, every key decoded
+    assert len(listed) == len(expected)
+    assert all(etag.strip('"') for _, _, etag in listed)
+    top = {info.key async for info in store.list_objects("p/", recursive=False)}
+    assert top == {k for k in keys if k.startswith("p/") and "/" not in k[2:]}
+
+
+def test_a_listing_page_is_read_like_botocore_reads_it() -> None:
+    page = (
+        b'<?xml version="1.0" encoding="UTF-8"?>'
+        b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><IsTruncated>true</IsTruncated>'
+        b"<Contents><Key>a+b%20c%2Bd</Key><Size>3</Size><ETag>&quot;e1&quot;</ETag></Contents>"
+        b"<Contents><Key>%E6%97%A5</Key><Size>0</Size><ETag>&quot;e2-2&quot;</ETag></Contents>"
+        b"<NextContinuationToken>tok=</NextContinuationToken></ListBucketResult>"
+    )
+    assert parse_listing(page) == ([("a b c+d", 3, '"e1"'), ("日", 0, '"e2-2"')], "tok=")
+    assert parse_listing(page.replace(b"true", b"false"))[1] is None

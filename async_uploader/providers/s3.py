@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
 from typing import Any, Final, NoReturn
+from xml.etree import ElementTree
 
 import aiobotocore.session
 import anyio
@@ -139,6 +140,13 @@ class S3Connection:
         return S3Store(self, container, lean=options.lean if options is not None else True)
 
 
+def _url_and_authorization(request: Any) -> tuple[str, str]:
+    authorization = request.headers.get("Authorization", b"")
+    if isinstance(authorization, bytes):
+        authorization = authorization.decode("ascii", "replace")
+    return str(request.url), str(authorization)
+
+
 def client_tls_verify(client: Any) -> bool | str:
     """The client's certificate verification: a CA bundle path, ``True`` (the default bundle) or ``False``.
 
@@ -169,6 +177,7 @@ class S3Store:
         self._lean: LeanS3 | None = None
         self._lean_ready = self._lean_pool is None
         self._lean_setup = asyncio.Lock()
+        self._learned: BucketEndpoint | None = None
 
     @property
     def sends_lean(self) -> bool:
@@ -192,10 +201,7 @@ class S3Store:
 
         def capture(request: Any, **_: Any) -> None:
             if request.url.partition("?")[0].endswith(f"/{quote_key(PROBE_KEY)}"):
-                authorization = request.headers.get("Authorization", b"")
-                if isinstance(authorization, bytes):
-                    authorization = authorization.decode("ascii", "replace")
-                seen.append((request.url, authorization))
+                seen.append(_url_and_authorization(request))
 
         events = self._client.meta.events
         events.register_first("before-send.s3.HeadObject", capture)
@@ -214,7 +220,7 @@ class S3Store:
         credentials = getattr(getattr(self._client, "_request_signer", None), "_credentials", None)
         if credentials is None:
             return None  # the aiobotocore path raises the proper "no credentials" error
-        endpoint = await self._learn_endpoint()
+        endpoint = self._learned or await self._learn_endpoint()
         if endpoint is None:
             log.warning("the lean data path is off for this run: the endpoint does not use SigV4 header signing")
             return None
@@ -287,8 +293,18 @@ class S3Store:
             raise
 
     async def _check_bucket(self) -> None:
+        seen: list[tuple[str, str]] = []
+
+        def capture(request: Any, **_: Any) -> None:
+            seen.append(_url_and_authorization(request))
+
+        events = self._preflight_client.meta.events
+        events.register_first("before-send.s3.HeadBucket", capture)
         try:
             await self._preflight_client.head_bucket(Bucket=self.bucket)
+            if seen and self._lean_pool is not None and not self._lean_ready:
+                # The lean path learns where the bucket is from this request: no probe of its own.
+                self._learned = BucketEndpoint.from_bucket_request(*seen[-1], self.bucket)
         except ClientError as exc:
             # A HEAD answer has no body, so no error code; a GET says why (and whether this is S3 at all).
             await self._explain_refusal(exc)
@@ -298,6 +314,8 @@ class S3Store:
             raise EndpointError(f"cannot reach {self._endpoint}: {exc}") from exc
         except BotoCoreError as exc:
             raise EndpointError(f"cannot talk to {self._endpoint}: {exc}") from exc
+        finally:
+            events.unregister("before-send.s3.HeadBucket", capture)
 
     async def check_writable(self, probe_key: str) -> None:
         # Writing is proven without leaving an object behind: start a multipart upload and abort it. The probe
@@ -471,6 +489,18 @@ class S3Store:
         )
 
     async def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:
+        lean = self._lean if self._lean_ready else await self._lean_path()
+        if lean is not None:
+            token: str | None = None
+            while True:
+                try:
+                    rows, token = await lean.list_page(prefix, delimiter=not recursive, token=token)
+                except (ErrorResponse, TransportError, ElementTree.ParseError) as exc:
+                    self._object_error("ListObjectsV2", prefix, exc)
+                for key, size, etag in rows:
+                    yield ObjectInfo(key=key, size=size, etag=etag, metadata={})
+                if token is None:
+                    return
         paginator = self._client.get_paginator("list_objects_v2")
         shape = {} if recursive else {"Delimiter": "/"}
         try:
