@@ -40,24 +40,50 @@ SKIP_UNCHANGED: Final = "unchanged"
 SKIP_EXISTS: Final = "already exists (--overwrite never)"
 
 
-def _top_folders(source: Path, path_filter: PathFilter) -> list[str]:
+def _subfolders(directory: str, rel: str, path_filter: PathFilter) -> list[str]:
     names: list[str] = []
-    with os.scandir(source) as it:
+    with os.scandir(directory) as it:
         for entry in it:
             try:
-                if entry.is_dir() and not (path_filter and path_filter.prunes_directory(entry.name)):
-                    names.append(entry.name)
+                name = f"{rel}{entry.name}"
+                if entry.is_dir() and not (path_filter and path_filter.prunes_directory(name)):
+                    names.append(name)
             except OSError:
                 continue  # the walk reports what it cannot read
     return names
 
 
+def listing_units(source: Path, path_filter: PathFilter) -> dict[str, bool]:
+    """The listings to make, ``folder -> recursive``: the files directly under the source (``""``), then each
+    top-level folder; when there are fewer of those than listings in flight, each is split into the files
+    directly in it and its own subfolders, so a tree under one folder is still listed in parallel. Over
+    ``MAX_FOLDER_LISTINGS`` units, one listing of the whole prefix is fewer requests."""
+    try:
+        top = _subfolders(str(source), "", path_filter)
+    except OSError:
+        return {WHOLE: True}
+    units: dict[str, bool] = {"": False}
+    for folder in top:
+        inner: list[str] = []
+        if len(top) < LISTINGS_AT_ONCE:
+            try:
+                inner = _subfolders(os.path.join(source, folder), f"{folder}/", path_filter)
+            except OSError:
+                inner = []
+        units[folder] = not inner
+        units.update(dict.fromkeys(inner, True))
+    return {WHOLE: True} if len(units) > MAX_FOLDER_LISTINGS else units
+
+
 def _folder_of(rel: str, listed: Mapping[str, object]) -> str:
-    """The listing a path's object is in: its top-level folder's, ``""`` for the files directly under the
-    source, or the whole prefix's."""
+    """The listing a path's object is in: its subfolder's or top-level folder's, ``""`` for the files directly
+    under the source, or the whole prefix's."""
     if WHOLE in listed:
         return WHOLE
-    return rel.partition("/")[0] if "/" in rel else ""
+    parts = rel.split("/", 2)
+    if len(parts) == 3 and f"{parts[0]}/{parts[1]}" in listed:
+        return f"{parts[0]}/{parts[1]}"
+    return parts[0] if len(parts) > 1 else ""
 
 
 class DestinationIndex:
@@ -71,6 +97,7 @@ class DestinationIndex:
         self._limits = limits
         self._listed: dict[str, anyio.Event] = {}
         """Top-level folder ("" for the files directly under the source) -> set when its listing is in."""
+        self._recursive: dict[str, bool] = {}
         self._unlisted: set[str] = set()
         """Folders whose listing failed: their files are checked one HEAD each."""
         self._all_listed = anyio.Event()
@@ -88,8 +115,8 @@ class DestinationIndex:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._list_uploads)
                 if self._overwrite is not Overwrite.ALWAYS:
-                    folders = await anyio.to_thread.run_sync(_top_folders, source, path_filter)
-                    names = [WHOLE] if len(folders) > MAX_FOLDER_LISTINGS else ["", *folders]
+                    self._recursive = await anyio.to_thread.run_sync(listing_units, source, path_filter)
+                    names = list(self._recursive)
                     self._listed = {name: anyio.Event() for name in names}
                     self._folders_known.set()
                     queue = iter(names)
@@ -108,7 +135,7 @@ class DestinationIndex:
         prefix = f"{self._prefix}{name}/" if name and name != WHOLE else self._prefix
         try:
             page: list[tuple[str, int, str]] = []
-            async for info in self._store.list_objects(prefix, recursive=bool(name)):
+            async for info in self._store.list_objects(prefix, recursive=self._recursive[name]):
                 page.append((info.key, info.size, info.etag))
                 if len(page) >= 1000:
                     self._state.add_listed(page)

@@ -11,8 +11,10 @@ import pytest
 
 from async_uploader.checksum import Algorithm, checksum_of
 from async_uploader.config import MIB, make_config
+from async_uploader.destination import LISTINGS_AT_ONCE, listing_units
 from async_uploader.errors import BucketError
 from async_uploader.events import Event, FileDone, FileSkipped, PartDone
+from async_uploader.filters import PathFilter
 from async_uploader.transfer import run_upload
 from tests.memory_store import MemoryStore, StoredBlob
 from tests.trees import make_tree, random_bytes
@@ -38,7 +40,7 @@ async def test_an_unchanged_rerun_uploads_nothing_and_asks_nothing_per_file(tmp_
     store = MemoryStore()
     first = await run_upload(config_for(tmp_path), store)
     assert first.uploaded == len(TREE)
-    requests_before = store.requests
+    requests_before, listings_before = store.requests, store.listings
     events: list[Event] = []
 
     second = await run_upload(config_for(tmp_path), store, events.append)
@@ -46,9 +48,10 @@ async def test_an_unchanged_rerun_uploads_nothing_and_asks_nothing_per_file(tmp_
     assert (second.uploaded, second.skipped, second.failed) == (0, len(TREE), 0)
     assert skipped(events) == dict.fromkeys(TREE, "unchanged")
     assert store.heads == 0
-    # The listings (the files directly under the prefix, then one per top-level folder) and one listing of
-    # open multipart uploads: nothing per file.
-    assert store.requests - requests_before == store.listings - 2 + 1 == 3
+    # The listings (the files directly under the prefix; "sub", the one top-level folder, split into its own
+    # files and its subfolder "sub/deeper") and one listing of open multipart uploads: nothing per file.
+    assert store.listings - listings_before == 3
+    assert store.requests - requests_before == 3 + 1
 
 
 async def test_touched_and_edited_files_are_uploaded_again_and_only_they(tmp_path: Path) -> None:
@@ -250,3 +253,19 @@ async def test_credentials_that_may_only_write_upload_everything_and_fail_nothin
     result = await run_upload(config_for(tmp_path), store)
 
     assert (result.uploaded, result.skipped, result.failed) == (len(TREE), 0, 0)
+
+
+def test_few_top_level_folders_are_listed_by_their_subfolders(tmp_path: Path) -> None:
+    make_tree(tmp_path, {"top.txt": b"", "one/a.txt": b"", "one/x/b.txt": b"", "one/y/c.txt": b"", "two/d.txt": b""})
+    assert listing_units(tmp_path, PathFilter([])) == {
+        "": False,
+        "one": False,
+        "one/x": True,
+        "one/y": True,
+        "two": True,
+    }
+
+
+def test_many_top_level_folders_are_listed_whole(tmp_path: Path) -> None:
+    make_tree(tmp_path, {f"d{i}/s/f": b"" for i in range(LISTINGS_AT_ONCE)})
+    assert listing_units(tmp_path, PathFilter([])) == {"": False, **{f"d{i}": True for i in range(LISTINGS_AT_ONCE)}}

@@ -59,9 +59,10 @@ async def test_an_unchanged_rerun_sends_nothing_but_listings(
     assert (second.uploaded, second.skipped, second.failed) == (0, files, 0)
     assert {e.reason for e in events if isinstance(e, FileSkipped)} == {"unchanged"}
     sent = Counter(operation(line) for line in proxy.request_lines)
-    # The bucket check, the files directly under the prefix and each of the 5 top-level folders listed once,
-    # and the open multipart uploads: no write-access probe (nothing to write), nothing per file.
-    assert sent == {"HeadBucket": 1, "ListObjectsV2": 6, "ListMultipartUploads": 1}
+    # The bucket check; the files directly under the prefix, and each of the 5 top-level folders split in two
+    # (the files directly in it, its one subfolder), 11 listings; the open multipart uploads. No write-access
+    # probe (nothing to write), nothing per file.
+    assert sent == {"HeadBucket": 1, "ListObjectsV2": 11, "ListMultipartUploads": 1}
     assert_bucket_holds(s3_client, bucket, "p/", tmp_path)
 
 
