@@ -255,7 +255,8 @@ class OutageRun:
 @pytest.fixture(scope="module")
 def long_outage(s3_server: S3Server, s3_client: Any, tmp_path_factory: pytest.TempPathFactory) -> OutageRun:
     """One run, shared by the two tests below: an outage of 8 s starts once the first part has landed, and each
-    file may try 3 times within 3 s."""
+    file may try 3 times within 3 s. A few small files' PUTs are held at the proxy until then, so that single puts
+    are in flight when it starts, however fast the others go (the lean path finishes them all in milliseconds)."""
     source = tmp_path_factory.mktemp("long-outage")
     total = build_tree(source, small=40)
     bucket = f"long-outage-{os.getpid()}"
@@ -265,10 +266,12 @@ def long_outage(s3_server: S3Server, s3_client: Any, tmp_path_factory: pytest.Te
 
     async def run() -> tuple[async_uploader.UploadResult, float, dict[str, int]]:
         async with FaultProxy(s3_server.endpoint_url) as proxy:
+            in_flight = proxy.hold(r"^PUT /\S*/small/", count=5)
 
             def on_event(event: Event) -> None:
                 if isinstance(event, PartDone) and not proxy.counts["outages"]:
                     proxy.start_outage(8.0)
+                    in_flight.set()
                 elif isinstance(event, FileStarted):
                     started_at[event.path] = time.monotonic()
                 elif isinstance(event, FileFailed):
