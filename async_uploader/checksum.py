@@ -101,8 +101,9 @@ class Digest:
         return self._crc
 
     def checksum(self) -> Checksum:
-        raw = self._sha.digest() if self._sha is not None else self._crc.to_bytes(4, "big")
-        return Checksum(self.algorithm, base64.b64encode(raw).decode("ascii"))
+        if self._sha is not None:
+            return Checksum(self.algorithm, base64.b64encode(self._sha.digest()).decode("ascii"))
+        return Checksum(self.algorithm, _crc_base64(self._crc))
 
 
 def checksum_of(algorithm: Algorithm, data: bytes | memoryview) -> Checksum:
@@ -111,12 +112,8 @@ def checksum_of(algorithm: Algorithm, data: bytes | memoryview) -> Checksum:
     return digest.checksum()
 
 
-def crc32_digest(value: int) -> str:
+def _crc_base64(value: int) -> str:
     return base64.b64encode(value.to_bytes(4, "big")).decode("ascii")
-
-
-def crc32_of(data: bytes | memoryview) -> str:
-    return crc32_digest(zlib.crc32(data))
 
 
 def composite(checksums: Iterable[Checksum]) -> Checksum:
@@ -125,11 +122,6 @@ def composite(checksums: Iterable[Checksum]) -> Checksum:
     algorithm = parts[0].algorithm
     joined = checksum_of(algorithm, b"".join(base64.b64decode(part.value) for part in parts))
     return Checksum(algorithm, f"{joined.value}-{len(parts)}")
-
-
-def composite_crc32(part_checksums: Iterable[str]) -> str:
-    """``composite`` for CRC32 values given bare."""
-    return composite(Checksum(Algorithm.CRC32, value) for value in part_checksums).value
 
 
 # CRC combination (as zlib's crc32_combine): CRC(A + B) = CRC(A) * x^(8 * len(B)) mod P, xor CRC(B), in the
@@ -178,4 +170,4 @@ def full_object_crc(algorithm: Algorithm, parts: Iterable[tuple[int, int]]) -> C
     total = 0
     for crc, length in parts:
         total = crc_combine(algorithm, total, crc, length)
-    return Checksum(algorithm, base64.b64encode(total.to_bytes(4, "big")).decode("ascii"))
+    return Checksum(algorithm, _crc_base64(total))

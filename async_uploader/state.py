@@ -115,12 +115,6 @@ class StateFile:
         self._db.commit()
         self.listed_rows += len(rows)
 
-    def listed(self, key: str) -> Listed | None:
-        if not self.listed_rows:
-            return None
-        row = self._db.execute("SELECT size, etag FROM listing WHERE key = ?", (key,)).fetchone()
-        return Listed(row[0], row[1]) if row is not None else None
-
     def lookup(self, key: str) -> tuple[Listed | None, Remembered | None]:
         """What the listing shows for ``key`` and what earlier runs remember of it, in one query (none at all
         while the listing is empty: a first upload asks SQLite nothing)."""
@@ -136,13 +130,6 @@ class StateFile:
         return Listed(row[0], row[1]), Remembered(row[2], row[3], row[4]) if row[2] is not None else None
 
     # What earlier runs uploaded.
-
-    def remembered(self, key: str) -> Remembered | None:
-        self._flush()
-        row = self._db.execute(
-            "SELECT size, mtime_ns, etag FROM objects WHERE store = ? AND key = ?", (self._store, key)
-        ).fetchone()
-        return Remembered(row[0], row[1], row[2]) if row is not None else None
 
     def remember(self, key: str, size: int, mtime_ns: int, etag: str) -> None:
         self._remembered.append((self._store, key, size, mtime_ns, normal_etag(etag)))

@@ -12,6 +12,12 @@ from async_uploader.plan import Listed, Remembered
 from async_uploader.state import OpenUpload, StateFile
 
 
+def remembered(state: StateFile, key: str) -> Remembered | None:
+    """What ``state`` remembers of ``key``, asked the way a run asks: once the listing shows the key."""
+    state.add_listed([(key, 0, "")])
+    return state.lookup(key)[1]
+
+
 def test_remembered_objects_and_open_uploads_survive_a_reopen(tmp_path: Path) -> None:
     path = tmp_path / "cache" / "state.sqlite3"
     state = StateFile(path, "http://host/bucket")
@@ -20,7 +26,7 @@ def test_remembered_objects_and_open_uploads_survive_a_reopen(tmp_path: Path) ->
     state.close()
 
     again = StateFile(path, "http://host/bucket")
-    assert again.remembered("k/é") == Remembered(10, 123, "abc")
+    assert remembered(again, "k/é") == Remembered(10, 123, "abc")
     assert again.open_upload("big", "u1") == OpenUpload("u1", 100, 5, 8, "crc32")
     again.forget_upload("big", "u1")
     assert again.open_upload("big", "u1") is None
@@ -33,7 +39,7 @@ def test_destinations_are_kept_apart(tmp_path: Path) -> None:
     one.remember("k", 1, 1, "e")
     one.close()
     other = StateFile(path, "http://host/other")
-    assert other.remembered("k") is None
+    assert remembered(other, "k") is None
     other.close()
 
 
@@ -41,22 +47,22 @@ def test_the_listing_is_private_to_one_run(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     first = StateFile(path, "s")
     first.add_listed([("a", 1, '"e1"'), ("b/c", 2, "e2")])
-    assert first.listed("a") == Listed(1, "e1")
-    assert first.listed("b/c") == Listed(2, "e2")
-    assert first.listed("zzz") is None
+    assert first.lookup("a") == (Listed(1, "e1"), None)
+    assert first.lookup("b/c") == (Listed(2, "e2"), None)
+    assert first.lookup("zzz") == (None, None)
     first.close()
     second = StateFile(path, "s")
-    assert second.listed("a") is None
+    second.add_listed([("other", 1, "e")])
+    assert second.lookup("a") == (None, None)
     second.close()
 
 
 def test_without_a_path_nothing_outlives_the_run() -> None:
     state = StateFile(None, "s")
     state.remember("k", 1, 1, "e")
-    assert state.remembered("k") == Remembered(1, 1, "e")
     state.close()
     later = StateFile(None, "s")
-    assert later.remembered("k") is None
+    assert remembered(later, "k") is None
     later.close()
 
 
@@ -93,5 +99,5 @@ def test_two_runs_on_one_machine_share_the_state_file(tmp_path: Path) -> None:
     two.close()
     one.close()
     three = StateFile(path, "s")
-    assert (three.remembered("a"), three.remembered("b")) == (Remembered(1, 1, "e"), Remembered(2, 2, "e"))
+    assert (remembered(three, "a"), remembered(three, "b")) == (Remembered(1, 1, "e"), Remembered(2, 2, "e"))
     three.close()
