@@ -17,28 +17,15 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
+from tools.bench.records import ProcessUsage
 from tools.bench.uploaders import Invocation
 
 _LAUNCHER = Path(__file__).resolve().parent / "launch.py"
 _CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 _QUIET_WINDOW_S = 0.5
 _QUIET_CPU_FRACTION = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessUsage:
-    """What one finished run cost the client, and the server's CPU over the same wall-clock window."""
-
-    exit_code: int
-    timed_out: bool
-    wall_s: float
-    user_s: float
-    system_s: float
-    max_rss_kib: int
-    server_cpu_s: float
 
 
 def _stat_fields(pid: str) -> list[str] | None:

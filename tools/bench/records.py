@@ -12,6 +12,23 @@ MB = 1_000_000  # throughput is quoted in decimal MB/s, as every peer reports it
 
 
 @dataclass(frozen=True, slots=True)
+class ProcessUsage:
+    """What one finished run cost the client, and the server's CPU over the same wall-clock window."""
+
+    exit_code: int
+    timed_out: bool
+    wall_s: float
+    user_s: float
+    system_s: float
+    max_rss_kib: int
+    server_cpu_s: float
+
+    @property
+    def cpu_s(self) -> float:
+        return self.user_s + self.system_s
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord:
     """One (tool, dataset, repetition): the measurements, and whether the bucket then held every file."""
 
@@ -21,13 +38,7 @@ class RunRecord:
     bucket: str
     files: int
     total_bytes: int
-    exit_code: int
-    timed_out: bool
-    wall_s: float
-    user_s: float
-    system_s: float
-    max_rss_kib: int
-    server_cpu_s: float
+    usage: ProcessUsage
     objects_found: int
     bytes_found: int
     note: str = ""
@@ -36,23 +47,19 @@ class RunRecord:
     def ok(self) -> bool:
         """Exit code 0 is not enough: the listing must show one object per file and every byte."""
         return (
-            self.exit_code == 0
-            and not self.timed_out
+            self.usage.exit_code == 0
+            and not self.usage.timed_out
             and self.objects_found == self.files
             and self.bytes_found == self.total_bytes
         )
 
     @property
-    def cpu_s(self) -> float:
-        return self.user_s + self.system_s
-
-    @property
     def files_per_s(self) -> float:
-        return self.files / self.wall_s if self.wall_s > 0 else 0.0
+        return self.files / self.usage.wall_s if self.usage.wall_s > 0 else 0.0
 
     @property
     def mb_per_s(self) -> float:
-        return self.total_bytes / MB / self.wall_s if self.wall_s > 0 else 0.0
+        return self.total_bytes / MB / self.usage.wall_s if self.usage.wall_s > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)

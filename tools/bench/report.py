@@ -57,7 +57,7 @@ def _by_tool(records: Iterable[RunRecord], dataset: str, tools: Sequence[str]) -
 
 
 def _rss_mib(record: RunRecord) -> float:
-    return record.max_rss_kib / KIB_PER_MIB
+    return record.usage.max_rss_kib / KIB_PER_MIB
 
 
 def throughput_table(records: Sequence[RunRecord], dataset: str, tools: Sequence[str], labels: dict[str, str]) -> str:
@@ -68,8 +68,8 @@ def throughput_table(records: Sequence[RunRecord], dataset: str, tools: Sequence
     ]
     grouped = _by_tool(records, dataset, tools)
     passed = {tool: [r for r in runs if r.ok] for tool, runs in grouped.items()}
-    our_wall = _median(passed.get(OUR_TOOL, []), lambda r: r.wall_s)
-    our_cpu = _median(passed.get(OUR_TOOL, []), lambda r: r.cpu_s)
+    our_wall = _median(passed.get(OUR_TOOL, []), lambda r: r.usage.wall_s)
+    our_cpu = _median(passed.get(OUR_TOOL, []), lambda r: r.usage.cpu_s)
     for tool, runs in grouped.items():
         if not runs:
             continue
@@ -77,16 +77,16 @@ def throughput_table(records: Sequence[RunRecord], dataset: str, tools: Sequence
         cells = [
             _cell([metric(r) for r in good])
             for metric in (
-                lambda r: r.wall_s,
-                lambda r: r.cpu_s,
+                lambda r: r.usage.wall_s,
+                lambda r: r.usage.cpu_s,
                 _rss_mib,
                 lambda r: r.files_per_s,
                 lambda r: r.mb_per_s,
-                lambda r: r.server_cpu_s,
+                lambda r: r.usage.server_cpu_s,
             )
         ]
-        wall_ratio = _ratio(_median(good, lambda r: r.wall_s), our_wall)
-        cpu_ratio = _ratio(_median(good, lambda r: r.cpu_s), our_cpu)
+        wall_ratio = _ratio(_median(good, lambda r: r.usage.wall_s), our_wall)
+        cpu_ratio = _ratio(_median(good, lambda r: r.usage.cpu_s), our_cpu)
         lines.append(
             f"| {labels.get(tool, tool)} | {len(good)}/{len(runs)} | {' | '.join(cells)} | {wall_ratio} | {cpu_ratio} |"
         )
@@ -107,7 +107,10 @@ def memory_table(
                 continue
             good = [r for r in runs if r.ok]
             size_gib = runs[0].total_bytes / 2**30
-            cells = [_cell([metric(r) for r in good]) for metric in (_rss_mib, lambda r: r.wall_s, lambda r: r.cpu_s)]
+            cells = [
+                _cell([metric(r) for r in good])
+                for metric in (_rss_mib, lambda r: r.usage.wall_s, lambda r: r.usage.cpu_s)
+            ]
             row = [labels.get(tool, tool), dataset, f"{runs[0].files:,}", f"{size_gib:.2f}", f"{len(good)}/{len(runs)}"]
             lines.append(f"| {' | '.join([*row, *cells])} |")
     return "\n".join(lines)
@@ -127,7 +130,7 @@ def run_notes(records: Sequence[RunRecord]) -> list[str]:
         if r.ok and r.note:
             lines.append(f"- {r.tool} on {r.dataset} (rep {r.rep + 1}): passed; {r.note}")
         elif not r.ok:
-            why = "timed out" if r.timed_out else f"exit {r.exit_code}"
+            why = "timed out" if r.usage.timed_out else f"exit {r.usage.exit_code}"
             found = f"{r.objects_found}/{r.files} objects, {r.bytes_found}/{r.total_bytes} bytes"
             lines.append(f"- {r.tool} on {r.dataset} (rep {r.rep + 1}): FAILED, {why}, {found}. {r.note}".rstrip())
     return lines
@@ -136,7 +139,7 @@ def run_notes(records: Sequence[RunRecord]) -> list[str]:
 def write_json(path: Path, info: BenchInfo, records: Sequence[RunRecord]) -> None:
     """Raw numbers for later analysis; derived values are included so readers need not recompute them."""
     runs = [
-        {**asdict(r), "ok": r.ok, "cpu_s": r.cpu_s, "files_per_s": r.files_per_s, "mb_per_s": r.mb_per_s}
+        {**asdict(r), "ok": r.ok, "cpu_s": r.usage.cpu_s, "files_per_s": r.files_per_s, "mb_per_s": r.mb_per_s}
         for r in records
     ]
     path.write_text(json.dumps({"info": asdict(info), "runs": runs}, indent=2) + "\n")

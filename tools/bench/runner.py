@@ -78,13 +78,7 @@ def _run_one(
         bucket=bucket,
         files=dataset.files,
         total_bytes=dataset.total_bytes,
-        exit_code=usage.exit_code,
-        timed_out=usage.timed_out,
-        wall_s=usage.wall_s,
-        user_s=usage.user_s,
-        system_s=usage.system_s,
-        max_rss_kib=usage.max_rss_kib,
-        server_cpu_s=usage.server_cpu_s,
+        usage=usage,
         objects_found=listing.objects,
         bytes_found=listing.total_bytes,
     )
@@ -111,9 +105,9 @@ def _set_up(step: Invocation, log_path: Path, timeout_s: float) -> str:
 def _progress(record: RunRecord, repeat: int) -> None:
     status = "ok" if record.ok else "FAILED"
     print(
-        f"[{record.rep + 1}/{repeat}] {record.dataset:<10} {record.tool:<8} {record.wall_s:8.2f} s wall "
-        f"{record.cpu_s:8.2f} s CPU {record.max_rss_kib / 1024:7.1f} MiB RSS "
-        f"{record.server_cpu_s:8.2f} s server  {status}",
+        f"[{record.rep + 1}/{repeat}] {record.dataset:<10} {record.tool:<8} {record.usage.wall_s:8.2f} s wall "
+        f"{record.usage.cpu_s:8.2f} s CPU {record.usage.max_rss_kib / 1024:7.1f} MiB RSS "
+        f"{record.usage.server_cpu_s:8.2f} s server  {status}",
         file=sys.stderr,
         flush=True,
     )
