@@ -10,7 +10,7 @@ import pytest
 
 from async_uploader.checksum import Algorithm, checksum_of
 from async_uploader.providers.s3 import S3Store, open_s3_store
-from async_uploader.providers.s3_lean import BucketEndpoint, _error_response, parse_listing
+from async_uploader.providers.s3_lean import BucketEndpoint, _error_response, parse_listing, parse_uploads
 from tests.test_s3_provider import credentials, moto_endpoint, sync_client  # noqa: F401 - fixtures
 
 KEYS = [
@@ -145,9 +145,32 @@ def test_a_listing_page_is_read_like_botocore_reads_it() -> None:
     page = (
         b'<?xml version="1.0" encoding="UTF-8"?>'
         b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><IsTruncated>true</IsTruncated>'
+        b"<EncodingType>url</EncodingType>"
         b"<Contents><Key>a+b%20c%2Bd</Key><Size>3</Size><ETag>&quot;e1&quot;</ETag></Contents>"
         b"<Contents><Key>%E6%97%A5</Key><Size>0</Size><ETag>&quot;e2-2&quot;</ETag></Contents>"
         b"<NextContinuationToken>tok=</NextContinuationToken></ListBucketResult>"
     )
     assert parse_listing(page) == ([("a b c+d", 3, '"e1"'), ("日", 0, '"e2-2"')], "tok=")
     assert parse_listing(page.replace(b"true", b"false"))[1] is None
+    # A store that ignores encoding-type=url says nothing of it, and its keys are as they are.
+    unencoded = page.replace(b"<EncodingType>url</EncodingType>", b"")
+    assert parse_listing(unencoded)[0] == [("a+b%20c%2Bd", 3, '"e1"'), ("%E6%97%A5", 0, '"e2-2"')]
+
+
+def test_a_page_of_open_uploads_gives_keys_ids_times_and_the_next_markers() -> None:
+    page = (
+        b'<?xml version="1.0" encoding="UTF-8"?>'
+        b'<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>b</Bucket>'
+        b"<EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>"
+        b"<NextKeyMarker>d%2Bir/k+2</NextKeyMarker><NextUploadIdMarker>id-2</NextUploadIdMarker>"
+        b"<Upload><Key>a+b</Key><UploadId>id-1</UploadId><Initiated>2026-11-26T10:00:00.000Z</Initiated></Upload>"
+        b"<Upload><Key>d%2Bir/k+2</Key><UploadId>id-2</UploadId><Initiated>2026-11-26T10:00:01Z</Initiated></Upload>"
+        b"</ListMultipartUploadsResult>"
+    )
+    rows, markers = parse_uploads(page)
+    assert rows == [("a b", "id-1", 1795687200.0), ("d+ir/k 2", "id-2", 1795687201.0)]
+    assert markers == ("d+ir/k 2", "id-2")
+    assert parse_uploads(page.replace(b"<IsTruncated>true", b"<IsTruncated>false"))[1] is None
+    # Truncated without markers (some stores): go on from the last upload listed.
+    bare = page.replace(b"<NextKeyMarker>d%2Bir/k+2</NextKeyMarker><NextUploadIdMarker>id-2</NextUploadIdMarker>", b"")
+    assert parse_uploads(bare)[1] == ("d+ir/k 2", "id-2")

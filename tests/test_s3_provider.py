@@ -17,14 +17,8 @@ from moto.server import ThreadedMotoServer
 from async_uploader.checksum import Algorithm, Checksum, checksum_of, composite
 from async_uploader.errors import BucketError, EndpointError, StoreError
 from async_uploader.providers.base import Body, ObjectStore, UploadedPart
-from async_uploader.providers.s3 import (
-    SEND_SLICE_BYTES,
-    S3Store,
-    _BodyPayload,
-    _fast_timestamp,
-    _new_session,
-    open_s3_store,
-)
+from async_uploader.providers.s3 import SEND_SLICE_BYTES, S3Store, open_s3_store
+from async_uploader.providers.s3_boto import BodyPayload, fast_timestamp, new_session
 from tests.trees import random_bytes
 
 MIB = 1024 * 1024
@@ -114,8 +108,8 @@ async def test_a_body_sent_from_its_own_buffer_arrives_whole(
 
 def test_aiohttp_sends_a_body_with_our_payload_and_other_streams_with_its_own() -> None:
     # aiobotocore hands aiohttp a proxy of the body; the payload must still be the one that sends slices.
-    assert isinstance(aiohttp.payload.get_payload(_IOBaseWrapper(Body(b"x"))), _BodyPayload)
-    assert not isinstance(aiohttp.payload.get_payload(_IOBaseWrapper(BytesIO(b"x"))), _BodyPayload)
+    assert isinstance(aiohttp.payload.get_payload(_IOBaseWrapper(Body(b"x"))), BodyPayload)
+    assert not isinstance(aiohttp.payload.get_payload(_IOBaseWrapper(BytesIO(b"x"))), BodyPayload)
 
 
 async def test_abort_leaves_no_upload_and_is_idempotent(store: S3Store, sync_client: Any, bucket: str) -> None:
@@ -178,7 +172,7 @@ async def test_every_checksum_algorithm_is_sent(
      "2026-11-26T12:22:10.123456+02:00", "2026-11-26T12:22:10"],
 )  # fmt: skip
 def test_fast_timestamps_are_botocores(text: str) -> None:
-    assert _fast_timestamp(text) == parse_timestamp(text)
+    assert fast_timestamp(text) == parse_timestamp(text)
 
 
 @pytest.mark.parametrize(
@@ -190,7 +184,7 @@ async def test_the_trimmed_endpoint_data_resolves_aws_as_botocore_does(
 ) -> None:
     # Our sessions keep only the endpoints of the services they call (S3, and STS/SSO for credentials).
     expected = botocore.session.get_session().create_client(service, region_name=region).meta.endpoint_url
-    async with _new_session(None).create_client(service, region_name=region) as client:
+    async with new_session(None).create_client(service, region_name=region) as client:
         assert client.meta.endpoint_url == expected
         assert client.meta.region_name == region
         partitions = client._loader.load_data("endpoints")["partitions"]

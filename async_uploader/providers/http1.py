@@ -53,6 +53,8 @@ class _Connection(asyncio.Protocol):
         self._drained: asyncio.Future[None] | None = None
         self._paused = False
         self._eof = False
+        self._bodiless = False
+        """The answer to a HEAD: its Content-Length is the object's, no body follows."""
         self.closed = False
         self.keep_alive = True
 
@@ -96,12 +98,14 @@ class _Connection(asyncio.Protocol):
 
     # -- requests --------------------------------------------------------------------------------------------------
 
-    async def request(self, head: bytes, body: bytes, read_timeout_s: float) -> Response:
-        """Send ``head`` (request line and headers, CRLF-terminated) and ``body``; the parsed response."""
+    async def request(self, head: bytes, body: bytes, read_timeout_s: float, *, bodiless: bool = False) -> Response:
+        """Send ``head`` (request line and headers, CRLF-terminated) and ``body``; the parsed response (one
+        without a body, whatever its headers say, if ``bodiless``: the answer to a HEAD)."""
         transport = self._transport
         if transport is None or self.closed or transport.is_closing():
             raise TransportError("the connection is closed")
         self._buffer.clear()
+        self._bodiless = bodiless
         answer: asyncio.Future[Response] = self._loop.create_future()
         self._response = answer
         try:
@@ -176,7 +180,7 @@ class _Connection(asyncio.Protocol):
                 continue
             break
         start = end + 4
-        framing, length = _framing(status, headers)
+        framing, length = (_Framing.LENGTH, 0) if self._bodiless else _framing(status, headers)
         if framing == _Framing.LENGTH:
             if len(buffer) - start < length:
                 return None
@@ -319,7 +323,9 @@ class Http1Pool:
         async with self._slots:
             connection = self._reusable() or await self._connect()
             try:
-                response = await connection.request(head.encode("latin-1"), body, self._read_timeout_s)
+                response = await connection.request(
+                    head.encode("latin-1"), body, self._read_timeout_s, bodiless=method == "HEAD"
+                )
             except BaseException:
                 self._discard(connection)  # its state is unknown: never reuse it
                 raise

@@ -7,23 +7,19 @@ instance roles). No ACL is ever sent: objects inherit the bucket's (private) pol
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from io import BytesIO
 from typing import Any, Final, NoReturn
 from xml.etree import ElementTree
 
-import aiobotocore.session
 import anyio
-from aiobotocore.config import AioConfig
-from aiohttp.abc import AbstractStreamWriter
-from aiohttp.payload import BytesIOPayload, Order, register_payload
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -34,7 +30,6 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 from botocore.loaders import Loader
-from botocore.utils import parse_timestamp
 
 from ..checksum import Algorithm, Checksum
 from ..config import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S
@@ -48,10 +43,10 @@ from ..errors import (
     UploaderError,
     VerificationError,
 )
-from .base import Body, IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart, sweep_stale_uploads
+from .base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart, sweep_stale_uploads
 from .http1 import TransportError
 from .registry import ConnectOptions, StoreOptions
-from .s3_lean import PROBE_KEY, BucketEndpoint, ErrorResponse, LeanPool, LeanS3
+from .s3_lean import PROBE_KEY, BucketEndpoint, ErrorResponse, FrozenCredentials, LeanPool, LeanS3
 from .sigv4 import quote_key
 
 # botocore makes one quick second attempt (a stale pooled connection); the engine's own retry layer, which can
@@ -72,6 +67,8 @@ _TRANSIENT_CODES: Final = frozenset({"RequestTimeout", "InternalError", "Request
 _ENDPOINT_SERVICES_USED: Final = frozenset({"s3", "sts", "sso", "sso-oidc"})
 # aiohttp's own chunk size: as many writes per body as before, each a slice of the body instead of a copy.
 SEND_SLICE_BYTES: Final = 256 * 1024
+# What botocore signs S3 requests to a custom endpoint with when no region is configured.
+DEFAULT_SIGNING_REGION: Final = "us-east-1"
 _URL_USERINFO: Final = re.compile(r"(\w+://)[^/@\s]+@")
 _NO_CREDENTIALS_HINT: Final = (
     "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE / --profile"
@@ -117,23 +114,25 @@ def _error_status(exc: ClientError | ErrorResponse) -> int:
 class S3Connection:
     """The clients of one session, shared by every upload an ``Uploader`` runs.
 
-    ``client`` carries the control plane, and the data when there is no ``lean_pool`` (its pool sized to the
-    concurrency); ``preflight_client`` makes two attempts at most, so a wrong endpoint fails in seconds.
-    ``lean_pool`` is the connection pool of the lean data path (``s3_lean``). ``secrets`` are scrubbed from
+    ``clients`` carry the control plane, and the data when there is no lean path; the preflight's client makes
+    two attempts at most, so a wrong endpoint fails in seconds. ``lean_pool`` is the connection pool of the lean
+    data path (``s3_lean``); with ``direct``, that path needs no client at all. ``secrets`` are scrubbed from
     every message.
     """
 
-    client: Any
-    preflight_client: Any
+    clients: _Clients
     endpoint: str
     secrets: tuple[str, ...] = ()
     lean_pool: LeanPool | None = None
+    direct: DirectAccess | None = None
 
     @classmethod
     def from_client(cls, client: Any, lean_pool: LeanPool | None = None) -> S3Connection:
         """Wrap an aiobotocore S3 client the application already has (and keeps owning)."""
+        from . import s3_boto  # noqa: F401  (registers how aiohttp sends our bodies)
+
         endpoint = str(getattr(getattr(client, "meta", None), "endpoint_url", None) or "the S3 endpoint")
-        return cls(client, client, _URL_USERINFO.sub(r"\1***@", endpoint), lean_pool=lean_pool)
+        return cls(_Clients(None, (client, client)), _URL_USERINFO.sub(r"\1***@", endpoint), lean_pool=lean_pool)
 
     def store(self, container: str, options: StoreOptions | None = None) -> S3Store:
         """The store of one bucket over these clients (bodies on the lean path unless ``options.lean`` is off)."""
@@ -165,8 +164,7 @@ class S3Store:
     """
 
     def __init__(self, connection: S3Connection, bucket: str, *, lean: bool = True) -> None:
-        self._client = connection.client
-        self._preflight_client = connection.preflight_client
+        self._clients = connection.clients
         self._secrets = tuple(s for s in connection.secrets if s and len(s) >= 8)
         self.bucket = bucket
         self._endpoint = connection.endpoint
@@ -178,6 +176,16 @@ class S3Store:
         self._lean_ready = self._lean_pool is None
         self._lean_setup = asyncio.Lock()
         self._learned: BucketEndpoint | None = None
+        self._direct = connection.direct if self._lean_pool is not None else None
+
+    async def _client(self) -> Any:
+        """The run's aiobotocore client, created now if this is the first request that needs it."""
+        ready = self._clients.ready
+        return (ready if ready is not None else await self._clients.get())[0]
+
+    async def _preflight_client(self) -> Any:
+        ready = self._clients.ready
+        return (ready if ready is not None else await self._clients.get())[1]
 
     @property
     def sends_lean(self) -> bool:
@@ -203,10 +211,10 @@ class S3Store:
             if request.url.partition("?")[0].endswith(f"/{quote_key(PROBE_KEY)}"):
                 seen.append(_url_and_authorization(request))
 
-        events = self._client.meta.events
+        events = (await self._client()).meta.events
         events.register_first("before-send.s3.HeadObject", capture)
         try:
-            await self._client.head_object(Bucket=self.bucket, Key=PROBE_KEY)
+            await (await self._client()).head_object(Bucket=self.bucket, Key=PROBE_KEY)
         except (ClientError, BotoCoreError):
             pass  # not there, as expected; or the first body will say what is wrong
         finally:
@@ -215,9 +223,11 @@ class S3Store:
 
     async def _set_up_lean(self) -> LeanS3 | None:
         assert self._lean_pool is not None
+        if self._direct is not None:
+            return LeanS3(self._lean_pool, self._direct.bucket_endpoint(self.bucket), self._direct.credentials)
         # botocore's request signer holds the credentials every request is signed with (refreshable ones
         # included); there is no public accessor.
-        credentials = getattr(getattr(self._client, "_request_signer", None), "_credentials", None)
+        credentials = getattr(getattr(await self._client(), "_request_signer", None), "_credentials", None)
         if credentials is None:
             return None  # the aiobotocore path raises the proper "no credentials" error
         endpoint = self._learned or await self._learn_endpoint()
@@ -263,24 +273,36 @@ class S3Store:
         retryable = isinstance(exc, BotoCoreError | TransportError)
         raise StoreError(f"{operation} failed: {exc}", retryable=retryable) from exc
 
-    async def _explain_refusal(self, head_error: ClientError) -> NoReturn:
+    def _refusal(self, exc: ClientError | ErrorResponse) -> UploaderError:
+        """Why a listing of the bucket was refused, as the one-line error the preflight raises."""
+        code = _error_code(exc)
+        if code in {"NoSuchBucket", "NotFound"}:
+            return BucketError(f"bucket {self.bucket!r} does not exist at {self._endpoint}")
+        if code in _CREDENTIAL_CODES:
+            return CredentialsError(
+                f"the credentials were rejected ({code}): check the access key and secret, or --profile"
+            )
+        if code in {"AccessDenied", "AllAccessDisabled", "AccountProblem"}:
+            return CredentialsError(
+                f"access to bucket {self.bucket!r} denied ({code}): the credentials lack permission"
+            )
+        if not code or code.isdigit():  # no S3 error document: an HTML page, a proxy, another service
+            return EndpointError(f"{self._endpoint} does not answer like an S3 endpoint")
+        return BucketError(f"cannot use bucket {self.bucket!r}: {_error_message(exc)}")
+
+    async def _explain_refusal(self, head_error: ClientError | ErrorResponse, lean: LeanS3 | None = None) -> NoReturn:
+        """A HEAD answer has no body, so no error code; a one-key listing says why (and whether this is S3)."""
         try:
-            await self._preflight_client.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
-        except ClientError as exc:
-            code = _error_code(exc)
-            if code in {"NoSuchBucket", "NotFound"}:
-                raise BucketError(f"bucket {self.bucket!r} does not exist at {self._endpoint}") from exc
-            if code in _CREDENTIAL_CODES:
-                raise CredentialsError(
-                    f"the credentials were rejected ({code}): check the access key and secret, or --profile"
-                ) from exc
-            if code in {"AccessDenied", "AllAccessDisabled", "AccountProblem"}:
-                raise CredentialsError(
-                    f"access to bucket {self.bucket!r} denied ({code}): the credentials lack permission"
-                ) from exc
-            if not code or code.isdigit():  # no S3 error document: an HTML page, a proxy, another service
-                raise EndpointError(f"{self._endpoint} does not answer like an S3 endpoint") from exc
-            raise BucketError(f"cannot use bucket {self.bucket!r}: {_error_message(exc)}") from exc
+            if lean is not None:
+                await lean.list_page("", delimiter=False, token=None, max_keys=1)
+            else:
+                await (await self._preflight_client()).list_objects_v2(Bucket=self.bucket, MaxKeys=1)
+        except (ClientError, ErrorResponse) as exc:
+            raise self._refusal(exc) from exc
+        except ElementTree.ParseError as exc:  # a 2xx answer that is not a listing
+            raise EndpointError(f"{self._endpoint} does not answer like an S3 endpoint") from exc
+        except TransportError as exc:
+            raise EndpointError(f"cannot reach {self._endpoint}: {exc}") from exc
         raise BucketError(
             f"cannot use bucket {self.bucket!r}: HEAD answered {_error_code(head_error)} but listing works"
         ) from head_error
@@ -293,15 +315,18 @@ class S3Store:
             raise
 
     async def _check_bucket(self) -> None:
+        if self._direct is not None:
+            await self._check_bucket_directly()
+            return
         seen: list[tuple[str, str]] = []
 
         def capture(request: Any, **_: Any) -> None:
             seen.append(_url_and_authorization(request))
 
-        events = self._preflight_client.meta.events
+        events = (await self._preflight_client()).meta.events
         events.register_first("before-send.s3.HeadBucket", capture)
         try:
-            await self._preflight_client.head_bucket(Bucket=self.bucket)
+            await (await self._preflight_client()).head_bucket(Bucket=self.bucket)
             if seen and self._lean_pool is not None and not self._lean_ready:
                 # The lean path learns where the bucket is from this request: no probe of its own.
                 self._learned = BucketEndpoint.from_bucket_request(*seen[-1], self.bucket)
@@ -317,13 +342,25 @@ class S3Store:
         finally:
             events.unregister("before-send.s3.HeadBucket", capture)
 
+    async def _check_bucket_directly(self) -> None:
+        """The preflight's ``HeadBucket`` on the lean path: no botocore client needed to start."""
+        lean = await self._lean_path()
+        assert lean is not None  # always set up for direct access
+        try:
+            await lean.head_bucket()
+        except ErrorResponse as exc:
+            await self._explain_refusal(exc, lean)
+        except TransportError as exc:
+            raise EndpointError(f"cannot reach {self._endpoint}: {exc}") from exc
+
     async def check_writable(self, probe_key: str) -> None:
         # Writing is proven without leaving an object behind: start a multipart upload and abort it. The probe
         # happens mid-run, before the first upload, so it is shielded from a cancellation that would otherwise
         # leave its upload behind (created, but its id never heard of); its preflight client gives up in seconds.
         try:
             with anyio.CancelScope(shield=True):
-                created = await self._preflight_client.create_multipart_upload(Bucket=self.bucket, Key=probe_key)
+                preflight = await self._preflight_client()
+                created = await preflight.create_multipart_upload(Bucket=self.bucket, Key=probe_key)
                 await self._abort_probe(probe_key, created)
         except ClientError as exc:
             message = f"these credentials cannot write to bucket {self.bucket!r}: {_error_message(exc)}"
@@ -332,14 +369,14 @@ class S3Store:
             raise EndpointError(self._redact(f"cannot talk to {self._endpoint}: {exc}")) from exc
 
     async def _abort_probe(self, probe_key: str, created: Mapping[str, Any]) -> None:
-        await self._preflight_client.abort_multipart_upload(
+        await (await self._preflight_client()).abort_multipart_upload(
             Bucket=self.bucket, Key=probe_key, UploadId=created["UploadId"]
         )
         if created.get("ResponseMetadata", {}).get("RetryAttempts", 0):
             # A first try whose answer was lost may have created a probe upload too: the key is ours alone.
-            listed = await self._preflight_client.list_multipart_uploads(Bucket=self.bucket, Prefix=probe_key)
+            listed = await (await self._preflight_client()).list_multipart_uploads(Bucket=self.bucket, Prefix=probe_key)
             for upload in listed.get("Uploads", ()):
-                await self._preflight_client.abort_multipart_upload(
+                await (await self._preflight_client()).abort_multipart_upload(
                     Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                 )
 
@@ -354,7 +391,7 @@ class S3Store:
                 self._object_error("PutObject", key, exc)
             return StoredObject(etag=answer.etag or "", checksum=answer.checksum)
         try:
-            response = await self._client.put_object(
+            response = await (await self._client()).put_object(
                 Bucket=self.bucket, Key=key, Body=body, Metadata=dict(metadata), **_checksum_param(checksum)
             )
         except (ClientError, BotoCoreError) as exc:
@@ -371,7 +408,7 @@ class S3Store:
             if full_object:
                 options["ChecksumType"] = "FULL_OBJECT"
         try:
-            response = await self._client.create_multipart_upload(
+            response = await (await self._client()).create_multipart_upload(
                 Bucket=self.bucket, Key=key, Metadata=dict(metadata), **options
             )
         except ClientError as exc:
@@ -392,7 +429,18 @@ class S3Store:
         return upload_id
 
     async def incomplete_uploads(self, prefix: str) -> AsyncIterator[IncompleteUpload]:
-        paginator = self._client.get_paginator("list_multipart_uploads")
+        lean = self._lean if self._lean_ready else await self._lean_path()
+        if lean is not None:
+            markers: tuple[str, str] | None = ("", "")
+            while markers is not None:
+                try:
+                    rows, markers = await lean.list_uploads_page(prefix, *markers)
+                except (ErrorResponse, TransportError, ElementTree.ParseError, ValueError) as exc:
+                    self._object_error("ListMultipartUploads", prefix, exc)
+                for key, upload_id, initiated in rows:
+                    yield IncompleteUpload(key, upload_id, initiated)
+            return
+        paginator = (await self._client()).get_paginator("list_multipart_uploads")
         try:
             async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Uploads", ()):
@@ -404,7 +452,7 @@ class S3Store:
 
     async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
         found: list[StoredPart] = []
-        paginator = self._client.get_paginator("list_parts")
+        paginator = (await self._client()).get_paginator("list_parts")
         try:
             async for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
                 for item in page.get("Parts", ()):
@@ -427,7 +475,7 @@ class S3Store:
             etag, returned = answer.etag, answer.checksum
         else:
             try:
-                response = await self._client.upload_part(
+                response = await (await self._client()).upload_part(
                     Bucket=self.bucket,
                     Key=key,
                     UploadId=upload_id,
@@ -454,7 +502,7 @@ class S3Store:
         if full_checksum is not None:
             options = {**_checksum_param(full_checksum), "ChecksumType": "FULL_OBJECT"}
         try:
-            response = await self._client.complete_multipart_upload(
+            response = await (await self._client()).complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listing}, **options
             )
         except (ClientError, BotoCoreError) as exc:
@@ -464,7 +512,7 @@ class S3Store:
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         try:
-            await self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            await (await self._client()).abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
         except ClientError as exc:
             if _error_code(exc) in {"NoSuchUpload", "404"}:
                 return  # already gone: what we wanted
@@ -474,7 +522,7 @@ class S3Store:
 
     async def head_object(self, key: str) -> ObjectInfo | None:
         try:
-            response = await self._client.head_object(Bucket=self.bucket, Key=key)
+            response = await (await self._client()).head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if _error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
                 return None
@@ -501,7 +549,7 @@ class S3Store:
                     yield ObjectInfo(key=key, size=size, etag=etag, metadata={})
                 if token is None:
                     return
-        paginator = self._client.get_paginator("list_objects_v2")
+        paginator = (await self._client()).get_paginator("list_objects_v2")
         shape = {} if recursive else {"Delimiter": "/"}
         try:
             async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **shape):
@@ -509,58 +557,6 @@ class S3Store:
                     yield ObjectInfo(key=item["Key"], size=int(item["Size"]), etag=item["ETag"], metadata={})
         except (ClientError, BotoCoreError) as exc:
             self._object_error("ListObjectsV2", prefix, exc)
-
-
-def _fast_timestamp(text: str) -> datetime:
-    """S3's ISO 8601 timestamps through the C parser; anything else through botocore's.
-
-    botocore parses every timestamp with dateutil, ~120 us each: a 10,000-object listing spent 1.2 s of its
-    3.3 s of CPU there. The values are the same datetimes, so credential providers sharing the session (which
-    read expirations) see no difference.
-    """
-    try:
-        fast = datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        fast = None
-    if fast is not None and fast.tzinfo is not None:
-        return fast
-    parsed: datetime = parse_timestamp(text)  # RFC 1123 dates, epoch seconds, no time zone: botocore decides
-    return parsed
-
-
-def _parse_timestamps_fast(session: Any) -> None:
-    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_fast_timestamp)
-
-
-class _BodyPayload(BytesIOPayload):
-    """How aiohttp sends a ``Body``: slices of the buffer the memory budget already counts, no copies.
-
-    aiohttp sends a ``BytesIO`` by reading it 256 KiB at a time, each read a new ``bytes``; a socket that cannot
-    take one at once holds it, and the transport a copy of what is left, until it drains. With 16 parts in
-    flight that was 2.5-4 MiB beyond the budget (a 3 GiB file peaked at 191.6 MiB, now 189.2). A slice is sent
-    from the body's own buffer; the transport copies only what the socket did not take, as before.
-    """
-
-    def __init__(self, value: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(value, *args, **kwargs)
-        self._start = value.tell()  # where every send starts: botocore rewinds a body there before a retry
-
-    async def write(self, writer: AbstractStreamWriter) -> None:
-        await self.write_with_length(writer, None)
-
-    async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
-        with self._value.getbuffer() as buffer:
-            end = len(buffer) if content_length is None else min(len(buffer), self._start + content_length)
-            for offset in range(self._start, end, SEND_SLICE_BYTES):
-                if offset > self._start:
-                    await asyncio.sleep(0)  # as aiohttp does between chunks: other requests get the loop too
-                await writer.write(buffer[offset : min(offset + SEND_SLICE_BYTES, end)])
-        self._value.seek(end)
-
-
-# Only for our own body type: any other BytesIO an application sends through aiohttp is left to aiohttp.
-# try_first, because aiobotocore hands aiohttp a proxy of the body, which only an isinstance test sees through.
-register_payload(_BodyPayload, Body, order=Order.try_first)
 
 
 class _UsedEndpointsLoader(Loader):  # type: ignore[misc]  # botocore has no type hints
@@ -582,9 +578,8 @@ class _UsedEndpointsLoader(Loader):  # type: ignore[misc]  # botocore has no typ
         return data, path
 
 
-def _new_session(profile: str | None) -> Any:
-    """An ``AioSession`` whose data loader is ``_UsedEndpointsLoader`` (on the same search path as botocore's)."""
-    session = aiobotocore.session.AioSession(profile=profile)
+def use_trimmed_endpoint_data(session: Any) -> None:
+    """Give a botocore (or aiobotocore) session ``_UsedEndpointsLoader``, on the search path botocore's has."""
 
     def create_loader() -> Loader:
         extra = session.get_config_variable("data_path")  # AWS_DATA_PATH, as botocore.loaders.create_loader reads it
@@ -594,24 +589,119 @@ def _new_session(profile: str | None) -> Any:
         return _UsedEndpointsLoader(extra_search_paths=paths)
 
     session.lazy_register_component("data_loader", create_loader)
-    _parse_timestamps_fast(session)
-    return session
 
 
-async def _known_secrets(session: Any) -> list[str]:
-    """The resolved secret key and session token, so error messages can be scrubbed of them."""
+def client_options(endpoint_url: str | None, connect_timeout_s: float, read_timeout_s: float) -> dict[str, Any]:
+    """The options both aiobotocore clients share (``s3_boto.open_clients``)."""
+    return {
+        "connect_timeout": connect_timeout_s,
+        "read_timeout": read_timeout_s,
+        "tcp_keepalive": True,
+        "s3": {
+            # Custom endpoints (MinIO, SeaweedFS, Ceph...) rarely have wildcard DNS for virtual-hosted buckets.
+            "addressing_style": "path" if _configured_endpoint(endpoint_url) else "auto",
+            # Bodies carry a CRC32 header that is signed and that the server verifies, so a SHA-256 of every
+            # byte (botocore's default over plain http) would add CPU, and stall the event loop, for nothing.
+            "payload_signing_enabled": False,
+        },
+        # The engine computes every checksum itself as it reads (or none, with --checksum none): botocore must not
+        # add a CRC32 of its own to a body that has none.
+        "request_checksum_calculation": "when_required",
+    }
+
+
+class BotocoreCredentials:
+    """botocore's own credentials (the standard chain, resolved without aiobotocore) for the lean path.
+
+    Static credentials are read as they are. Refreshable ones (assumed roles, SSO, container and instance
+    roles) refresh themselves when read close to their expiry, with a blocking request: that read, and only
+    that one, goes to a worker thread.
+    """
+
+    def __init__(self, credentials: Any) -> None:
+        self._credentials = credentials
+        self._refresh_needed: Callable[[], bool] | None = getattr(credentials, "refresh_needed", None)
+
+    async def get_frozen_credentials(self) -> FrozenCredentials:
+        if self._refresh_needed is not None and self._refresh_needed():
+            refreshed: FrozenCredentials = await anyio.to_thread.run_sync(self._credentials.get_frozen_credentials)
+            return refreshed
+        frozen: FrozenCredentials = self._credentials.get_frozen_credentials()
+        return frozen
+
+
+@dataclass(frozen=True, slots=True)
+class DirectAccess:
+    """What the lean path needs to reach a bucket of a user-given endpoint without any botocore client."""
+
+    endpoint_url: str
+    region: str
+    credentials: BotocoreCredentials
+
+    def bucket_endpoint(self, bucket: str) -> BucketEndpoint:
+        """Path style, as botocore addresses buckets of a custom endpoint (``addressing_style: path``)."""
+        return BucketEndpoint.path_style(self.endpoint_url, bucket, self.region)
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    secrets: tuple[str, ...]
+    verify: bool | str
+    direct: DirectAccess | None
+
+
+def _resolve(profile: str | None, endpoint_url: str | None, region: str | None) -> _Resolved:
+    """The standard credential chain, the region and the CA bundle, as botocore's session resolves them.
+
+    Runs in a worker thread: the chain may read files or ask an instance or container metadata service.
+    """
+    import botocore.session  # ~0.15 s: imported here, off the event loop
+
+    session = botocore.session.Session(profile=profile)
+    use_trimmed_endpoint_data(session)
     try:
-        credentials = await session.get_credentials()
-        if credentials is None:
-            return []
-        frozen = await credentials.get_frozen_credentials()
-    except (BotoCoreError, ClientError):
-        return []  # the preflight will report the credentials problem properly
-    return [value for value in (frozen.secret_key, frozen.token) if value]
+        credentials = session.get_credentials()
+        frozen = credentials.get_frozen_credentials() if credentials is not None else None
+        signing_region = region or session.get_config_variable("region") or DEFAULT_SIGNING_REGION
+        ca_bundle = session.get_config_variable("ca_bundle")
+    except ProfileNotFound as exc:
+        raise ConfigError(f"AWS profile {profile!r} not found in the shared config files") from exc
+    except BotoCoreError:
+        # Left to aiobotocore, which reports the same problem properly, at the preflight.
+        return _Resolved((), True, None)
+    secrets = tuple(value for value in (frozen.secret_key, frozen.token) if value) if frozen is not None else ()
+    endpoint = _configured_endpoint(endpoint_url)
+    direct = None
+    if endpoint is not None and credentials is not None and frozen is not None and frozen.access_key:
+        direct = DirectAccess(endpoint, str(signing_region), BotocoreCredentials(credentials))
+    return _Resolved(secrets, ca_bundle if isinstance(ca_bundle, str) else True, direct)
 
 
 def _configured_endpoint(endpoint_url: str | None) -> str | None:
-    return endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    """The endpoint the user gave: ``--endpoint-url``, else botocore's environment variables for it."""
+    if endpoint_url:
+        return endpoint_url
+    if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true":
+        return None
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+class _Clients:
+    """aiobotocore's two clients, created when first asked for (``s3_boto``), or handed over ready-made."""
+
+    def __init__(self, make: Callable[[], Awaitable[tuple[Any, Any]]] | None, ready: tuple[Any, Any] | None = None):
+        self._make = make
+        self.ready = ready
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> tuple[Any, Any]:
+        """``(client, preflight_client)``."""
+        if self.ready is None:
+            async with self._lock:
+                if self.ready is None:
+                    assert self._make is not None
+                    self.ready = await self._make()
+        return self.ready
 
 
 @asynccontextmanager
@@ -625,62 +715,64 @@ async def open_s3_connection(
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
 ) -> AsyncIterator[S3Connection]:
-    """A session's clients (a new ``AioSession`` unless one is given), closed on exit."""
-    endpoint = _configured_endpoint(endpoint_url)
-    options: dict[str, Any] = {
-        "connect_timeout": connect_timeout_s,
-        "read_timeout": read_timeout_s,
-        "tcp_keepalive": True,
-        "s3": {
-            # Custom endpoints (MinIO, SeaweedFS, Ceph...) rarely have wildcard DNS for virtual-hosted buckets.
-            "addressing_style": "path" if endpoint else "auto",
-            # Bodies carry a CRC32 header that is signed and that the server verifies, so a SHA-256 of every
-            # byte (botocore's default over plain http) would add CPU, and stall the event loop, for nothing.
-            "payload_signing_enabled": False,
-        },
-        # The engine computes every checksum itself as it reads (or none, with --checksum none): botocore must not
-        # add a CRC32 of its own to a body that has none.
-        "request_checksum_calculation": "when_required",
-    }
-    config = AioConfig(
-        max_pool_connections=max_connections,
-        retries={"mode": "standard", "total_max_attempts": MAX_REQUEST_ATTEMPTS},
-        **options,
-    )
-    # The preflight answers "can this work at all?": a typo in the endpoint should fail in seconds, not after
-    # the full retry schedule that the upload itself deserves.
-    preflight_config = AioConfig(
-        max_pool_connections=1, retries={"mode": "standard", "total_max_attempts": 2}, **options
-    )
+    """A connection over a session (a new one unless given), its clients closed on exit.
+
+    Without a session of the application's, this process resolves the credentials itself (botocore's chain),
+    and with a user-given endpoint the lean path reaches the bucket directly: aiobotocore is imported and its
+    clients created only when a request needs them (multipart control, HEAD).
+    """
     async with AsyncExitStack() as stack:
-        try:
-            if session is None:
-                session = _new_session(profile)
-            clients = [
-                await stack.enter_async_context(
-                    session.create_client("s3", region_name=region, endpoint_url=endpoint_url, config=cfg)
+        resolved: _Resolved | None = None
+        if session is None:
+            resolved = await anyio.to_thread.run_sync(_resolve, profile, endpoint_url, region)
+
+        async def make_clients() -> tuple[Any, Any]:
+            nonlocal session
+            # ~0.3 s of imports: in a worker thread, so that transfers in flight keep the event loop meanwhile.
+            s3_boto = await anyio.to_thread.run_sync(importlib.import_module, f"{__package__}.s3_boto")
+            try:
+                if session is None:
+                    session = s3_boto.new_session(profile)
+                clients: tuple[Any, Any] = await s3_boto.open_clients(
+                    stack,
+                    session,
+                    endpoint_url=endpoint_url,
+                    region=region,
+                    max_connections=max_connections,
+                    connect_timeout_s=connect_timeout_s,
+                    read_timeout_s=read_timeout_s,
                 )
-                for cfg in (config, preflight_config)
-            ]
-        except ProfileNotFound as exc:
-            raise ConfigError(f"AWS profile {profile!r} not found in the shared config files") from exc
-        except ValueError as exc:  # botocore's complaint about a malformed endpoint URL
-            raise ConfigError(f"invalid endpoint URL {endpoint_url!r}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise ConfigError(f"cannot set up the S3 client: {exc}") from exc
+            except ProfileNotFound as exc:
+                raise ConfigError(f"AWS profile {profile!r} not found in the shared config files") from exc
+            except ValueError as exc:  # botocore's complaint about a malformed endpoint URL
+                raise ConfigError(f"invalid endpoint URL {endpoint_url!r}: {exc}") from exc
+            except BotoCoreError as exc:
+                raise ConfigError(f"cannot set up the S3 client: {exc}") from exc
+            return clients
+
+        clients = _Clients(make_clients)
+        if resolved is None:  # the application's session: its clients and credentials, now
+            client, _ = await clients.get()
+            from . import s3_boto
+
+            secrets = tuple(await s3_boto.known_secrets(session))
+            verify = client_tls_verify(client)
+        else:
+            secrets, verify = resolved.secrets, resolved.verify
         lean_pool = LeanPool(
             max_connections=max_connections,
             connect_timeout_s=connect_timeout_s,
             read_timeout_s=read_timeout_s,
-            verify=client_tls_verify(clients[0]),
+            verify=verify,
         )
         stack.push_async_callback(lean_pool.close)
+        endpoint = _configured_endpoint(endpoint_url)
         yield S3Connection(
-            clients[0],
-            clients[1],
+            clients,
             _URL_USERINFO.sub(r"\1***@", endpoint) if endpoint else "AWS S3",
-            tuple(await _known_secrets(session)),
+            secrets,
             lean_pool,
+            resolved.direct if resolved is not None else None,
         )
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from http import HTTPStatus
 from io import BytesIO
 from typing import Final, Protocol
@@ -103,6 +104,18 @@ class BucketEndpoint:
             return None
         as_object = f"{url.partition('?')[0].rstrip('/')}/{quote_key(PROBE_KEY)}"
         return cls.from_signed_request(as_object, authorization)
+
+    @classmethod
+    def path_style(cls, endpoint_url: str, bucket: str, region: str) -> BucketEndpoint:
+        """A bucket of a user-given endpoint, addressed as botocore does with ``addressing_style: path``:
+        ``{scheme}://{host}{endpoint path}/{bucket}/{key}``, any user info left out."""
+        parts = urlsplit(endpoint_url)
+        return cls(
+            origin=f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}",
+            host=host_header(parts),
+            bucket_path=f"{parts.path.rstrip('/')}/{quote_key(bucket)}/",
+            region=region,
+        )
 
 
 def ssl_context(verify: bool | str) -> ssl.SSLContext:
@@ -210,8 +223,26 @@ class LeanS3:
         returned = response.headers.get(checksum_header) if checksum_header is not None else None
         return PutAnswer(response.headers.get("etag"), returned)
 
+    async def head_bucket(self) -> None:
+        """``HeadBucket``: the preflight's proof that the bucket is there and these credentials may use it."""
+        await self._request("HEAD", self._bucket_target(), "", {}, b"")
+
+    async def list_uploads_page(
+        self, prefix: str, key_marker: str, upload_id_marker: str
+    ) -> tuple[list[tuple[str, str, float]], tuple[str, str] | None]:
+        """One ListMultipartUploads page under ``prefix``: ``(key, upload id, initiated)`` rows, and the markers
+        of the next page if there is one."""
+        query = [("uploads", ""), ("prefix", prefix), ("encoding-type", "url")]
+        if key_marker:
+            query += [("key-marker", key_marker), ("upload-id-marker", upload_id_marker)]
+        response = await self._request("GET", self._bucket_target(), canonical_query(query), {}, b"")
+        return parse_uploads(response.body)
+
+    def _bucket_target(self) -> str:
+        return self._endpoint.bucket_path.rstrip("/") or "/"
+
     async def list_page(
-        self, prefix: str, *, delimiter: bool, token: str | None
+        self, prefix: str, *, delimiter: bool, token: str | None, max_keys: int | None = None
     ) -> tuple[list[tuple[str, int, str]], str | None]:
         """One ListObjectsV2 page under ``prefix``: ``(key, size, etag)`` rows and the next page's token.
 
@@ -224,8 +255,9 @@ class LeanS3:
             query.append(("delimiter", "/"))
         if token is not None:
             query.append(("continuation-token", token))
-        path = self._endpoint.bucket_path.rstrip("/") or "/"
-        response = await self._request("GET", path, canonical_query(query), {}, b"")
+        if max_keys is not None:
+            query.append(("max-keys", str(max_keys)))
+        response = await self._request("GET", self._bucket_target(), canonical_query(query), {}, b"")
         return parse_listing(response.body)
 
     async def _request(self, method: str, path: str, query: str, headers: dict[str, str], data: bytes) -> Response:
@@ -260,13 +292,43 @@ class LeanS3:
         raise AssertionError("unreachable")
 
 
+def _url_decoder(root: ElementTree.Element, ns: str) -> Callable[[str], str]:
+    """Keys are URL-encoded only where the answer says so (``EncodingType``), as botocore decodes them: a store
+    that ignores ``encoding-type=url`` sends them as they are, ``+`` and ``%`` included."""
+    return unquote_plus if (root.findtext(f"{ns}EncodingType") or "").strip().lower() == "url" else str
+
+
+def _namespace(root: ElementTree.Element) -> str:
+    return root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+
+
+def parse_uploads(body: bytes) -> tuple[list[tuple[str, str, float]], tuple[str, str] | None]:
+    """A ListMultipartUploads answer: its uploads, and the next page's key and upload id markers if truncated."""
+    root = ElementTree.fromstring(body)
+    ns = _namespace(root)
+    decode = _url_decoder(root, ns)
+    rows = []
+    for item in root.iterfind(f"{ns}Upload"):
+        initiated = item.findtext(f"{ns}Initiated")
+        stamp = datetime.fromisoformat(initiated).timestamp() if initiated else 0.0
+        rows.append((decode(item.findtext(f"{ns}Key") or ""), item.findtext(f"{ns}UploadId") or "", stamp))
+    if (root.findtext(f"{ns}IsTruncated") or "").strip().lower() != "true":
+        return rows, None
+    key_marker = decode(root.findtext(f"{ns}NextKeyMarker") or "")
+    upload_marker = root.findtext(f"{ns}NextUploadIdMarker") or ""
+    if not key_marker and not rows:
+        return rows, None  # truncated, yet nothing to go on from: stop rather than ask for the same page forever
+    return rows, (key_marker or rows[-1][0], upload_marker or rows[-1][1])
+
+
 def parse_listing(body: bytes) -> tuple[list[tuple[str, int, str]], str | None]:
     """A ListObjectsV2 answer (``encoding-type=url``): its objects and the continuation token, if truncated."""
     root = ElementTree.fromstring(body)
-    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    ns = _namespace(root)
+    decode = _url_decoder(root, ns)
     rows = [
         (
-            unquote_plus(item.findtext(f"{ns}Key") or ""),
+            decode(item.findtext(f"{ns}Key") or ""),
             int(item.findtext(f"{ns}Size") or 0),
             item.findtext(f"{ns}ETag") or "",
         )

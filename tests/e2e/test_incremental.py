@@ -3,6 +3,7 @@ killed multipart upload resumes from its parts, and ``cleanup`` aborts what is l
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -11,6 +12,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from async_uploader.config import MIB
 from async_uploader.events import Event, FileSkipped
@@ -44,11 +47,24 @@ def operation(line: str) -> str:
     return f"{method} {'object' if object_level else 'bucket'}"
 
 
+@pytest.mark.parametrize("credentials", ["session", "environment"])
 async def test_an_unchanged_rerun_sends_nothing_but_listings(
-    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any
+    tmp_path: Path,
+    bucket: str,
+    s3_server: S3Server,
+    s3_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    credentials: str,
 ) -> None:
+    """With the application's session (aiobotocore's clients) or credentials from the environment (the lean path
+    alone, as the CLI runs), the same requests."""
     files = build(tmp_path)
-    async with FaultProxy(s3_server.endpoint_url) as proxy, uploader(s3_server, proxy.url) as up:
+    options: dict[str, Any] = {}
+    if credentials == "environment":
+        for name, value in s3_server.env().items():
+            monkeypatch.setenv(name, value)
+        options["session"] = None
+    async with FaultProxy(s3_server.endpoint_url) as proxy, uploader(s3_server, proxy.url, **options) as up:
         first = await up.upload(tmp_path, f"s3://{bucket}/p", **MULTIPART)
         assert (first.uploaded, first.failed) == (files, 0)
         proxy.request_lines.clear()
@@ -64,6 +80,33 @@ async def test_an_unchanged_rerun_sends_nothing_but_listings(
     # probe (nothing to write), nothing per file.
     assert sent == {"HeadBucket": 1, "ListObjectsV2": 11, "ListMultipartUploads": 1}
     assert_bucket_holds(s3_client, bucket, "p/", tmp_path)
+
+
+def test_a_cli_rerun_of_an_unchanged_tree_never_imports_aiobotocore(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str]
+) -> None:
+    """Its bucket check, listings and open-upload listing go over the lean path: no botocore client is created,
+    and the ~0.4 s of importing aiobotocore and aiohttp and building the clients is not spent."""
+    source = tmp_path / "src"
+    files = build(source)
+    args = [str(source), f"s3://{bucket}/p", "--endpoint-url", s3_server.endpoint_url, "--part-size", "5MiB"]
+    assert run_cli(server_env, *args).returncode == 0
+
+    second = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "async_uploader", "upload", *args, "--summary-format", "json"],
+        env=server_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert second.returncode == 0, second.stderr
+    summary = json.loads(second.stdout)
+    assert (summary["uploaded"], summary["skipped"], summary["failed"]) == (0, files, 0)
+    imported = {line.rpartition("|")[2].strip() for line in second.stderr.splitlines() if "import time:" in line}
+    assert "async_uploader.providers.s3" in imported
+    assert not {name for name in imported if name.split(".")[0] in {"aiobotocore", "aiohttp"}}
 
 
 def test_after_touching_and_editing_only_those_files_go_up(
