@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from io import BytesIO
 from typing import Any
 
+import botocore.config
+import botocore.session
 import pytest
+from botocore.credentials import Credentials, ReadOnlyCredentials
 
 from async_uploader.checksum import Algorithm, checksum_of
-from async_uploader.providers.s3 import S3Store, open_s3_store
-from async_uploader.providers.s3_lean import BucketEndpoint, _error_response, parse_listing, parse_uploads
+from async_uploader.providers.s3 import (
+    DEFAULT_SIGNING_REGION,
+    BotocoreCredentials,
+    S3Store,
+    client_options,
+    open_s3_store,
+)
+from async_uploader.providers.s3_lean import PROBE_KEY, BucketEndpoint, _error_response, parse_listing, parse_uploads
 from tests.test_s3_provider import credentials, moto_endpoint, sync_client  # noqa: F401 - fixtures
 
 KEYS = [
@@ -174,3 +184,73 @@ def test_a_page_of_open_uploads_gives_keys_ids_times_and_the_next_markers() -> N
     # Truncated without markers (some stores): go on from the last upload listed.
     bare = page.replace(b"<NextKeyMarker>d%2Bir/k+2</NextKeyMarker><NextUploadIdMarker>id-2</NextUploadIdMarker>", b"")
     assert parse_uploads(bare)[1] == ("d+ir/k 2", "id-2")
+
+
+class _Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    "endpoint_url",
+    ["http://127.0.0.1:9000", "https://minio.example.com", "https://host:8443/base/path/", "http://u:pw@host:9000/x"],
+)
+@pytest.mark.parametrize("region", [None, "eu-west-3"])
+@pytest.mark.parametrize("bucket", ["bkt", "my.bucket-1"])
+def test_a_direct_endpoint_is_where_botocore_sends_and_signs(
+    endpoint_url: str, region: str | None, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a botocore client, the lean path addresses a bucket of a user-given endpoint itself: the URL and
+    the signing region must be the ones botocore's endpoint rules give, with our client options."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    seen: list[tuple[str, str]] = []
+
+    def capture(request: Any, **_: Any) -> None:
+        authorization = request.headers["Authorization"]
+        seen.append((request.url, authorization.decode() if isinstance(authorization, bytes) else authorization))
+        raise _Captured
+
+    options = client_options(endpoint_url, 5, 5)
+    client = botocore.session.get_session().create_client(
+        "s3",
+        region_name=region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="secret",
+        config=botocore.config.Config(**options),
+    )
+    client.meta.events.register_first("before-send.s3.HeadObject", capture)
+    with pytest.raises(_Captured):
+        client.head_object(Bucket=bucket, Key=PROBE_KEY)
+
+    learned = BucketEndpoint.from_signed_request(*seen[0])
+    assert learned == BucketEndpoint.path_style(endpoint_url, bucket, region or DEFAULT_SIGNING_REGION)
+
+
+async def test_botocore_credentials_are_refreshed_off_the_event_loop() -> None:
+    """A read that refreshes blocks on a request (STS, a metadata service): it goes to a worker thread; a read of
+    credentials still valid does not pay for the hop."""
+    loop_thread = threading.current_thread()
+
+    class Refreshable:
+        def __init__(self) -> None:
+            self.due = False
+            self.read_in: list[threading.Thread] = []
+
+        def refresh_needed(self) -> bool:
+            return self.due
+
+        def get_frozen_credentials(self) -> Any:
+            self.read_in.append(threading.current_thread())
+            return ReadOnlyCredentials("AKID", "secret", None)
+
+    refreshable = Refreshable()
+    lean_credentials = BotocoreCredentials(refreshable)
+    assert (await lean_credentials.get_frozen_credentials()).access_key == "AKID"
+    refreshable.due = True
+    await lean_credentials.get_frozen_credentials()
+    assert refreshable.read_in[0] is loop_thread
+    assert refreshable.read_in[1] is not loop_thread
+    static = BotocoreCredentials(Credentials("AKID2", "secret2"))
+    assert (await static.get_frozen_credentials()).access_key == "AKID2"
