@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -177,17 +177,27 @@ class DestinationIndex:
             await event.wait()
         return folder
 
-    def known_skip(self, entry: FileEntry, key: str) -> str | None:
-        """Why ``entry`` need not be uploaded, if that is known at once (its folder is listed and the listing
-        and the state file settle it); ``None`` otherwise. Lets the walk pass over unchanged files without
-        handing each to a worker: most of a no-op re-run's per-file cost."""
+    def known_skips(self, entries: Sequence[tuple[FileEntry, str]]) -> list[str | None]:
+        """Why each of a batch of the walk's files need not be uploaded, where that is known at once (its folder
+        is listed and the listing and the state file settle it); ``None`` otherwise. Lets the walk pass over
+        unchanged files without handing each to a worker: most of a no-op re-run's per-file cost."""
+        reasons: list[str | None] = [None] * len(entries)
         if self._overwrite is Overwrite.ALWAYS or self._blind or not self._folders_known.is_set():
-            return None
-        folder = _folder_of(entry.rel, self._listed)
+            return reasons
+        settled = [i for i, (entry, _) in enumerate(entries) if self._listed_now(entry.rel)]
+        found = self._state.lookup_many([entries[i][1] for i in settled])
+        for i in settled:
+            entry, key = entries[i]
+            listed, remembered = found.get(key, (None, None))
+            verdict = compare_with_destination(entry.size, entry.mtime_ns, self._overwrite, listed, remembered)
+            if verdict is Verdict.SKIP:
+                reasons[i] = self._skip_word()
+        return reasons
+
+    def _listed_now(self, rel: str) -> bool:
+        folder = _folder_of(rel, self._listed)
         event = self._listed.get(folder)
-        if event is None or not event.is_set() or folder in self._unlisted:
-            return None
-        return self._skip_word() if self._verdict(entry, key) is Verdict.SKIP else None
+        return event is not None and event.is_set() and folder not in self._unlisted
 
     def _verdict(self, entry: FileEntry, key: str) -> Verdict:
         listed, remembered = self._state.lookup(key)

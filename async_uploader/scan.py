@@ -171,6 +171,15 @@ async def walk_tree(
 ) -> AsyncIterator[ScanItem]:
     """Every regular file below ``source`` (hidden ones included) that the filters take, and every place the
     walk could not read or passed over."""
+    async for batch in walk_tree_batches(source, options, batch_size=batch_size):
+        for item in batch:
+            yield item
+
+
+async def walk_tree_batches(
+    source: Path, options: ScanOptions | None = None, *, batch_size: int = SCAN_BATCH_SIZE
+) -> AsyncIterator[list[ScanItem]]:
+    """``walk_tree``'s items in the batches the worker thread stats them in (at most ``batch_size`` each)."""
     batches = _walk_batches(str(source), batch_size, options or ScanOptions())
     sentinel: list[ScanItem] = []
     try:
@@ -178,8 +187,7 @@ async def walk_tree(
             batch = await anyio.to_thread.run_sync(next, batches, sentinel)
             if batch is sentinel:
                 return
-            for item in batch:
-                yield item
+            yield batch
     finally:
         batches.close()
 
@@ -211,15 +219,22 @@ async def stat_paths(
     source: Path, rels: Iterable[str], options: ScanOptions | None = None, *, batch_size: int = SCAN_BATCH_SIZE
 ) -> AsyncIterator[ScanItem]:
     """The named files below ``source`` (for ``--retry-failed``), stated in batches in a worker thread."""
+    async for batch in stat_paths_batches(source, rels, options, batch_size=batch_size):
+        for item in batch:
+            yield item
+
+
+async def stat_paths_batches(
+    source: Path, rels: Iterable[str], options: ScanOptions | None = None, *, batch_size: int = SCAN_BATCH_SIZE
+) -> AsyncIterator[list[ScanItem]]:
+    """``stat_paths``'s items in the batches they are stated in."""
     batch: list[str] = []
     for rel in rels:
         batch.append(rel)
         if len(batch) >= batch_size:
-            for item in await anyio.to_thread.run_sync(_stat_listed, str(source), batch, options or ScanOptions()):
-                yield item
+            yield await anyio.to_thread.run_sync(_stat_listed, str(source), batch, options or ScanOptions())
             batch = []
-    for item in await anyio.to_thread.run_sync(_stat_listed, str(source), batch, options or ScanOptions()):
-        yield item
+    yield await anyio.to_thread.run_sync(_stat_listed, str(source), batch, options or ScanOptions())
 
 
 @dataclass(frozen=True, slots=True)

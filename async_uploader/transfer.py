@@ -9,6 +9,7 @@ anything.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -56,7 +57,7 @@ from .plan import UploadPlan, object_key, object_metadata, plan_upload
 from .providers.base import ObjectStore, StoredObject
 from .report import failed_paths
 from .retry import RetryPolicy
-from .scan import FileEntry, ScanItem, ScanOptions, ScanSkipped, count_tree, stat_paths, walk_tree
+from .scan import FileEntry, ScanItem, ScanOptions, ScanSkipped, count_tree, stat_paths_batches, walk_tree_batches
 from .state import OpenUpload, StateFile
 from .throttle import TokenBucket
 
@@ -258,24 +259,32 @@ class _Run:
         async with send:
             if self.config.retry_failed is not None:
                 rels = await anyio.to_thread.run_sync(list, failed_paths(self.config.retry_failed))
-                items = stat_paths(self.config.source, rels, self.scan_options)
+                batches = stat_paths_batches(self.config.source, rels, self.scan_options)
                 self.emit(TotalsKnown(len(rels), 0))
             else:
-                items = walk_tree(self.config.source, self.scan_options)
-            index = self.index
-            prefix = self.config.destination.prefix
-            async for item in items:
-                if index is not None and isinstance(item, FileEntry):
-                    # Already there, as far as the listing and the state file say: no worker needed.
-                    try:
-                        key = object_key(prefix, item.rel)
-                    except FileError:
-                        key = None  # a worker reports it
-                    reason = index.known_skip(item, key) if key is not None else None
-                    if reason is not None:
-                        self.emit(FileSkipped(item.rel, key, reason, item.size))
-                        continue
-                await send.send(item)
+                batches = walk_tree_batches(self.config.source, self.scan_options)
+            async for batch in batches:
+                skipped = self._known_skips(batch)
+                for item in batch:
+                    if id(item) not in skipped:
+                        await send.send(item)
+
+    def _known_skips(self, batch: list[ScanItem]) -> set[int]:
+        """The files of ``batch`` already there, as far as the listing and the state file say: no worker needed."""
+        if self.index is None:
+            return set()
+        prefix = self.config.destination.prefix
+        candidates: list[tuple[FileEntry, str]] = []
+        for item in batch:
+            if isinstance(item, FileEntry):
+                with contextlib.suppress(FileError):  # a worker reports it
+                    candidates.append((item, object_key(prefix, item.rel)))
+        skipped: set[int] = set()
+        for (entry, key), reason in zip(candidates, self.index.known_skips(candidates), strict=True):
+            if reason is not None:
+                self.emit(FileSkipped(entry.rel, key, reason, entry.size))
+                skipped.add(id(entry))
+        return skipped
 
     async def precount(self, stop: threading.Event) -> None:
         totals = await count_tree(self.config.source, stop, self.scan_options)

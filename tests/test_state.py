@@ -9,7 +9,7 @@ import pytest
 
 from async_uploader.errors import ConfigError
 from async_uploader.plan import Listed, Remembered
-from async_uploader.state import OpenUpload, StateFile
+from async_uploader.state import LOOKUP_BATCH, OpenUpload, StateFile
 
 
 def remembered(state: StateFile, key: str) -> Remembered | None:
@@ -84,6 +84,22 @@ def test_lookup_joins_the_listing_with_what_was_remembered(tmp_path: Path) -> No
     assert again.lookup("a") == (Listed(1, "e1"), Remembered(1, 10, "e1"))
     assert again.lookup("b") == (Listed(2, "e2"), None)
     assert again.lookup("c") == (None, None)
+    again.close()
+
+
+def test_a_batch_lookup_answers_as_one_lookup_per_key(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "state.sqlite3", "s")
+    keys = [f"d{i % 7}/k{i}" for i in range(LOOKUP_BATCH * 2 + 3)]  # more than one query's worth
+    for i, key in enumerate(keys[::2]):
+        state.remember(key, i, 10 * i, f"e{i}")
+    state.close()
+    again = StateFile(tmp_path / "state.sqlite3", "s")
+    assert again.lookup_many(keys) == {}  # nothing listed yet: nothing asked
+    again.add_listed([(key, i, f'"e{i}"') for i, key in enumerate(keys) if i % 3])
+    found = again.lookup_many([*keys, "not-there"])
+    assert found == {key: again.lookup(key) for key in keys if again.lookup(key)[0] is not None}
+    assert len(found) == sum(1 for i in range(len(keys)) if i % 3)
+    assert any(remembered is not None for _, remembered in found.values())
     again.close()
 
 
