@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 import aiohttp.payload
@@ -17,7 +19,13 @@ from moto.server import ThreadedMotoServer
 from async_uploader.checksum import Algorithm, Checksum, checksum_of, composite
 from async_uploader.errors import BucketError, EndpointError, StoreError
 from async_uploader.providers.base import Body, ObjectStore, UploadedPart
-from async_uploader.providers.s3 import SEND_SLICE_BYTES, S3Store, open_s3_store
+from async_uploader.providers.s3 import (
+    SEND_SLICE_BYTES,
+    S3Store,
+    _resolve,
+    _resolve_from_environment,
+    open_s3_store,
+)
 from async_uploader.providers.s3_boto import BodyPayload, fast_timestamp, new_session
 from tests.trees import random_bytes
 
@@ -189,3 +197,86 @@ async def test_the_trimmed_endpoint_data_resolves_aws_as_botocore_does(
         assert client.meta.region_name == region
         partitions = client._loader.load_data("endpoints")["partitions"]
         assert {name for p in partitions for name in p["services"]} <= {"s3", "sts", "sso", "sso-oidc"}
+
+
+_KEYS = {"AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "env-secret-key"}
+
+
+@pytest.mark.parametrize(
+    ("env", "endpoint", "region", "profile", "config", "fast"),
+    [
+        pytest.param({**_KEYS, "AWS_DEFAULT_REGION": "eu-west-3"}, "http://h:9000", None, None, None, True, id="plain"),
+        pytest.param(
+            {**_KEYS, "AWS_DEFAULT_REGION": "eu-west-3", "AWS_SESSION_TOKEN": "tok-session"},
+            "http://h:9000", None, None, None, True, id="session-token",
+        ),
+        pytest.param(
+            {**_KEYS, "AWS_DEFAULT_REGION": "r", "AWS_SESSION_TOKEN": "tok-a", "AWS_SECURITY_TOKEN": "tok-b"},
+            "http://h:9000", None, None, None, True, id="both-tokens",
+        ),
+        pytest.param(_KEYS, "http://h:9000", "ap-south-1", None, None, True, id="region-argument"),
+        pytest.param(
+            _KEYS, "http://h:9000", None, None, "[default]\nregion = us-west-2\n", False, id="region-in-config"
+        ),
+        pytest.param(
+            {**_KEYS, "AWS_DEFAULT_REGION": "eu-west-3", "AWS_PROFILE": "other"},
+            "http://h:9000", None, None,
+            "[profile other]\nregion = us-west-2\naws_access_key_id = AKIDFILE\naws_secret_access_key = file-secret\n",
+            True, id="environment-beats-aws-profile",
+        ),
+        pytest.param(
+            {**_KEYS, "AWS_DEFAULT_REGION": "eu-west-3"}, "http://h:9000", None, "other",
+            "[profile other]\naws_access_key_id = AKIDFILE\naws_secret_access_key = file-secret\n",
+            False, id="explicit-profile",
+        ),
+        pytest.param(
+            {**_KEYS, "AWS_DEFAULT_REGION": "eu-west-3"}, "https://h", None, None, "[default]\nca_bundle = /ca.pem\n",
+            False, id="tls-with-config",
+        ),
+        pytest.param({**_KEYS, "AWS_DEFAULT_REGION": "eu-west-3"}, "https://h", None, None, None, True, id="tls"),
+        pytest.param(
+            {**_KEYS, "AWS_DEFAULT_REGION": "eu-west-3", "AWS_CA_BUNDLE": "/env-ca.pem"},
+            "https://h", None, None, "[default]\nca_bundle = /ca.pem\n", True, id="tls-ca-bundle-in-environment",
+        ),
+        pytest.param(
+            {**_KEYS, "AWS_DEFAULT_REGION": "r", "AWS_CREDENTIAL_EXPIRATION": "2099-01-01T00:00:00Z"},
+            "http://h:9000", None, None, None, False, id="expiring",
+        ),
+        pytest.param({"AWS_DEFAULT_REGION": "r"}, "http://h:9000", None, None, None, False, id="no-keys"),
+    ],
+)  # fmt: skip
+async def test_credentials_from_the_environment_are_what_botocore_resolves(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    env: dict[str, str],
+    endpoint: str,
+    region: str | None,
+    profile: str | None,
+    config: str | None,
+    fast: bool,
+) -> None:
+    """The shortcut that spares importing botocore's session must find what botocore finds, or step aside."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    if config is not None:
+        (tmp_path / "config").write_text(config)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    shortcut = _resolve_from_environment(profile, endpoint, region)
+
+    assert (shortcut is not None) == fast
+    if shortcut is None:
+        return
+    botocore_way = _resolve(profile, endpoint, region)
+    assert (shortcut.secrets, shortcut.verify) == (botocore_way.secrets, botocore_way.verify)
+    assert shortcut.direct is not None
+    assert botocore_way.direct is not None
+    assert shortcut.direct.bucket_endpoint("b") == botocore_way.direct.bucket_endpoint("b")
+    ours = await shortcut.direct.credentials.get_frozen_credentials()
+    theirs = await botocore_way.direct.credentials.get_frozen_credentials()
+    assert (ours.access_key, ours.secret_key, ours.token) == (theirs.access_key, theirs.secret_key, theirs.token)

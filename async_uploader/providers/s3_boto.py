@@ -21,7 +21,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp
 
 from .base import Body
-from .s3 import MAX_REQUEST_ATTEMPTS, SEND_SLICE_BYTES, client_options, use_trimmed_endpoint_data
+from .s3 import MAX_REQUEST_ATTEMPTS, SEND_SLICE_BYTES, client_options
+from .s3_data import use_trimmed_endpoint_data
 
 
 def fast_timestamp(text: str) -> datetime:
