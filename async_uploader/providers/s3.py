@@ -1,4 +1,5 @@
-"""Amazon S3 and S3-compatible stores, on aiobotocore. The only module that imports it.
+"""Amazon S3 and S3-compatible stores: bodies, listings and the bucket check on the lean path (``s3_lean``), the
+rest on aiobotocore's clients (``s3_boto``, imported only when a request needs them).
 
 Credentials come from botocore's standard chain (environment, shared config and profiles, SSO, container and
 instance roles). No ACL is ever sent: objects inherit the bucket's (private) policy.
@@ -210,7 +211,8 @@ class S3Store:
         events = (await self._client()).meta.events
         events.register_first("before-send.s3.HeadObject", capture)
         try:
-            await (await self._client()).head_object(Bucket=self.bucket, Key=PROBE_KEY)
+            client = await self._client()
+            await client.head_object(Bucket=self.bucket, Key=PROBE_KEY)
         except (ClientError, BotoCoreError):
             pass  # not there, as expected; or the first body will say what is wrong
         finally:
@@ -292,7 +294,8 @@ class S3Store:
             if lean is not None:
                 await lean.list_page("", delimiter=False, token=None, max_keys=1)
             else:
-                await (await self._preflight_client()).list_objects_v2(Bucket=self.bucket, MaxKeys=1)
+                preflight = await self._preflight_client()
+                await preflight.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
         except (ClientError, ErrorResponse) as exc:
             raise self._refusal(exc) from exc
         except ElementTree.ParseError as exc:  # a 2xx answer that is not a listing
@@ -322,7 +325,8 @@ class S3Store:
         events = (await self._preflight_client()).meta.events
         events.register_first("before-send.s3.HeadBucket", capture)
         try:
-            await (await self._preflight_client()).head_bucket(Bucket=self.bucket)
+            preflight = await self._preflight_client()
+            await preflight.head_bucket(Bucket=self.bucket)
             if seen and self._lean_pool is not None and not self._lean_ready:
                 # The lean path learns where the bucket is from this request: no probe of its own.
                 self._learned = BucketEndpoint.from_bucket_request(*seen[-1], self.bucket)
@@ -365,14 +369,13 @@ class S3Store:
             raise EndpointError(self._redact(f"cannot talk to {self._endpoint}: {exc}")) from exc
 
     async def _abort_probe(self, probe_key: str, created: Mapping[str, Any]) -> None:
-        await (await self._preflight_client()).abort_multipart_upload(
-            Bucket=self.bucket, Key=probe_key, UploadId=created["UploadId"]
-        )
+        preflight = await self._preflight_client()
+        await preflight.abort_multipart_upload(Bucket=self.bucket, Key=probe_key, UploadId=created["UploadId"])
         if created.get("ResponseMetadata", {}).get("RetryAttempts", 0):
             # A first try whose answer was lost may have created a probe upload too: the key is ours alone.
-            listed = await (await self._preflight_client()).list_multipart_uploads(Bucket=self.bucket, Prefix=probe_key)
+            listed = await preflight.list_multipart_uploads(Bucket=self.bucket, Prefix=probe_key)
             for upload in listed.get("Uploads", ()):
-                await (await self._preflight_client()).abort_multipart_upload(
+                await preflight.abort_multipart_upload(
                     Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                 )
 
@@ -387,7 +390,8 @@ class S3Store:
                 self._object_error("PutObject", key, exc)
             return StoredObject(etag=answer.etag or "", checksum=answer.checksum)
         try:
-            response = await (await self._client()).put_object(
+            client = await self._client()
+            response = await client.put_object(
                 Bucket=self.bucket, Key=key, Body=body, Metadata=dict(metadata), **_checksum_param(checksum)
             )
         except (ClientError, BotoCoreError) as exc:
@@ -404,7 +408,8 @@ class S3Store:
             if full_object:
                 options["ChecksumType"] = "FULL_OBJECT"
         try:
-            response = await (await self._client()).create_multipart_upload(
+            client = await self._client()
+            response = await client.create_multipart_upload(
                 Bucket=self.bucket, Key=key, Metadata=dict(metadata), **options
             )
         except ClientError as exc:
@@ -471,7 +476,8 @@ class S3Store:
             etag, returned = answer.etag, answer.checksum
         else:
             try:
-                response = await (await self._client()).upload_part(
+                client = await self._client()
+                response = await client.upload_part(
                     Bucket=self.bucket,
                     Key=key,
                     UploadId=upload_id,
@@ -498,7 +504,8 @@ class S3Store:
         if full_checksum is not None:
             options = {**_checksum_param(full_checksum), "ChecksumType": "FULL_OBJECT"}
         try:
-            response = await (await self._client()).complete_multipart_upload(
+            client = await self._client()
+            response = await client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listing}, **options
             )
         except (ClientError, BotoCoreError) as exc:
@@ -508,7 +515,8 @@ class S3Store:
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         try:
-            await (await self._client()).abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            client = await self._client()
+            await client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
         except ClientError as exc:
             if _error_code(exc) in {"NoSuchUpload", "404"}:
                 return  # already gone: what we wanted
@@ -518,7 +526,8 @@ class S3Store:
 
     async def head_object(self, key: str) -> ObjectInfo | None:
         try:
-            response = await (await self._client()).head_object(Bucket=self.bucket, Key=key)
+            client = await self._client()
+            response = await client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if _error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
                 return None
