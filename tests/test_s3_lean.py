@@ -90,6 +90,19 @@ async def test_both_paths_store_the_same_object_attributes(moto_endpoint: str, s
     assert seen[0] == seen[1]
 
 
+async def test_both_paths_read_an_object_head_alike(moto_endpoint: str, sync_client: Any, bucket: str) -> None:  # noqa: F811
+    sync_client.put_object(Bucket=bucket, Key="dir/ü k+", Body=b"12345", Metadata={"mtime": "1.5", "Size": "5"})
+    heads = []
+    for lean in (True, False):
+        async with open_s3_store(bucket, endpoint_url=moto_endpoint, lean=lean) as store:
+            heads.append((await store.head_object("dir/ü k+"), await store.head_object("missing"), store.sends_lean))
+    assert heads[0][:2] == heads[1][:2]
+    assert heads[0][0] is not None
+    assert heads[0][0].metadata == {"mtime": "1.5", "size": "5"}
+    assert heads[0][1] is None
+    assert (heads[0][2], heads[1][2]) == (True, False)
+
+
 AUTHORIZATION = (
     "AWS4-HMAC-SHA256 Credential=AKID/20261126/{}/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=00"
 )

@@ -525,6 +525,13 @@ class S3Store:
             self._object_error("AbortMultipartUpload", key, exc)
 
     async def head_object(self, key: str) -> ObjectInfo | None:
+        lean = self._lean if self._lean_ready else await self._lean_path()
+        if lean is not None:
+            try:
+                head = await lean.head(key)
+            except (ErrorResponse, TransportError, ValueError) as exc:
+                self._object_error("HeadObject", key, exc)
+            return ObjectInfo(key=key, size=head.size, etag=head.etag, metadata=head.metadata) if head else None
         try:
             client = await self._client()
             response = await client.head_object(Bucket=self.bucket, Key=key)
