@@ -357,6 +357,9 @@ class S3Store:
         # Writing is proven without leaving an object behind: start a multipart upload and abort it. The probe
         # happens mid-run, before the first upload, so it is shielded from a cancellation that would otherwise
         # leave its upload behind (created, but its id never heard of); its preflight client gives up in seconds.
+        if self._direct is not None:
+            await self._check_writable_directly(probe_key)
+            return
         try:
             with anyio.CancelScope(shield=True):
                 preflight = await self._preflight_client()
@@ -366,6 +369,27 @@ class S3Store:
             message = f"these credentials cannot write to bucket {self.bucket!r}: {_error_message(exc)}"
             raise BucketError(self._redact(message)) from exc
         except BotoCoreError as exc:
+            raise EndpointError(self._redact(f"cannot talk to {self._endpoint}: {exc}")) from exc
+
+    async def _check_writable_directly(self, probe_key: str) -> None:
+        """The write probe on the lean path, so an upload of small files alone never needs a botocore client."""
+        lean = await self._lean_path()
+        assert lean is not None  # always set up for direct access
+        try:
+            with anyio.CancelScope(shield=True):
+                upload_id, retried = await lean.create_upload(probe_key)
+                await lean.abort_upload(probe_key, upload_id)
+                if retried:  # the first try's answer was lost: it may have created a probe upload too
+                    markers: tuple[str, str] | None = ("", "")
+                    while markers is not None:
+                        rows, markers = await lean.list_uploads_page(probe_key, *markers)
+                        for key, other_id, _ in rows:
+                            if key == probe_key:
+                                await lean.abort_upload(key, other_id)
+        except ErrorResponse as exc:
+            message = f"these credentials cannot write to bucket {self.bucket!r}: {_error_message(exc)}"
+            raise BucketError(self._redact(message)) from exc
+        except (TransportError, ElementTree.ParseError, ValueError) as exc:
             raise EndpointError(self._redact(f"cannot talk to {self._endpoint}: {exc}")) from exc
 
     async def _abort_probe(self, probe_key: str, created: Mapping[str, Any]) -> None:

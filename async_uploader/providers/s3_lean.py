@@ -283,13 +283,43 @@ class LeanS3:
         response = await self._request("GET", self._bucket_target(), canonical_query(query), {}, b"")
         return parse_listing(response.body)
 
-    async def _request(self, method: str, path: str, query: str, headers: dict[str, str], data: bytes) -> Response:
+    async def create_upload(self, key: str) -> tuple[str, bool]:
+        """CreateMultipartUpload of ``key`` with nothing else (the write probe): the upload id, and whether it
+        took a second attempt, whose first may have created an upload too."""
+        path, query = self._endpoint.bucket_path + quote_key(key), canonical_query([("uploads", "")])
+        retried = False
+        try:
+            response = await self._request("POST", path, query, {}, b"", attempts=1)
+        except TransportError:
+            retried = True
+            response = await self._request("POST", path, query, {}, b"", attempts=1)
+        root = ElementTree.fromstring(response.body)
+        upload_id = root.findtext(f"{_namespace(root)}UploadId")
+        if not upload_id:
+            raise ValueError("CreateMultipartUpload answered without an UploadId")
+        return upload_id, retried
+
+    async def abort_upload(self, key: str, upload_id: str) -> None:
+        """AbortMultipartUpload."""
+        query = canonical_query([("uploadId", upload_id)])
+        await self._request("DELETE", self._endpoint.bucket_path + quote_key(key), query, {}, b"")
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        data: bytes,
+        *,
+        attempts: int = STALE_CONNECTION_ATTEMPTS,
+    ) -> Response:
         """One signed request; the response if its status is 2xx, else ``ErrorResponse``; ``TransportError``."""
         endpoint = self._endpoint
         target = f"{path}?{query}" if query else path
-        for attempt in range(1, STALE_CONNECTION_ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             signed = {"host": endpoint.host, **headers}
-            if data or method == "PUT":
+            if data or method in ("PUT", "POST"):
                 signed["content-length"] = str(len(data))
             credentials = await self._credentials.get_frozen_credentials()  # refreshed here when due
             self._signer.sign(
@@ -306,7 +336,7 @@ class LeanS3:
             try:
                 response = await self._pool.request(endpoint.origin, method, target, signed, data)
             except TransportError:
-                if attempt == STALE_CONNECTION_ATTEMPTS:
+                if attempt == attempts:
                     raise
                 continue
             if response.status // 100 == 2:

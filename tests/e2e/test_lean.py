@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from io import BytesIO
@@ -18,6 +21,7 @@ from async_uploader.errors import StoreError, VerificationError
 from async_uploader.providers.s3 import S3Store, open_s3_connection
 from tests.e2e.test_faults import RotatingCredentials, rotating_session
 from tests.e2e.test_upload import assert_bucket_holds, run_cli
+from tests.fault_proxy import FaultProxy
 from tests.trees import make_tree, random_bytes
 from tools.seaweedfs import S3Server
 
@@ -147,3 +151,44 @@ def test_cli_runs_on_either_event_loop(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert_bucket_holds(s3_client, bucket, f"{event_loop}/", source)
+
+
+async def test_a_write_probe_whose_answer_was_lost_leaves_no_upload_behind(
+    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Credentials from the environment: the probe runs on the lean path. The server creates the probe's upload
+    but its answer never arrives; the probe tries again, and aborts both uploads, not just the one it heard of."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    make_tree(tmp_path, {"a.txt": b"a", "d/b.txt": b"b"})
+    only_create = r"^POST \S*\?uploads"
+    async with FaultProxy(
+        s3_server.endpoint_url, fault_rate=1.0, faults=("lose_response",), only=only_create, max_faults=1
+    ) as proxy:
+        async with async_uploader.Uploader(endpoint_url=proxy.url, region=s3_server.region) as up:
+            result = await up.upload(tmp_path, f"s3://{bucket}/probe")
+        assert proxy.counts["lose_response"] == 1
+        assert sum(bool(re.match(only_create, line)) for line in proxy.request_lines) == 2
+
+    assert (result.uploaded, result.failed) == (2, 0)
+    assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert_bucket_holds(s3_client, bucket, "probe/", tmp_path)
+
+
+def test_an_upload_of_small_files_never_imports_aiobotocore(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
+) -> None:
+    """Bucket check, listings, write probe and bodies all on the lean path: aiobotocore, aiohttp and botocore's
+    clients (~0.4 s of CPU) are for multipart control and HEADs only."""
+    source = tmp_path / "src"
+    make_tree(source, {f"d{i % 3}/f{i}.txt": f"file {i}".encode() for i in range(40)})
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "async_uploader", "upload", str(source), f"s3://{bucket}/small",
+         "--endpoint-url", s3_server.endpoint_url, "--no-progress"],
+        env=server_env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    imported = {line.rpartition("|")[2].strip() for line in result.stderr.splitlines() if "import time:" in line}
+    assert "async_uploader.providers.s3_lean" in imported
+    assert not {name for name in imported if name.split(".")[0] in {"aiobotocore", "aiohttp"}}
+    assert_bucket_holds(s3_client, bucket, "small/", source)
