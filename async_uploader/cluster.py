@@ -213,7 +213,8 @@ def run_shard(job: ShardJob) -> ShardOutcome:
 async def _upload_shard(
     config: UploadConfig, batcher: EventBatcher, stopped: Callable[[], bool]
 ) -> UploadResult | None:
-    result: UploadResult | None = None
+    """The shard's upload, beside a ticker; ``None`` if the client stopped it. Errors are raised bare, not grouped."""
+    outcome: UploadResult | UploaderError | None = None
     async with anyio.create_task_group() as group:
 
         async def tick() -> None:
@@ -221,20 +222,32 @@ async def _upload_shard(
             while True:
                 await anyio.sleep(batcher.interval_s)
                 batcher.flush_if_due()
-                if await anyio.to_thread.run_sync(stopped):
+                try:
+                    stop = await anyio.to_thread.run_sync(stopped)
+                except (OSError, TimeoutError, RuntimeError) as exc:  # the scheduler is unreachable: upload on
+                    log.debug("cannot tell whether to stop: %s", exc)
+                    stop = False
+                if stop:
                     group.cancel_scope.cancel()  # aborts multipart uploads in flight, unless --keep-partial
 
         group.start_soon(tick)
-        result = await run_config(config, on_event=batcher.add)
-        group.cancel_scope.cancel()
-    return result
+        try:
+            outcome = await run_config(config, on_event=batcher.add)
+        except UploaderError as exc:
+            outcome = exc
+        finally:
+            group.cancel_scope.cancel()
+    if isinstance(outcome, UploaderError):
+        raise outcome
+    return outcome
 
 
 @dataclass(slots=True)
 class _Attempt:
     shard: int
-    report: ReportWriter
-    path: Path
+    spool: Path
+    """Its records so far, a report without a summary; reopened for each batch, so that a thousand shards do
+    not hold a thousand files open."""
     batches: int = 0
 
 
@@ -246,7 +259,8 @@ class ShardEvents:
     the retry found already uploaded; the summary and the report, merged from the spools, count each file once.
     """
 
-    def __init__(self, spool: Path, on_event: EventHandler | None) -> None:
+    def __init__(self, shards: int, spool: Path, on_event: EventHandler | None) -> None:
+        self._shards = shards
         self._spool = spool
         self._on_event = on_event
         self._attempts: dict[str, _Attempt] = {}
@@ -267,22 +281,27 @@ class ShardEvents:
         shard, attempt_id = int(message["shard"]), str(message["attempt"])
         attempt = self._attempt(shard, attempt_id)
         attempt.batches += 1
-        for item in message["events"]:
-            event = decode_event(item)
-            if isinstance(event, TotalsKnown):
-                self._totals[shard] = event
-                totals = self._totals.values()
-                event = TotalsKnown(sum(t.files for t in totals), sum(t.bytes for t in totals))
-            else:
-                attempt.report.handle(event)
-            if self._on_event is not None and self.error is None:
-                self._on_event(event)
+        spool = ReportWriter(attempt.spool, append=True)
+        try:
+            for item in message["events"]:
+                event = decode_event(item)
+                if isinstance(event, TotalsKnown):
+                    self._totals[shard] = event
+                    totals = self._totals.values()
+                    event = TotalsKnown(sum(t.files for t in totals), sum(t.bytes for t in totals))
+                else:
+                    spool.handle(event)
+                if self._on_event is not None and self.error is None:
+                    self._on_event(event)
+        finally:
+            spool.close()
 
     def _attempt(self, shard: int, attempt_id: str) -> _Attempt:
         attempt = self._attempts.get(attempt_id)
         if attempt is None:
-            path = self._spool / f"shard-{shard}-{len(self._attempts)}.jsonl"
-            attempt = self._attempts[attempt_id] = _Attempt(shard, ReportWriter(path), path)
+            spool = self._spool / f"shard-{shard}-{len(self._attempts)}.jsonl"
+            spool.touch()
+            attempt = self._attempts[attempt_id] = _Attempt(shard, spool)
         return attempt
 
     async def drain(self, outcomes: Sequence[ShardOutcome]) -> None:
@@ -299,16 +318,20 @@ class ShardEvents:
         return 0 if attempt is None else attempt.batches
 
     def merge(self, outcomes: Sequence[ShardOutcome], report: Path | None) -> UploadResult:
-        """Close the spools (a finished attempt's with its result) and merge them, each path once."""
+        """End the spools of the finished attempts with their results and merge them all, each path once; a shard
+        never heard of counts as not finished."""
         for outcome in outcomes:
             attempt = self._attempt(outcome.shard, outcome.attempt)
             if outcome.result is not None:
-                attempt.report.handle(RunFinished(outcome.result))
-        for attempt in self._attempts.values():
-            attempt.report.close()
+                spool = ReportWriter(attempt.spool, append=True)
+                spool.handle(RunFinished(outcome.result))
+                spool.close()
+        heard = {attempt.shard for attempt in self._attempts.values()}
+        for shard in set(range(self._shards)) - heard:
+            self._attempt(shard, f"silent-{shard}")  # an empty spool: a report without a summary
         by_shard: dict[int, list[Path]] = {}
         for attempt in self._attempts.values():  # in order of arrival: a retry after the attempt it replaces
-            by_shard.setdefault(attempt.shard, []).append(attempt.path)
+            by_shard.setdefault(attempt.shard, []).append(attempt.spool)
         merged = merge_reports([paths for _, paths in sorted(by_shard.items())], report)
         finished = [o.result for o in outcomes if o.result is not None]
         return dataclasses.replace(
@@ -347,7 +370,7 @@ async def run_distributed(
         stop = distributed.Event(f"{topic}-stop", client=client)
         loop = asyncio.get_running_loop()
         with tempfile.TemporaryDirectory(prefix="async-uploader-dask-") as spool:
-            events = ShardEvents(Path(spool), on_event)
+            events = ShardEvents(count, Path(spool), on_event)
 
             def deliver(entry: tuple[float, Any]) -> None:  # on the Dask client's own thread
                 with contextlib.suppress(RuntimeError):  # our loop is already closed: nobody listens

@@ -36,10 +36,11 @@ def summary_record(result: UploadResult, *, interrupted: bool = False) -> dict[s
 class ReportWriter:
     """Appends one line per finished file to an open report; ``close`` writes the summary if not yet written."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, append: bool = False) -> None:
+        """``append``: go on with a report written so far (a Dask client spools a shard's batches this way)."""
         try:
             # A name that is not UTF-8 (surrogate escapes) is written as a JSON \udcXX escape: valid UTF-8 out.
-            self._file: IO[str] = path.open("w", encoding="utf-8", errors="backslashreplace")
+            self._file: IO[str] = path.open("a" if append else "w", encoding="utf-8", errors="backslashreplace")
         except OSError as exc:
             raise ConfigError(f"cannot write report {str(path)!r}: {exc.strerror or exc}") from exc
         self._summary_written = False

@@ -96,7 +96,7 @@ def done(path: str, size: int = 1) -> FileDone:
 
 async def test_the_client_adds_up_the_shards_and_keeps_each_file_once_after_a_retry(tmp_path: Path) -> None:
     seen: list[Event] = []
-    events = ShardEvents(tmp_path, seen.append)
+    events = ShardEvents(2, tmp_path, seen.append)
     # Shard 0's first attempt uploads a and dies; its rerun finds a uploaded and uploads b; shard 1 uploads c.
     events.receive(message(0, "first", 0, TotalsKnown(2, 5), done("a", 2)))
     events.receive(message(1, "other", 0, TotalsKnown(1, 4), done("c", 4)))
@@ -129,7 +129,7 @@ def test_an_on_event_that_raises_is_kept_for_the_run_to_raise(tmp_path: Path) ->
     def broken(event: Event) -> None:
         raise ValueError("display broke")
 
-    events = ShardEvents(tmp_path, broken)
+    events = ShardEvents(2, tmp_path, broken)
     events.receive(message(0, "a", 0, done("a"), done("b")))
     assert isinstance(events.error, ValueError)
     events.merge([], None)
@@ -145,3 +145,12 @@ def test_what_makes_a_distributed_run_impossible_is_a_config_error(
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if the extra were not installed
     with pytest.raises(ConfigError, match=r"async-uploader\[dask\]"):
         check_options(make_config(tmp_path, "s3://bucket"), None)
+
+
+def test_a_shard_never_heard_of_leaves_the_merged_report_interrupted(tmp_path: Path) -> None:
+    events = ShardEvents(2, tmp_path, None)
+    events.receive(message(0, "a", 0, done("a")))
+    report = tmp_path / "merged.jsonl"
+    result = events.merge([ShardOutcome(0, "a", 1, UploadResult(uploaded=1))], report)
+    assert result.uploaded == 1
+    assert json.loads(report.read_text(encoding="utf-8").splitlines()[-1])["summary"]["interrupted"] is True

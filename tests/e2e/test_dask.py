@@ -4,6 +4,7 @@ finished work."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -12,13 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 import async_uploader
 from async_uploader.config import MIB
+from async_uploader.errors import BucketError
 from async_uploader.events import Event, FileDone, PartDone, RunFinished, TotalsKnown
 from async_uploader.shards import shard_of
 from tests.e2e.test_cli_features import report_records
+from tests.e2e.test_faults import wait_until
 from tests.e2e.test_upload import assert_bucket_holds, run_cli
 from tests.trees import make_tree, random_bytes
 from tools.seaweedfs import S3Server
@@ -42,6 +46,11 @@ def dask_client(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -
     cluster, client = start_cluster(s3_server, tmp_path_factory.mktemp("dask-cache"))
     with cluster, client:
         yield client
+
+
+def tasks_running(dask_worker: Any) -> int:
+    """On a worker (``Client.run`` passes it in): how many of its threads are running a task."""
+    return len(dask_worker.active_threads)
 
 
 def file_records(report: Path) -> list[dict[str, Any]]:
@@ -80,6 +89,55 @@ async def test_a_local_cluster_uploads_thousands_of_files_and_a_multipart_one(
     assert sum(isinstance(e, FileDone) for e in seen) == len(files)
     assert [e for e in seen if isinstance(e, TotalsKnown)][-1].files == len(files)
     assert seen[-1] == RunFinished(result)
+
+
+async def test_a_run_level_error_on_the_workers_is_raised_as_it_was(
+    tmp_path: Path, s3_server: S3Server, dask_client: Any
+) -> None:
+    make_tree(tmp_path / "src", {"a.txt": b"a"})
+    with pytest.raises(BucketError):
+        await async_uploader.upload_distributed(
+            tmp_path / "src", "s3://no-such-bucket-here", scheduler=dask_client, endpoint_url=s3_server.endpoint_url
+        )
+
+
+async def test_cancelling_the_run_stops_every_shard_and_aborts_its_multipart_uploads(
+    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any, dask_client: Any
+) -> None:
+    source = tmp_path / "src"
+    files = {f"big/{n}.bin": random_bytes(11 * MIB, seed=n) for n in range(2)}
+    make_tree(source, files)
+    report = tmp_path / "report.jsonl"
+    sending = anyio.Event()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, PartDone):
+            sending.set()
+
+    with anyio.fail_after(120):
+        async with anyio.create_task_group() as group:
+            group.start_soon(
+                functools.partial(
+                    async_uploader.upload_distributed,
+                    source,
+                    f"s3://{bucket}/c",
+                    scheduler=dask_client,
+                    endpoint_url=s3_server.endpoint_url,
+                    part_size="5MiB",
+                    multipart_threshold="5MiB",
+                    max_bandwidth="1MiB/s",  # the next parts wait seconds: the cancel lands mid-file
+                    report=report,
+                    on_event=on_event,
+                )
+            )
+            await sending.wait()
+            group.cancel_scope.cancel()
+    # The shards notice within a tick and stop (Dask cannot interrupt a running task), aborting what they had
+    # open: no upload is left, and none was completed.
+    wait_until(lambda: not any(dask_client.run(tasks_running).values()), "the shards stop", timeout_s=60)
+    assert not s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    assert s3_client.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+    assert report_records(report)[-1]["summary"]["interrupted"] is True
 
 
 def test_the_cli_runs_on_a_cluster_with_no_credentials_of_its_own(
