@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import anyio
 
@@ -38,6 +38,9 @@ from .providers.s3 import S3Connection, client_tls_verify, open_s3_connection
 from .providers.s3_lean import LeanPool
 from .report import ReportWriter
 from .transfer import run_upload
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 PREFLIGHT_KEY_NAME = ".async-uploader-preflight-"
 DEFAULT_CLEANUP_AGE = "1d"
@@ -293,7 +296,7 @@ async def upload_distributed(
     source: str | os.PathLike[str],
     destination: str,
     *,
-    scheduler: str | Any,
+    scheduler: str | Client,
     shards: int | None = None,
     endpoint_url: str | None = None,
     region: str | None = None,

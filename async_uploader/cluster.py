@@ -390,7 +390,7 @@ async def run_distributed(
                     key = f"{topic}-shard-{index}-of-{count}"
                     futures.append(client.submit(run_shard, job, key=key, pure=False, retries=SHARD_RETRIES))
                 await anyio.to_thread.run_sync(_wait_all, distributed, client, futures, abandon_on_cancel=True)
-                outcomes, failures = await anyio.to_thread.run_sync(_outcomes, futures)
+                outcomes, failures = await anyio.to_thread.run_sync(collect_outcomes, futures)
                 await events.drain(outcomes)
             except BaseException:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(CONNECT_TIMEOUT_S):
@@ -423,7 +423,7 @@ def _wait_all(distributed: ModuleType, client: Client, futures: Sequence[Future[
         distributed.wait(futures)
 
 
-def _outcomes(futures: Sequence[Future[Any]]) -> tuple[list[ShardOutcome], list[tuple[int, str]]]:
+def collect_outcomes(futures: Sequence[Future[Any]]) -> tuple[list[ShardOutcome], list[tuple[int, str]]]:
     """The outcomes of the shards that finished, and ``(shard, why)`` for those that did not."""
     outcomes: list[ShardOutcome] = []
     failures: list[tuple[int, str]] = []

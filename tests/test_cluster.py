@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from async_uploader.cluster import EventBatcher, ShardEvents, ShardOutcome, check_options, decode_event, encode_event
+from async_uploader.cluster import (
+    EventBatcher,
+    ShardEvents,
+    ShardOutcome,
+    check_options,
+    collect_outcomes,
+    decode_event,
+    encode_event,
+)
 from async_uploader.config import make_config
 from async_uploader.errors import ConfigError
 from async_uploader.events import (
@@ -154,3 +162,34 @@ def test_a_shard_never_heard_of_leaves_the_merged_report_interrupted(tmp_path: P
     result = events.merge([ShardOutcome(0, "a", 1, UploadResult(uploaded=1))], report)
     assert result.uploaded == 1
     assert json.loads(report.read_text(encoding="utf-8").splitlines()[-1])["summary"]["interrupted"] is True
+
+
+class FakeFuture:
+    """What ``collect_outcomes`` reads of a ``distributed.Future`` once it is done."""
+
+    def __init__(self, status: str, value: Any = None) -> None:
+        self.status = status
+        self._value = value
+
+    def result(self) -> Any:
+        return self._value
+
+    def exception(self) -> BaseException | None:
+        return self._value if isinstance(self._value, BaseException) else None
+
+
+def test_shards_that_did_not_finish_are_named_with_their_reason() -> None:
+    finished = ShardOutcome(0, "a", 1, UploadResult(uploaded=1))
+    futures = [
+        FakeFuture("finished", finished),
+        FakeFuture("error", RuntimeError("Attempted to run task on 4 workers, each died")),
+        FakeFuture("finished", ShardOutcome(2, "c", 0, None)),  # stopped by the client
+        FakeFuture("cancelled"),
+    ]
+    outcomes, failures = collect_outcomes(futures)  # type: ignore[arg-type]
+    assert outcomes == [finished]
+    assert failures == [
+        (1, "RuntimeError: Attempted to run task on 4 workers, each died"),
+        (2, "stopped"),
+        (3, "cancelled"),
+    ]
