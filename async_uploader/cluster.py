@@ -361,6 +361,8 @@ async def run_distributed(
     check_options(config, shards)
     distributed = import_distributed()
     started = time.monotonic()
+    if config.report is not None:
+        ReportWriter(config.report).close()  # written at the end, but a path it cannot write is refused now
     # Paths mean the same on every machine only when absolute; each worker keeps its own default state file.
     worker_config = dataclasses.replace(config, source=config.source.absolute(), report=None)
     default_state = config.state_file is not None and config.state_file == default_state_path()
@@ -394,7 +396,7 @@ async def run_distributed(
                 await events.drain(outcomes)
             except BaseException:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(CONNECT_TIMEOUT_S):
-                    await anyio.to_thread.run_sync(_stop, stop, client, futures)
+                    await anyio.to_thread.run_sync(_stop, stop, client, futures, abandon_on_cancel=True)
                 raise
             finally:
                 client.unsubscribe_topic(topic)

@@ -19,6 +19,7 @@ from async_uploader.cluster import (
     collect_outcomes,
     decode_event,
     encode_event,
+    run_distributed,
 )
 from async_uploader.config import make_config
 from async_uploader.errors import ConfigError
@@ -193,3 +194,9 @@ def test_shards_that_did_not_finish_are_named_with_their_reason() -> None:
         (2, "stopped"),
         (3, "cancelled"),
     ]
+
+
+async def test_a_report_that_cannot_be_written_is_refused_before_the_cluster_is_asked(tmp_path: Path) -> None:
+    config = make_config(tmp_path, "s3://bucket", report=tmp_path / "missing-dir" / "report.jsonl")
+    with pytest.raises(ConfigError, match="cannot write report"):
+        await run_distributed(config, scheduler="tcp://127.0.0.1:1")  # nothing listens there: never reached
