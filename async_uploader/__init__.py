@@ -1,11 +1,12 @@
 """async-uploader: upload a directory tree to private S3-compatible object storage, fast, in flat memory.
 
-``await upload(...)`` for one run, ``Uploader`` to reuse a connection pool, ``async_uploader.events`` for typed
-progress, ``async_uploader.errors`` for the exceptions.
+``await upload(...)`` for one run, ``Uploader`` to reuse a connection pool, ``upload_distributed`` for one run
+spread over a Dask cluster, ``async_uploader.events`` for typed progress, ``async_uploader.errors`` for the
+exceptions.
 """
 
 from . import errors, events
-from .api import Uploader, cleanup, run, run_config, upload
+from .api import Uploader, cleanup, run, run_config, upload, upload_distributed
 from .config import UploadConfig, make_config
 from .events import Event, UploadResult
 
@@ -21,5 +22,6 @@ __all__ = [
     "run",
     "run_config",
     "upload",
+    "upload_distributed",
 ]
 __version__ = "0.1.0"

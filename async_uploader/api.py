@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import anyio
 
@@ -38,6 +38,9 @@ from .providers.s3 import S3Connection, client_tls_verify, open_s3_connection
 from .providers.s3_lean import LeanPool
 from .report import ReportWriter
 from .transfer import run_upload
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 PREFLIGHT_KEY_NAME = ".async-uploader-preflight-"
 DEFAULT_CLEANUP_AGE = "1d"
@@ -287,6 +290,44 @@ async def upload(
         read_timeout=read_timeout,
     ) as uploader:
         return await uploader.upload(source, destination, on_event=on_event, **options)
+
+
+async def upload_distributed(
+    source: str | os.PathLike[str],
+    destination: str,
+    *,
+    scheduler: str | Client,
+    shards: int | None = None,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    profile: str | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+    read_timeout: float = DEFAULT_READ_TIMEOUT_S,
+    on_event: EventHandler | None = None,
+    **options: Unpack[RunOptions],
+) -> UploadResult:
+    """Upload ``source`` to ``destination`` over a Dask cluster (the ``dask`` extra): ``shards`` tasks, one shard of
+    the tree each (default: one per worker thread), each running this engine on a worker.
+
+    ``scheduler`` is an address (``tcp://host:8786``) or a synchronous ``distributed.Client``. ``source`` must be
+    the same path on every worker (shared storage); workers use their own credentials and state file; ``options``
+    (see ``RunOptions``) apply to each shard, except ``report``, which this process writes, each file once.
+    ``on_event`` receives every shard's events, in batches, on this event loop. A shard whose worker dies is run
+    again; it skips what is already uploaded. Raises ``ClusterError`` if the cluster cannot finish the upload.
+    """
+    from .cluster import run_distributed  # only now: it needs distributed, which the base install lacks
+
+    config = make_config(
+        source,
+        destination,
+        endpoint_url=endpoint_url,
+        region=region,
+        profile=profile,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        **options,
+    )
+    return await run_distributed(config, scheduler=scheduler, shards=shards, on_event=on_event)
 
 
 async def run_config(config: UploadConfig, *, on_event: EventHandler | None = None) -> UploadResult:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import functools
 import logging
 import os
 import signal
 import sys
 import traceback
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
@@ -175,6 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="upload only the K-th of N disjoint parts of the tree (0 <= K < N), for job arrays and CI matrices",
     )
     up.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="spread the upload over a Dask cluster (tcp://scheduler:8786), a shard per task; SOURCE must be the "
+        "same path on every worker (needs the [dask] extra)",
+    )
+    up.add_argument(
+        "--shards",
+        type=int,
+        metavar="N",
+        help="with --dask: split the tree into N shards (default: one per worker thread of the cluster)",
+    )
+    up.add_argument(
         "--checksum",
         choices=["crc32", "crc32c", "sha256", "none"],
         default="crc32",
@@ -269,7 +282,25 @@ def config_from_args(args: argparse.Namespace) -> UploadConfig:
     )
 
 
-async def _upload_with_display(config: UploadConfig, display: ProgressDisplay, plain_ticker: bool) -> UploadResult:
+Runner = Callable[..., Coroutine[Any, Any, UploadResult]]
+"""``run_config``, or ``run_distributed`` with its cluster: called as ``runner(config, on_event=...)``."""
+
+
+def runner_from_args(args: argparse.Namespace, config: UploadConfig) -> Runner:
+    """``run_config``, or with ``--dask`` the same run spread over that cluster (checked now, not mid-display)."""
+    if args.dask is None:
+        if args.shards is not None:
+            raise ConfigError("--shards needs --dask (for one shard of a job array, give --shard K/N)")
+        return run_config
+    from .cluster import check_options, run_distributed  # only with --dask: it needs the [dask] extra
+
+    check_options(config, args.shards)
+    return functools.partial(run_distributed, scheduler=args.dask, shards=args.shards)
+
+
+async def _upload_with_display(
+    config: UploadConfig, display: ProgressDisplay, plain_ticker: bool, runner: Runner = run_config
+) -> UploadResult:
     def on_event(event: Event) -> None:
         display.handle(event)
 
@@ -280,7 +311,7 @@ async def _upload_with_display(config: UploadConfig, display: ProgressDisplay, p
             group.start_soon(display.tick_plain)
         try:
             with display:
-                outcome = await run_config(config, on_event=on_event)
+                outcome = await runner(config, on_event=on_event)
         except UploaderError as exc:
             outcome = exc
         finally:
@@ -290,7 +321,9 @@ async def _upload_with_display(config: UploadConfig, display: ProgressDisplay, p
     return outcome
 
 
-async def _main_task(config: UploadConfig, display: ProgressDisplay, plain_ticker: bool) -> UploadResult:
+async def _main_task(
+    config: UploadConfig, display: ProgressDisplay, plain_ticker: bool, runner: Runner = run_config
+) -> UploadResult:
     """Run the upload; Ctrl-C and SIGTERM cancel it (aborting uploads in flight), a second signal exits at once."""
     task = asyncio.current_task()
     assert task is not None
@@ -307,7 +340,7 @@ async def _main_task(config: UploadConfig, display: ProgressDisplay, plain_ticke
     loop.add_signal_handler(signal.SIGINT, on_signal, EXIT_INTERRUPTED)
     loop.add_signal_handler(signal.SIGTERM, on_signal, EXIT_TERMINATED)
     try:
-        return await _upload_with_display(config, display, plain_ticker)
+        return await _upload_with_display(config, display, plain_ticker, runner)
     except asyncio.CancelledError:
         if received:
             raise _Stopped(received[0]) from None
@@ -422,6 +455,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         _merge_main(args)
     try:
         config = config_from_args(args)
+        runner = runner_from_args(args, config)
     except UploaderError as exc:
         _fail(EXIT_USAGE, exc, args.debug)
     quiet = args.quiet or args.no_progress or config.dry_run
@@ -438,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         err = PlainConsole(stderr=True)
     display = ProgressDisplay(err, live=live, verbose=args.verbose, quiet=args.quiet, out=PlainConsole())
     try:
-        result = _run_event_loop(_main_task(config, display, plain_ticker))
+        result = _run_event_loop(_main_task(config, display, plain_ticker, runner))
     except UploaderError as exc:
         _fail(EXIT_USAGE, exc, args.debug)
     except (KeyboardInterrupt, _Stopped) as stop:  # KeyboardInterrupt: Ctrl-C before the loop took over

@@ -28,6 +28,10 @@ class BucketError(UploaderError):
     """The bucket does not exist or cannot be written with these credentials."""
 
 
+class ClusterError(UploaderError):
+    """The Dask cluster of ``--dask`` could not be reached, had no worker, or could not finish a shard."""
+
+
 class FileError(UploaderError):
     """One file could not be uploaded; the run goes on and reports it."""
 

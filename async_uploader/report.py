@@ -8,11 +8,13 @@ kill leaves a valid prefix that ``--retry-failed`` can still read. Schema (docum
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from .errors import ConfigError
 from .events import MAX_FAILURES_KEPT, Event, FileDone, FileFailed, FileSkipped, RunFinished, UploadResult
@@ -34,10 +36,11 @@ def summary_record(result: UploadResult, *, interrupted: bool = False) -> dict[s
 class ReportWriter:
     """Appends one line per finished file to an open report; ``close`` writes the summary if not yet written."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, append: bool = False) -> None:
+        """``append``: go on with a report written so far (a Dask client spools a shard's batches this way)."""
         try:
             # A name that is not UTF-8 (surrogate escapes) is written as a JSON \udcXX escape: valid UTF-8 out.
-            self._file: IO[str] = path.open("w", encoding="utf-8", errors="backslashreplace")
+            self._file: IO[str] = path.open("a" if append else "w", encoding="utf-8", errors="backslashreplace")
         except OSError as exc:
             raise ConfigError(f"cannot write report {str(path)!r}: {exc.strerror or exc}") from exc
         self._summary_written = False
@@ -103,55 +106,107 @@ class MergedReports:
     result: UploadResult
     records: int
     incomplete: tuple[str, ...]
-    """Reports without a summary, or whose run was interrupted: their shard did not finish."""
+    """Shards none of whose reports has a summary of a run that was not interrupted: they did not finish."""
 
 
-def merge_reports(reports: Sequence[Path], output: Path | None = None) -> MergedReports:
-    """Combine shard reports: every file record is copied to ``output`` (if given) as it is read, and counted;
-    then one summary. Nothing is held per file."""
-    uploaded = skipped = failed = bytes_uploaded = records = 0
+# When a retried shard's attempts list a path more than once, the best outcome is the one that happened.
+_STATUS_RANK: Final = {"uploaded": 3, "skipped": 2, "failed": 1}
+
+
+class _Tally:
+    """Counts file records into an ``UploadResult``, copying each to the merged report if there is one."""
+
+    def __init__(self, writer: IO[str] | None) -> None:
+        self.uploaded = self.skipped = self.failed = self.bytes_uploaded = self.records = 0
+        self.failures: list[tuple[str, str]] = []
+        self._writer = writer
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.records += 1
+        status = record.get("status")
+        if status == "uploaded":
+            self.uploaded += 1
+            self.bytes_uploaded += int(record.get("size") or 0)
+        elif status == "skipped":
+            self.skipped += 1
+        elif status == "failed":
+            self.failed += 1
+            if len(self.failures) < MAX_FAILURES_KEPT:
+                self.failures.append((str(record.get("path")), str(record.get("error"))))
+        if self._writer is not None:
+            self._writer.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def merge_reports(reports: Sequence[Path | Sequence[Path]], output: Path | None = None) -> MergedReports:
+    """Combine shard reports: every file record is copied to ``output`` (if given) and counted; then one summary.
+
+    An item of ``reports`` is one shard's report, or the reports of a shard's attempts (a shard that was retried,
+    as Dask retries the shard of a worker that died): those may list a path twice, and only its best record is
+    kept (uploaded, else skipped, else failed; the later attempt's on a tie), in a temporary SQLite table rather
+    than in memory. Nothing else is held per file. A shard is complete when one of its attempts finished.
+    """
     elapsed = 0.0
-    failures: list[tuple[str, str]] = []
     incomplete: list[str] = []
     writer = output.open("w", encoding="utf-8", errors="backslashreplace") if output is not None else None
     try:
-        for report in reports:
-            summary: dict[str, Any] | None = None
-            for record in _records(report):
-                if "summary" in record:
-                    summary = record["summary"]
-                    continue
-                records += 1
-                status = record.get("status")
-                if status == "uploaded":
-                    uploaded += 1
-                    bytes_uploaded += int(record.get("size") or 0)
-                elif status == "skipped":
-                    skipped += 1
-                elif status == "failed":
-                    failed += 1
-                    if len(failures) < MAX_FAILURES_KEPT:
-                        failures.append((str(record.get("path")), str(record.get("error"))))
-                if writer is not None:
-                    writer.write(json.dumps(record, ensure_ascii=False) + "\n")
-            if summary is None or summary.get("interrupted"):
-                incomplete.append(str(report))
-            if summary is not None:
-                elapsed = max(elapsed, float(summary.get("elapsed_s") or 0.0))
+        tally = _Tally(writer)
+        for shard in reports:
+            attempts = [shard] if isinstance(shard, Path) else list(shard)
+            summaries = _merge_attempts(attempts, tally) if len(attempts) > 1 else [_copy_records(attempts[0], tally)]
+            if not any(summary is not None and not summary.get("interrupted") for summary in summaries):
+                incomplete.append(", ".join(map(str, attempts)))
+            for summary in summaries:
+                if summary is not None:
+                    elapsed = max(elapsed, float(summary.get("elapsed_s") or 0.0))
         result = UploadResult(
-            uploaded=uploaded,
-            skipped=skipped,
-            failed=failed,
-            bytes_uploaded=bytes_uploaded,
+            uploaded=tally.uploaded,
+            skipped=tally.skipped,
+            failed=tally.failed,
+            bytes_uploaded=tally.bytes_uploaded,
             elapsed_s=elapsed,
-            failures=tuple(failures),
+            failures=tuple(tally.failures),
         )
         if writer is not None:
             writer.write(json.dumps(summary_record(result, interrupted=bool(incomplete))) + "\n")
     finally:
         if writer is not None:
             writer.close()
-    return MergedReports(result, records, tuple(incomplete))
+    return MergedReports(result, tally.records, tuple(incomplete))
+
+
+def _copy_records(report: Path, tally: _Tally) -> dict[str, Any] | None:
+    """Count (and copy) every file record of one report; its summary, if it has one."""
+    summary: dict[str, Any] | None = None
+    for record in _records(report):
+        if "summary" in record:
+            summary = record["summary"]
+        else:
+            tally.add(record)
+    return summary
+
+
+def _merge_attempts(attempts: Sequence[Path], tally: _Tally) -> list[dict[str, Any] | None]:
+    """Count (and copy) the best record of each path of one shard's attempts; their summaries."""
+    summaries: list[dict[str, Any] | None] = []
+    with contextlib.closing(sqlite3.connect("")) as db:  # "": a private temporary database, on disk past its cache
+        db.execute("CREATE TABLE best (path TEXT PRIMARY KEY, rank INTEGER, record TEXT)")
+        for report in attempts:
+            summary: dict[str, Any] | None = None
+            for record in _records(report):
+                if "summary" in record:
+                    summary = record["summary"]
+                    continue
+                # JSON text with ASCII escapes: a name that is not UTF-8 (surrogate escapes) is stored as it came.
+                rank = _STATUS_RANK.get(str(record.get("status")), 0)
+                db.execute(
+                    "INSERT INTO best VALUES (?, ?, ?) ON CONFLICT (path) DO UPDATE"
+                    " SET rank = excluded.rank, record = excluded.record WHERE excluded.rank >= best.rank",
+                    (json.dumps(record.get("path")), rank, json.dumps(record)),
+                )
+            summaries.append(summary)
+        for (text,) in db.execute("SELECT record FROM best ORDER BY rowid"):
+            tally.add(json.loads(text))
+    return summaries
 
 
 def _records(report: Path) -> Iterator[dict[str, Any]]:

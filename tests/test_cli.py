@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,31 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.startswith("async-uploader ")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--dask", "tcp://127.0.0.1:8786", "--shard", "0/2"], "--dask plans its own shards"),
+        (["--shards", "4"], "--shards needs --dask"),
+        (["--dask", "tcp://127.0.0.1:8786", "--shards", "0"], "--shards must be at least 1"),
+    ],
+)
+def test_dask_flags_that_do_not_fit_are_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    code, err = run_main(capsys, "upload", str(tmp_path), "s3://bucket", *flags)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("async-uploader: error: ")
+    assert message in lines[0]
+
+
+def test_dask_without_the_extra_names_the_extra(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if `pip install async-uploader` alone
+    code, err = run_main(capsys, "upload", str(tmp_path), "s3://bucket", "--dask", "tcp://127.0.0.1:8786")
+    assert code == 2
+    assert err == "async-uploader: error: --dask needs the dask extra: pip install 'async-uploader[dask]'\n"

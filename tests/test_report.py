@@ -283,3 +283,32 @@ def test_a_shard_that_did_not_finish_is_named(tmp_path: Path) -> None:
     merged = merge_reports([cut])
     assert merged.incomplete == (str(cut),)
     assert merged.records == 1
+
+
+def test_a_retried_shards_attempts_keep_each_path_once_at_its_best(tmp_path: Path) -> None:
+    # The first attempt died after two files (no summary); the retry found them uploaded and finished.
+    killed = write_report(tmp_path / "0-a.jsonl", [record("a", "uploaded", 2), record("b", "failed")], None)
+    retry = write_report(
+        tmp_path / "0-b.jsonl",
+        [record("b", "uploaded", 3), record("a", "skipped", 2), record("\udcff-odd", "failed"), record("c", "skipped")],
+        {"uploaded": 1, "skipped": 2, "failed": 1, "bytes_uploaded": 3, "elapsed_s": 2.0, "interrupted": False},
+    )
+    other = write_report(tmp_path / "1.jsonl", [record("d", "uploaded", 4)], None)
+    output = tmp_path / "all.jsonl"
+
+    merged = merge_reports([[killed, retry], other], output)
+
+    lines = read_lines(output)
+    assert [(line["path"], line["status"]) for line in lines[:-1]] == [
+        ("a", "uploaded"),
+        ("b", "uploaded"),
+        ("\udcff-odd", "failed"),
+        ("c", "skipped"),
+        ("d", "uploaded"),
+    ]
+    assert (merged.result.uploaded, merged.result.skipped, merged.result.failed) == (3, 1, 1)
+    assert merged.result.bytes_uploaded == 2 + 3 + 4
+    assert merged.records == 5
+    # Shard 0 finished on its retry; shard 1 never did.
+    assert merged.incomplete == (str(other),)
+    assert lines[-1]["summary"]["interrupted"] is True
