@@ -23,7 +23,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from .adaptive import AdaptiveLimit, govern_cpu
 from .budget import ByteBudget
-from .chunks import read_chunk
+from .chunks import FileReader
 from .config import UploadConfig
 from .destination import DestinationIndex
 from .errors import FileChangedError, FileError, UploaderError, VerificationError
@@ -94,6 +94,7 @@ class _Run:
         retry = RetryPolicy(attempts=config.retries, deadline_s=config.retry_deadline_s)
         self.limits = Limits(AdaptiveLimit(config.concurrency), ByteBudget(config.max_memory), bandwidth, retry)
         self.scan_options = ScanOptions(PathFilter.from_flags(config.filters), config.follow_symlinks, config.shard)
+        self.reader = FileReader()
         self.tally = ResultBuilder()
         self._on_event = on_event
         self.index = DestinationIndex(store, state, config, self.limits) if store and state else None
@@ -229,11 +230,10 @@ class _Run:
         on_retry: Callable[[FileError], None],
     ) -> StoredObject:
         algorithm = self.config.checksum
+        reader = self.reader
 
         async def send() -> StoredObject:
-            chunk = await read_chunk(
-                entry.path, 0, entry.size, size=entry.size, mtime_ns=entry.mtime_ns, algorithm=algorithm
-            )
+            chunk = await reader.read(entry.path, size=entry.size, mtime_ns=entry.mtime_ns, algorithm=algorithm)
             stored = await store.put_object(key, chunk.body, checksum=chunk.checksum, metadata=metadata)
             sent = chunk.checksum
             if sent is not None and stored.checksum is not None and stored.checksum != sent.value:
@@ -323,6 +323,22 @@ async def _run_upload(
     write_probe_key: str | None,
 ) -> UploadResult:
     run = _Run(config, store, on_event, state, write_probe_key)
+    try:
+        await _run_pipeline(run, precount)
+    finally:
+        run.reader.close()
+    result = dataclasses.replace(
+        run.tally.result(),
+        peak_requests=run.limits.slots.peak_in_use,
+        peak_buffered_bytes=run.limits.budget.peak_used,
+        lowest_concurrency=run.limits.slots.lowest,
+    )
+    run.emit(RunFinished(result))
+    return result
+
+
+async def _run_pipeline(run: _Run, precount: bool) -> None:
+    config = run.config
     send, receive = anyio.create_memory_object_stream[ScanItem](config.concurrency * QUEUE_SLOTS_PER_WORKER)
     stop_count = threading.Event()
     async with anyio.create_task_group() as outer:
@@ -341,11 +357,3 @@ async def _run_upload(
         finally:
             stop_count.set()  # the count only feeds the display; once the files are done it has no use
             outer.cancel_scope.cancel()  # and the CPU governor has nothing left to govern
-    result = dataclasses.replace(
-        run.tally.result(),
-        peak_requests=run.limits.slots.peak_in_use,
-        peak_buffered_bytes=run.limits.budget.peak_used,
-        lowest_concurrency=run.limits.slots.lowest,
-    )
-    run.emit(RunFinished(result))
-    return result
