@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Final
 
 import anyio
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .adaptive import AdaptiveLimit, govern_cpu
 from .budget import ByteBudget
@@ -244,9 +244,20 @@ class _Run:
 
         return await self.limits.send_body(entry.size, send, deadline=deadline, on_retry=on_retry)
 
-    async def worker(self, receive: ObjectReceiveStream[ScanItem]) -> None:
+    async def worker(self, receive: MemoryObjectReceiveStream[ScanItem]) -> None:
         async with receive:
-            async for item in receive:
+            while True:
+                # An item already queued is taken without the stream's checkpoint (a turn of the loop per file);
+                # uploading it awaits soon enough.
+                try:
+                    item = receive.receive_nowait()
+                except anyio.WouldBlock:
+                    try:
+                        item = await receive.receive()
+                    except anyio.EndOfStream:
+                        return
+                except anyio.EndOfStream:
+                    return
                 if isinstance(item, FileEntry):
                     await self.upload_file(item)
                 elif isinstance(item, ScanSkipped):
@@ -254,7 +265,7 @@ class _Run:
                 else:
                     self.emit(FileFailed(item.rel, None, item.reason))
 
-    async def walk(self, send: ObjectSendStream[ScanItem]) -> None:
+    async def walk(self, send: MemoryObjectSendStream[ScanItem]) -> None:
         async with send:
             if self.config.retry_failed is not None:
                 rels = await anyio.to_thread.run_sync(list, failed_paths(self.config.retry_failed))
@@ -275,7 +286,10 @@ class _Run:
                     if reason is not None:
                         self.emit(FileSkipped(item.rel, key, reason, item.size))
                         continue
-                await send.send(item)
+                try:
+                    send.send_nowait(item)  # room in the queue: no turn of the loop per file
+                except anyio.WouldBlock:
+                    await send.send(item)
 
     async def precount(self, stop: threading.Event) -> None:
         totals = await count_tree(self.config.source, stop, self.scan_options)

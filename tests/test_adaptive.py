@@ -106,6 +106,21 @@ async def test_a_free_slot_is_taken_without_a_turn_of_the_loop_and_a_taken_one_i
     assert limit.peak_in_use == 1
 
 
+async def test_try_acquire_takes_a_free_slot_and_refuses_when_full() -> None:
+    limit = AdaptiveLimit(1)
+    assert limit.try_acquire()
+    assert not limit.try_acquire()
+    assert limit.in_use == 1
+    async with anyio.create_task_group() as group:
+        group.start_soon(limit.acquire)
+        await settle()
+        limit.release()  # handed straight to the waiter: still none free
+        assert not limit.try_acquire()
+    limit.release()
+    assert limit.try_acquire()
+    assert limit.peak_in_use == 1
+
+
 async def test_the_slot_is_released_when_the_body_raises() -> None:
     limit = AdaptiveLimit(1)
     with pytest.raises(RuntimeError, match="upload failed"):

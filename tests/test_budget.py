@@ -80,6 +80,22 @@ async def test_free_bytes_are_taken_without_a_turn_of_the_loop_and_missing_ones_
     assert budget.peak_used == 70
 
 
+async def test_try_acquire_takes_only_free_bytes_nobody_waits_for() -> None:
+    budget = ByteBudget(100)
+    assert budget.try_acquire(60) == 60
+    assert budget.try_acquire(50) is None  # 40 free
+    assert budget.try_acquire(10**6) is None  # clamped to the capacity, still more than is free
+    granted: list[str] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(acquire_then_record, budget, 50, "waiter", granted)
+        await anyio.wait_all_tasks_blocked()
+        assert budget.try_acquire(10) is None  # 40 free, but the waiter is first in line
+        budget.release(60)
+    assert granted == ["waiter"]
+    assert budget.try_acquire(50) == 50
+    assert budget.available == 0
+
+
 async def test_waiter_blocks_until_enough_is_released() -> None:
     budget = ByteBudget(100)
     await budget.acquire(80)
