@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -342,6 +343,22 @@ def _pin_mmap_threshold() -> None:
         pass
 
 
+GC_YOUNG_OBJECTS: Final = 20_000
+
+
+def _collect_garbage_less_often() -> None:
+    """Run the cyclic garbage collector seldom, and never over what start-up built.
+
+    An upload allocates a few hundred objects per file, nearly all freed by reference counting. With Python's
+    defaults (a young collection every 700 allocations, a full one now and then walking every object the imports
+    made) the collector took 3-6% of the client's CPU on small files. Start-up's objects (modules, classes,
+    botocore's models) are never garbage: frozen, no collection walks them; the young generation is collected
+    every ``GC_YOUNG_OBJECTS`` allocations. Only the CLI does this: the process is ours, not an application's.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_OBJECTS, *gc.get_threshold()[1:])
+
+
 def _cleanup_main(args: argparse.Namespace) -> NoReturn:
     try:
         parse_duration(args.older_than)
@@ -400,6 +417,7 @@ def _run_event_loop(main_task: Coroutine[Any, Any, T]) -> T:
     uvloop takes ~10% off the CPU per small file (measured in docs/benchmarks.md). ``ASYNC_UPLOADER_EVENT_LOOP=
     asyncio`` keeps the standard loop, to compare or to rule uvloop out.
     """
+    _collect_garbage_less_often()
     if os.environ.get(EVENT_LOOP_ENV, "").lower() != "asyncio":
         try:
             import uvloop
