@@ -260,6 +260,7 @@ def config_from_args(args: argparse.Namespace) -> UploadConfig:
         max_cpu=args.max_cpu,
         connect_timeout=args.connect_timeout,
         lean=args.lean == "on",
+        count_first=not (args.quiet or args.no_progress),  # the totals feed only the progress display
         read_timeout=args.read_timeout,
         overwrite=args.overwrite,
         state_file=args.state_file,

@@ -356,7 +356,7 @@ async def _run_pipeline(run: _Run, precount: bool) -> None:
     send, receive = anyio.create_memory_object_stream[ScanItem](config.concurrency * QUEUE_SLOTS_PER_WORKER)
     stop_count = threading.Event()
     async with anyio.create_task_group() as outer:
-        if precount and config.retry_failed is None:
+        if precount and config.count_first and config.retry_failed is None:
             outer.start_soon(run.precount, stop_count)
         if config.max_cpu_percent is not None:
             outer.start_soon(govern_cpu, run.limits.slots, config.max_cpu_percent)
