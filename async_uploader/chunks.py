@@ -117,7 +117,8 @@ SMALL_FILE_MAX_BYTES: Final = 1024 * 1024
 READ_THREADS: Final = 4
 """Batches read at once: parallel reads for a cold disk; while all are busy, the next batch grows."""
 CACHED_READ_MAX_BYTES: Final = 128 * 1024 if _RWF_NOWAIT else 0
-"""Files up to this size whose bytes are in the page cache are read on the loop's thread (``FileReader``)."""
+"""Files up to this size whose bytes are in the page cache may be read on the loop's thread (``FileReader``):
+where the loop is the CLI's own (``UploadConfig.cached_reads_on_loop``), never an application's."""
 SLOW_CACHED_READ_S: Final = 0.001
 SLOW_CACHED_READS_MIN: Final = 16
 """Once this many cached reads, and a quarter of them all, took longer than ``SLOW_CACHED_READ_S`` (opening a
@@ -143,12 +144,13 @@ class FileReader:
 
     A thread hop costs the loop ~25-100 us, as much as the read itself of a small file: one per file was a fifth
     of the client's CPU on a tree of small files, most of it in handing the GIL back and forth (18 futex calls
-    per file). So a small file whose bytes are all in the page cache (just written, or read before: the common
-    case for a tree being uploaded) is read right here, with ``RWF_NOWAIT`` so that the loop never waits for the
-    disk; on a file system that cannot read that way, or where opening files turns out slow, this stops for the
-    run. Every other small read asked for during one turn of the loop (or while all ``threads`` are busy) goes to
-    a thread as one batch, and its results come back in one callback. Each read is the same as ``read_chunk``'s
-    (open, pread, checksum, fstat; a torn read refused).
+    per file). So, where the loop is the CLI's own (``cached_read_max_bytes`` above 0; a library caller's loop
+    gets no file reads), a small file whose bytes are all in the page cache (just written, or read before: the
+    common case) is read right here, with ``RWF_NOWAIT`` so that the loop never waits for the disk; on a file
+    system that cannot read that way, or where opening files turns out slow, this stops for the run. Every other
+    small read asked for during one turn of the loop (or while all ``threads`` are busy) goes to a thread as one
+    batch, and its results come back in one callback. Each read is the same as ``read_chunk``'s (open, pread,
+    checksum, fstat; a torn read refused).
 
     A caller cancelled while its read is in a thread returns at once and the read's result is dropped: unlike
     ``read_chunk``, the wait is not shielded, which for at most ``SMALL_FILE_MAX_BYTES`` costs nothing worth a
@@ -160,7 +162,7 @@ class FileReader:
         *,
         threads: int = READ_THREADS,
         small_file_max_bytes: int = SMALL_FILE_MAX_BYTES,
-        cached_read_max_bytes: int = CACHED_READ_MAX_BYTES,
+        cached_read_max_bytes: int = 0,
     ) -> None:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="async-uploader-read")
         self._threads = threads

@@ -261,6 +261,7 @@ def config_from_args(args: argparse.Namespace) -> UploadConfig:
         connect_timeout=args.connect_timeout,
         lean=args.lean == "on",
         count_first=not (args.quiet or args.no_progress),  # the totals feed only the progress display
+        cached_reads_on_loop=True,  # the loop is ours: no application shares it
         read_timeout=args.read_timeout,
         overwrite=args.overwrite,
         state_file=args.state_file,

@@ -194,6 +194,10 @@ class UploadConfig:
     count_first: bool = True
     """Count the tree up front for the totals a progress display shows (``TotalsKnown``). Off when nothing shows
     them: the count is a second walk in a thread, ~10% of the client's CPU on a tree of small files."""
+    cached_reads_on_loop: bool = False
+    """Let the event loop itself read a small file whose bytes are all in the page cache (``RWF_NOWAIT``: it never
+    waits for the disk), sparing a worker-thread hop: ~10% less CPU per small file. Off for the library, which
+    promises an application's loop no file reads or checksums; the CLI, whose loop is its own, turns it on."""
 
 
 def make_config(
@@ -228,6 +232,7 @@ def make_config(
     shard: str | Shard | None = None,
     lean: bool = True,
     count_first: bool = True,
+    cached_reads_on_loop: bool = False,
 ) -> UploadConfig:
     """Validate user-facing options into an ``UploadConfig``; raises ``ConfigError`` with a one-line reason.
 
@@ -303,4 +308,5 @@ def make_config(
         shard=parse_shard(shard) if isinstance(shard, str) else shard,
         lean=lean,
         count_first=count_first,
+        cached_reads_on_loop=cached_reads_on_loop,
     )

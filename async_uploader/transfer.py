@@ -23,7 +23,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .adaptive import AdaptiveLimit, govern_cpu
 from .budget import ByteBudget
-from .chunks import FileReader
+from .chunks import CACHED_READ_MAX_BYTES, FileReader
 from .config import UploadConfig
 from .destination import DestinationIndex
 from .errors import FileChangedError, FileError, UploaderError, VerificationError
@@ -94,7 +94,7 @@ class _Run:
         retry = RetryPolicy(attempts=config.retries, deadline_s=config.retry_deadline_s)
         self.limits = Limits(AdaptiveLimit(config.concurrency), ByteBudget(config.max_memory), bandwidth, retry)
         self.scan_options = ScanOptions(PathFilter.from_flags(config.filters), config.follow_symlinks, config.shard)
-        self.reader = FileReader()
+        self.reader = FileReader(cached_read_max_bytes=CACHED_READ_MAX_BYTES if config.cached_reads_on_loop else 0)
         self.tally = ResultBuilder()
         self._on_event = on_event
         self.index = DestinationIndex(store, state, config, self.limits) if store and state else None

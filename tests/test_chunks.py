@@ -28,8 +28,13 @@ def _stat(path: Path) -> tuple[int, int]:
 
 
 def _threads_only() -> FileReader:
-    """A reader that reads every file in a worker thread, as where the page cache cannot be asked."""
-    return FileReader(cached_read_max_bytes=0)
+    """A reader that reads every file in a worker thread: the library's (its caller's loop reads no files)."""
+    return FileReader()
+
+
+def _cached_on_loop() -> FileReader:
+    """A reader that reads small files in the page cache on the loop: the CLI's."""
+    return FileReader(cached_read_max_bytes=CACHED_READ_MAX_BYTES)
 
 
 async def test_concurrent_small_reads_get_their_own_bytes_and_checksums_in_shared_hops(tmp_path: Path) -> None:
@@ -65,7 +70,7 @@ async def test_one_files_failure_is_raised_in_its_own_caller_only(tmp_path: Path
     walked = {path: _stat(path) for path in (good, changed, gone)}
     changed.write_bytes(b"after, and longer")
     os.unlink(gone)
-    reader = _threads_only() if in_thread else FileReader()
+    reader = _threads_only() if in_thread else _cached_on_loop()
     outcomes: dict[str, object] = {}
 
     async def read(path: Path) -> None:
@@ -132,7 +137,7 @@ async def test_a_cancelled_read_leaves_the_others_in_its_batch_unharmed(tmp_path
 async def test_an_empty_file_reads_as_no_bytes(tmp_path: Path, algorithm: Algorithm | None, in_thread: bool) -> None:
     path = write_file(tmp_path, "empty", b"")
     size, mtime_ns = _stat(path)
-    reader = _threads_only() if in_thread else FileReader()
+    reader = _threads_only() if in_thread else _cached_on_loop()
     try:
         chunk = await reader.read(str(path), size=size, mtime_ns=mtime_ns, algorithm=algorithm)
     finally:
@@ -149,7 +154,7 @@ async def test_a_file_in_the_page_cache_is_read_without_a_thread_hop(tmp_path: P
     data = random_bytes(40_000, seed=3)
     path = write_file(tmp_path, "hot", data)  # just written: its bytes are in the page cache
     size, mtime_ns = _stat(path)
-    reader = FileReader()
+    reader = _cached_on_loop()
     try:
         chunk = await reader.read(str(path), size=size, mtime_ns=mtime_ns, algorithm=Algorithm.CRC32)
     finally:
@@ -182,7 +187,7 @@ async def test_a_read_the_cache_cannot_serve_goes_to_a_thread(
         return real_preadv(fd, buffers, offset, flags)
 
     monkeypatch.setattr(os, "preadv", preadv)
-    reader = FileReader()
+    reader = _cached_on_loop()
     try:
         first = await reader.read(str(path), size=size, mtime_ns=mtime_ns, algorithm=Algorithm.SHA256)
         assert (reader.cached_reads, reader.batches) == (0, 1)

@@ -73,6 +73,7 @@ def test_the_tree_is_counted_first_only_for_a_progress_display(
 ) -> None:
     config = config_from_args(build_parser().parse_args(["upload", str(tmp_path), "s3://bucket", *flags]))
     assert config.count_first is counted
+    assert config.cached_reads_on_loop  # the CLI's loop is its own: it may read files in the page cache
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
