@@ -40,17 +40,28 @@ class ByteBudget:
     def available(self) -> int:
         return self._available
 
+    def try_acquire(self, amount: int) -> int | None:
+        """Take ``amount`` bytes (clamped as by ``acquire``) if they are free now, with no one waiting ahead; what
+        was taken, or ``None``. No await, so nothing to cancel."""
+        amount = min(max(amount, 0), self.capacity)
+        if self._waiters or amount > self._available:
+            return None
+        self._available -= amount
+        used = self.capacity - self._available
+        if used > self.peak_used:
+            self.peak_used = used
+        return amount
+
     async def acquire(self, amount: int) -> int:
         """Take ``amount`` bytes (at most the whole capacity) and return what was taken, to give back later."""
         amount = min(max(amount, 0), self.capacity)
         if not self._waiters and amount <= self._available:
-            # Cancellation may only strike before the bytes are taken, as in anyio's own Semaphore.
+            # Cancellation may only strike before the bytes are taken, as in anyio's own Semaphore. Uncontended,
+            # the bytes are taken without yielding to the loop (see ``AdaptiveLimit.acquire``).
             await anyio.lowlevel.checkpoint_if_cancelled()
-            if not self._waiters and amount <= self._available:
-                self._available -= amount
-                self.peak_used = max(self.peak_used, self.capacity - self._available)
-                await anyio.lowlevel.cancel_shielded_checkpoint()
-                return amount
+            taken = self.try_acquire(amount)
+            if taken is not None:
+                return taken
         waiter = _Waiter(amount)
         self._waiters.append(waiter)
         try:

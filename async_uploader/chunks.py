@@ -7,8 +7,13 @@ is what detects a file that changed since it was walked: a torn read is refused,
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import errno
 import hashlib
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 
@@ -65,12 +70,189 @@ def _read_range(path: str, offset: int, length: int, size: int, mtime_ns: int, a
     return Chunk(body, digest.checksum(), digest.crc)
 
 
+_RWF_NOWAIT: Final = getattr(os, "RWF_NOWAIT", 0)
+_NOWAIT_UNSUPPORTED: Final = frozenset({errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
+
+
+def _read_cached(path: str, size: int, mtime_ns: int, algorithm: Algorithm | None) -> Chunk | None:
+    """The whole file as ``_read_range`` reads it, if its bytes are all in the page cache; ``None`` if not: the
+    read never waits for the disk (``RWF_NOWAIT``). Raises ``OSError`` with an errno in ``_NOWAIT_UNSUPPORTED``
+    where the file system cannot read that way."""
+    body = Body(bytes(size))
+    digest = Digest(algorithm) if algorithm is not None else None
+    # O_NONBLOCK: should the path have become a FIFO since the walk, opening it must not wait for a writer.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if size:
+            with body.getbuffer() as view:
+                try:
+                    got = os.preadv(fd, [view], 0, _RWF_NOWAIT)
+                except BlockingIOError:
+                    return None
+                if got != size:
+                    return None  # partly cached, or the file shrank: the full read finds out which
+                if digest is not None:
+                    digest.update(view)
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if st.st_size != size or st.st_mtime_ns != mtime_ns:
+        raise FileChangedError("file changed while it was being uploaded (size or mtime differ from the walk)")
+    body.seek(0)
+    if digest is None:
+        return Chunk(body, None, 0)
+    return Chunk(body, digest.checksum(), digest.crc)
+
+
 async def read_chunk(
     path: str, offset: int, length: int, *, size: int, mtime_ns: int, algorithm: Algorithm | None = Algorithm.CRC32
 ) -> Chunk:
     """Bytes ``[offset, offset + length)`` of the file whose walked stat was ``size`` and ``mtime_ns``, with
     their checksum computed as they are read."""
     return await anyio.to_thread.run_sync(_read_range, path, offset, length, size, mtime_ns, algorithm)
+
+
+SMALL_FILE_MAX_BYTES: Final = 1024 * 1024
+"""Files up to this size are read in batches (``FileReader``); a batch's reads run one after the other."""
+READ_THREADS: Final = 4
+"""Batches read at once: parallel reads for a cold disk; while all are busy, the next batch grows."""
+CACHED_READ_MAX_BYTES: Final = 128 * 1024 if _RWF_NOWAIT else 0
+"""Files up to this size whose bytes are in the page cache may be read on the loop's thread (``FileReader``):
+where the loop is the CLI's own (``UploadConfig.cached_reads_on_loop``), never an application's."""
+SLOW_CACHED_READ_S: Final = 0.001
+SLOW_CACHED_READS_MIN: Final = 16
+"""Once this many cached reads, and a quarter of them all, took longer than ``SLOW_CACHED_READ_S`` (opening a
+file over NFS, say), the loop stops reading files itself for the rest of the run. A busy machine preempting the
+loop now and then (a few percent of reads here, with the server on the same two cores) does not stop it."""
+
+
+class _Read:
+    __slots__ = ("algorithm", "future", "mtime_ns", "path", "size")
+
+    def __init__(
+        self, path: str, size: int, mtime_ns: int, algorithm: Algorithm | None, future: asyncio.Future[Chunk]
+    ) -> None:
+        self.path = path
+        self.size = size
+        self.mtime_ns = mtime_ns
+        self.algorithm = algorithm
+        self.future = future
+
+
+class FileReader:
+    """Whole files with their checksums, the small ones read on the loop's thread or many per worker-thread hop.
+
+    A thread hop costs the loop ~25-100 us, as much as the read itself of a small file: one per file was a fifth
+    of the client's CPU on a tree of small files, most of it in handing the GIL back and forth (18 futex calls
+    per file). So, where the loop is the CLI's own (``cached_read_max_bytes`` above 0; a library caller's loop
+    gets no file reads), a small file whose bytes are all in the page cache (just written, or read before: the
+    common case) is read right here, with ``RWF_NOWAIT`` so that the loop never waits for the disk; on a file
+    system that cannot read that way, or where opening files turns out slow, this stops for the run. Every other
+    small read asked for during one turn of the loop (or while all ``threads`` are busy) goes to a thread as one
+    batch, and its results come back in one callback. Each read is the same as ``read_chunk``'s (open, pread,
+    checksum, fstat; a torn read refused).
+
+    A caller cancelled while its read is in a thread returns at once and the read's result is dropped: unlike
+    ``read_chunk``, the wait is not shielded, which for at most ``SMALL_FILE_MAX_BYTES`` costs nothing worth a
+    cancel scope per file. Larger files go through ``read_chunk``. Owned by one run on one loop; ``close`` it.
+    """
+
+    def __init__(
+        self,
+        *,
+        threads: int = READ_THREADS,
+        small_file_max_bytes: int = SMALL_FILE_MAX_BYTES,
+        cached_read_max_bytes: int = 0,
+    ) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="async-uploader-read")
+        self._threads = threads
+        self._small_file_max_bytes = small_file_max_bytes
+        self._cached_read_max_bytes = cached_read_max_bytes
+        self._cached_attempts = 0
+        self._slow_cached_reads = 0
+        self.cached_reads = 0
+        """Files read on the loop's thread so far (an instrument for the tests and the benchmark)."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[_Read] = []
+        self._busy = 0
+        self._flush_due = False
+        self.batches = 0
+        """Thread hops taken so far (an instrument for the tests and the benchmark)."""
+
+    async def read(self, path: str, *, size: int, mtime_ns: int, algorithm: Algorithm | None) -> Chunk:
+        """The whole file whose walked stat was ``size`` and ``mtime_ns``, with its checksum."""
+        if size <= self._cached_read_max_bytes:
+            chunk = self._read_cached(path, size, mtime_ns, algorithm)
+            if chunk is not None:
+                return chunk
+        if size > self._small_file_max_bytes:
+            return await read_chunk(path, 0, size, size=size, mtime_ns=mtime_ns, algorithm=algorithm)
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()  # once: each call costs a getpid() system call
+        future: asyncio.Future[Chunk] = loop.create_future()
+        self._pending.append(_Read(path, size, mtime_ns, algorithm, future))
+        if not self._flush_due and self._busy < self._threads:
+            self._flush_due = True
+            loop.call_soon(self._flush, loop)
+        return await future
+
+    def _read_cached(self, path: str, size: int, mtime_ns: int, algorithm: Algorithm | None) -> Chunk | None:
+        started = time.perf_counter()
+        try:
+            chunk = _read_cached(path, size, mtime_ns, algorithm)
+        except OSError as exc:
+            if exc.errno not in _NOWAIT_UNSUPPORTED:
+                raise  # the file's own error (vanished, unreadable)
+            self._cached_read_max_bytes = 0
+            return None
+        self._cached_attempts += 1
+        if time.perf_counter() - started > SLOW_CACHED_READ_S:
+            self._slow_cached_reads += 1
+            if (
+                self._slow_cached_reads >= SLOW_CACHED_READS_MIN
+                and 4 * self._slow_cached_reads >= self._cached_attempts
+            ):
+                self._cached_read_max_bytes = 0
+        if chunk is not None:
+            self.cached_reads += 1
+        return chunk
+
+    def close(self) -> None:
+        """Let the threads end once their batches are done (a result with no loop left to take it is dropped)."""
+        self._executor.shutdown(wait=False)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._flush_due = False
+        reads = [read for read in self._pending if not read.future.done()]  # cancelled already: not read
+        self._pending = []
+        if reads:
+            self._busy += 1
+            self.batches += 1
+            self._executor.submit(self._read_batch, loop, reads)
+
+    def _read_batch(self, loop: asyncio.AbstractEventLoop, reads: list[_Read]) -> None:
+        results: list[Chunk | Exception] = []
+        for read in reads:
+            try:
+                results.append(_read_range(read.path, 0, read.size, read.size, read.mtime_ns, read.algorithm))
+            except Exception as exc:  # the file's own outcome (vanished, changed, unreadable), raised in its task
+                results.append(exc)
+        # A closed loop: the run ended (cancelled) while this batch was read, and nobody waits for it.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._deliver, loop, reads, results)
+
+    def _deliver(self, loop: asyncio.AbstractEventLoop, reads: list[_Read], results: list[Chunk | Exception]) -> None:
+        self._busy -= 1
+        for read, result in zip(reads, results, strict=True):
+            if read.future.done():
+                continue  # its caller was cancelled
+            if isinstance(result, Exception):
+                read.future.set_exception(result)
+            else:
+                read.future.set_result(result)
+        if self._pending and not self._flush_due:
+            self._flush(loop)
 
 
 def _check_unchanged(path: str, size: int, mtime_ns: int) -> None:

@@ -20,11 +20,11 @@ from collections.abc import Callable
 from typing import Final
 
 import anyio
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .adaptive import AdaptiveLimit, govern_cpu
 from .budget import ByteBudget
-from .chunks import read_chunk
+from .chunks import CACHED_READ_MAX_BYTES, FileReader
 from .config import UploadConfig
 from .destination import DestinationIndex
 from .errors import FileChangedError, FileError, UploaderError, VerificationError
@@ -95,6 +95,7 @@ class _Run:
         retry = RetryPolicy(attempts=config.retries, deadline_s=config.retry_deadline_s)
         self.limits = Limits(AdaptiveLimit(config.concurrency), ByteBudget(config.max_memory), bandwidth, retry)
         self.scan_options = ScanOptions(PathFilter.from_flags(config.filters), config.follow_symlinks, config.shard)
+        self.reader = FileReader(cached_read_max_bytes=CACHED_READ_MAX_BYTES if config.cached_reads_on_loop else 0)
         self.tally = ResultBuilder()
         self._on_event = on_event
         self.index = DestinationIndex(store, state, config, self.limits) if store and state else None
@@ -230,11 +231,10 @@ class _Run:
         on_retry: Callable[[FileError], None],
     ) -> StoredObject:
         algorithm = self.config.checksum
+        reader = self.reader
 
         async def send() -> StoredObject:
-            chunk = await read_chunk(
-                entry.path, 0, entry.size, size=entry.size, mtime_ns=entry.mtime_ns, algorithm=algorithm
-            )
+            chunk = await reader.read(entry.path, size=entry.size, mtime_ns=entry.mtime_ns, algorithm=algorithm)
             stored = await store.put_object(key, chunk.body, checksum=chunk.checksum, metadata=metadata)
             sent = chunk.checksum
             if sent is not None and stored.checksum is not None and stored.checksum != sent.value:
@@ -245,9 +245,20 @@ class _Run:
 
         return await self.limits.send_body(entry.size, send, deadline=deadline, on_retry=on_retry)
 
-    async def worker(self, receive: ObjectReceiveStream[ScanItem]) -> None:
+    async def worker(self, receive: MemoryObjectReceiveStream[ScanItem]) -> None:
         async with receive:
-            async for item in receive:
+            while True:
+                # An item already queued is taken without the stream's checkpoint (a turn of the loop per file);
+                # uploading it awaits soon enough.
+                try:
+                    item = receive.receive_nowait()
+                except anyio.WouldBlock:
+                    try:
+                        item = await receive.receive()
+                    except anyio.EndOfStream:
+                        return
+                except anyio.EndOfStream:
+                    return
                 if isinstance(item, FileEntry):
                     await self.upload_file(item)
                 elif isinstance(item, ScanSkipped):
@@ -255,7 +266,7 @@ class _Run:
                 else:
                     self.emit(FileFailed(item.rel, None, item.reason))
 
-    async def walk(self, send: ObjectSendStream[ScanItem]) -> None:
+    async def walk(self, send: MemoryObjectSendStream[ScanItem]) -> None:
         async with send:
             if self.config.retry_failed is not None:
                 rels = await anyio.to_thread.run_sync(list, failed_paths(self.config.retry_failed))
@@ -266,7 +277,11 @@ class _Run:
             async for batch in batches:
                 skipped = self._known_skips(batch)
                 for item in batch:
-                    if id(item) not in skipped:
+                    if id(item) in skipped:
+                        continue
+                    try:
+                        send.send_nowait(item)  # room in the queue: no turn of the loop per file
+                    except anyio.WouldBlock:
                         await send.send(item)
 
     def _known_skips(self, batch: list[ScanItem]) -> set[int]:
@@ -332,10 +347,26 @@ async def _run_upload(
     write_probe_key: str | None,
 ) -> UploadResult:
     run = _Run(config, store, on_event, state, write_probe_key)
+    try:
+        await _run_pipeline(run, precount)
+    finally:
+        run.reader.close()
+    result = dataclasses.replace(
+        run.tally.result(),
+        peak_requests=run.limits.slots.peak_in_use,
+        peak_buffered_bytes=run.limits.budget.peak_used,
+        lowest_concurrency=run.limits.slots.lowest,
+    )
+    run.emit(RunFinished(result))
+    return result
+
+
+async def _run_pipeline(run: _Run, precount: bool) -> None:
+    config = run.config
     send, receive = anyio.create_memory_object_stream[ScanItem](config.concurrency * QUEUE_SLOTS_PER_WORKER)
     stop_count = threading.Event()
     async with anyio.create_task_group() as outer:
-        if precount and config.retry_failed is None:
+        if precount and config.count_first and config.retry_failed is None:
             outer.start_soon(run.precount, stop_count)
         if config.max_cpu_percent is not None:
             outer.start_soon(govern_cpu, run.limits.slots, config.max_cpu_percent)
@@ -350,11 +381,3 @@ async def _run_upload(
         finally:
             stop_count.set()  # the count only feeds the display; once the files are done it has no use
             outer.cancel_scope.cancel()  # and the CPU governor has nothing left to govern
-    result = dataclasses.replace(
-        run.tally.result(),
-        peak_requests=run.limits.slots.peak_in_use,
-        peak_buffered_bytes=run.limits.budget.peak_used,
-        lowest_concurrency=run.limits.slots.lowest,
-    )
-    run.emit(RunFinished(result))
-    return result

@@ -82,6 +82,45 @@ async def test_acquire_and_release_count_the_slots_in_use() -> None:
     assert limit.limit == 3
 
 
+async def note(notes: list[str], name: str) -> None:
+    notes.append(name)
+
+
+async def test_a_free_slot_is_taken_without_a_turn_of_the_loop_and_a_taken_one_is_waited_for() -> None:
+    # The fast path: with a slot free, acquiring is not a scheduling point (another task gets no turn) ...
+    limit = AdaptiveLimit(1)
+    ran: list[str] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(note, ran, "other")
+        await limit.acquire()
+        assert ran == []
+        assert limit.peak_in_use == 1
+        # ... and the contended path: with none free, the next one waits until a release.
+        group.start_soon(limit.acquire)
+        await settle()
+        assert ran == ["other"]
+        assert limit.in_use == 1
+        limit.release()
+        await settle()
+    assert limit.in_use == 1
+    assert limit.peak_in_use == 1
+
+
+async def test_try_acquire_takes_a_free_slot_and_refuses_when_full() -> None:
+    limit = AdaptiveLimit(1)
+    assert limit.try_acquire()
+    assert not limit.try_acquire()
+    assert limit.in_use == 1
+    async with anyio.create_task_group() as group:
+        group.start_soon(limit.acquire)
+        await settle()
+        limit.release()  # handed straight to the waiter: still none free
+        assert not limit.try_acquire()
+    limit.release()
+    assert limit.try_acquire()
+    assert limit.peak_in_use == 1
+
+
 async def test_the_slot_is_released_when_the_body_raises() -> None:
     limit = AdaptiveLimit(1)
     with pytest.raises(RuntimeError, match="upload failed"):

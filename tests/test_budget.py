@@ -57,6 +57,45 @@ async def test_reserve_gives_bytes_back_on_exit_and_on_error() -> None:
     assert budget.available == 100
 
 
+async def note(notes: list[str], name: str) -> None:
+    notes.append(name)
+
+
+async def test_free_bytes_are_taken_without_a_turn_of_the_loop_and_missing_ones_are_waited_for() -> None:
+    budget = ByteBudget(100)
+    ran: list[str] = []
+    granted: list[str] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(note, ran, "other")
+        assert await budget.acquire(70) == 70  # free: taken at once, no other task ran meanwhile
+        assert ran == []
+        assert budget.peak_used == 70
+        group.start_soon(acquire_then_record, budget, 50, "waiter", granted)
+        await anyio.wait_all_tasks_blocked()
+        assert ran == ["other"]
+        assert granted == []  # 30 free: the waiter waits
+        budget.release(70)
+    assert granted == ["waiter"]
+    assert budget.available == 50
+    assert budget.peak_used == 70
+
+
+async def test_try_acquire_takes_only_free_bytes_nobody_waits_for() -> None:
+    budget = ByteBudget(100)
+    assert budget.try_acquire(60) == 60
+    assert budget.try_acquire(50) is None  # 40 free
+    assert budget.try_acquire(10**6) is None  # clamped to the capacity, still more than is free
+    granted: list[str] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(acquire_then_record, budget, 50, "waiter", granted)
+        await anyio.wait_all_tasks_blocked()
+        assert budget.try_acquire(10) is None  # 40 free, but the waiter is first in line
+        budget.release(60)
+    assert granted == ["waiter"]
+    assert budget.try_acquire(50) == 50
+    assert budget.available == 0
+
+
 async def test_waiter_blocks_until_enough_is_released() -> None:
     budget = ByteBudget(100)
     await budget.acquire(80)

@@ -68,6 +68,15 @@ def test_flags_reach_the_config(tmp_path: Path) -> None:
     assert (config.multipart_threshold, config.max_memory) == (100_000_000, 1024**3)
 
 
+@pytest.mark.parametrize(("flags", "counted"), [((), True), (("-q",), False), (("--no-progress",), False)])
+def test_the_tree_is_counted_first_only_for_a_progress_display(
+    tmp_path: Path, flags: tuple[str, ...], counted: bool
+) -> None:
+    config = config_from_args(build_parser().parse_args(["upload", str(tmp_path), "s3://bucket", *flags]))
+    assert config.count_first is counted
+    assert config.cached_reads_on_loop  # the CLI's loop is its own: it may read files in the page cache
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["--version"])

@@ -9,7 +9,16 @@ import anyio
 import pytest
 
 from async_uploader.config import MIB, make_config
-from async_uploader.events import Event, FileDone, FileFailed, FileRetried, FileStarted, PartDone, RunFinished
+from async_uploader.events import (
+    Event,
+    FileDone,
+    FileFailed,
+    FileRetried,
+    FileStarted,
+    PartDone,
+    RunFinished,
+    TotalsKnown,
+)
 from async_uploader.plan import object_metadata
 from async_uploader.transfer import run_upload
 from tests.memory_store import MemoryStore
@@ -165,3 +174,13 @@ async def test_file_started_precedes_done_for_every_file(tmp_path: Path, concurr
     started = [e.path for e in events if isinstance(e, FileStarted)]
     done = [e.path for e in events if isinstance(e, FileDone)]
     assert sorted(started) == sorted(done) == sorted(f"f{i}" for i in range(20))
+
+
+@pytest.mark.parametrize("count_first", [True, False])
+async def test_the_tree_is_counted_up_front_only_when_asked(tmp_path: Path, count_first: bool) -> None:
+    files = make_tree(tmp_path, {f"d{i % 3}/f{i}": random_bytes(100, seed=i) for i in range(12)})
+    events: list[Event] = []
+    result = await run_upload(config_for(tmp_path, count_first=count_first), MemoryStore(), events.append)
+    assert result.uploaded == len(files)
+    totals = [event for event in events if isinstance(event, TotalsKnown)]
+    assert totals == ([TotalsKnown(len(files), 1200)] if count_first else [])

@@ -109,13 +109,17 @@ class _Connection(asyncio.Protocol):
         answer: asyncio.Future[Response] = self._loop.create_future()
         self._response = answer
         try:
-            await self._send(transport, head, body)
+            if len(body) <= SMALL_BODY_BYTES:
+                transport.write(head + body)  # one send; the copy costs less than a second system call
+            else:
+                await self._send_large(transport, head, body)
+            # A timer that fails the answer, rather than ``asyncio.timeout``: that costs a Timeout object, a
+            # task lookup (a getpid() system call) and a cancellation to undo, per request.
+            timer = self._loop.call_later(read_timeout_s, self._time_out, answer, read_timeout_s)
             try:
-                async with asyncio.timeout(read_timeout_s):
-                    return await answer
-            except TimeoutError:
-                self.keep_alive = False
-                raise TransportError(f"no answer within the read timeout ({read_timeout_s:g} s)") from None
+                return await answer
+            finally:
+                timer.cancel()
         finally:
             self._response = None
             if not answer.done():
@@ -123,19 +127,21 @@ class _Connection(asyncio.Protocol):
             elif not answer.cancelled():
                 answer.exception()  # seen: a failure after a cancellation is not logged as never retrieved
 
-    async def _send(self, transport: asyncio.Transport, head: bytes, body: bytes) -> None:
-        if len(body) <= SMALL_BODY_BYTES:
-            transport.write(head + body)  # one send; the copy costs less than a second system call
-        else:
-            # Slices, each written once the transport has room: what the kernel does not take at once is copied
-            # into the transport's buffer, so writing a whole part would hold its bytes twice.
-            transport.write(head)
-            with memoryview(body) as view:
-                for offset in range(0, len(body), WRITE_SLICE_BYTES):
-                    await self._drain()
-                    if self.closed:
-                        return  # the answer (or the error) says why
-                    transport.write(view[offset : offset + WRITE_SLICE_BYTES])
+    def _time_out(self, answer: asyncio.Future[Response], read_timeout_s: float) -> None:
+        if not answer.done():
+            self.keep_alive = False
+            answer.set_exception(TransportError(f"no answer within the read timeout ({read_timeout_s:g} s)"))
+
+    async def _send_large(self, transport: asyncio.Transport, head: bytes, body: bytes) -> None:
+        # Slices, each written once the transport has room: what the kernel does not take at once is copied into
+        # the transport's buffer, so writing a whole part would hold its bytes twice.
+        transport.write(head)
+        with memoryview(body) as view:
+            for offset in range(0, len(body), WRITE_SLICE_BYTES):
+                await self._drain()
+                if self.closed:
+                    return  # the answer (or the error) says why
+                transport.write(view[offset : offset + WRITE_SLICE_BYTES])
         await self._drain()
 
     async def _drain(self) -> None:

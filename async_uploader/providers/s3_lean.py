@@ -211,6 +211,16 @@ class LeanS3:
         self._endpoint = endpoint
         self._credentials = credentials
         self._signer = SigV4Signer(endpoint.region)
+        self._stamped_second = -1
+        self._stamp = ""
+
+    def _timestamp(self) -> str:
+        """``x-amz-date`` for now; formatted once a second, not once a request."""
+        second = int(time.time())
+        if second != self._stamped_second:
+            self._stamp = amz_timestamp(second)
+            self._stamped_second = second
+        return self._stamp
 
     async def put(
         self,
@@ -330,7 +340,7 @@ class LeanS3:
                 access_key=credentials.access_key,
                 secret_key=credentials.secret_key,
                 token=credentials.token,
-                timestamp=amz_timestamp(time.time()),
+                timestamp=self._timestamp(),
             )
             signed["user-agent"] = USER_AGENT
             try:

@@ -100,10 +100,17 @@ def canonical_request(
 
     ``headers`` must have lower-case names and include ``host``.
     """
-    names = sorted(name for name in headers if name not in UNSIGNED_HEADERS)
-    lines = "".join(f"{name}:{_trim(headers[name])}\n" for name in names)
-    signed = ";".join(names)
+    names, signed = _signed_names(tuple(headers))
+    lines = "".join([f"{name}:{_trim(headers[name])}\n" for name in names])
     return f"{method}\n{path}\n{query}\n{lines}\n{signed}\n{payload_hash}", signed
+
+
+@lru_cache(maxsize=64)
+def _signed_names(names: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+    """The headers to sign, sorted, and their ``;``-joined list: the same few header sets recur request after
+    request (they differ by metadata names and the session token only), so they are sorted once."""
+    signed = tuple(sorted(name for name in names if name not in UNSIGNED_HEADERS))
+    return signed, ";".join(signed)
 
 
 class SigV4Signer:
@@ -143,7 +150,7 @@ class SigV4Signer:
         digest = hashlib.sha256(request.encode("utf-8")).hexdigest()
         to_sign = f"{ALGORITHM}\n{timestamp}\n{scope}\n{digest}"
         key = signing_key(secret_key, date, self.region, self.service)
-        signature = hmac.new(key, to_sign.encode("utf-8"), "sha256").hexdigest()
+        signature = hmac.digest(key, to_sign.encode("utf-8"), "sha256").hex()  # one-shot, in C
         headers["authorization"] = (
             f"{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={signed}, Signature={signature}"
         )

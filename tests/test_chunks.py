@@ -1,0 +1,200 @@
+"""Tests for ``async_uploader.chunks.FileReader``: whole files with their checksums, small ones read in batches.
+
+What a caller must get is what ``read_chunk`` gives (the bytes, the checksum, a torn or vanished file refused),
+whichever batch its read lands in; and many concurrent small reads must share thread hops."""
+
+from __future__ import annotations
+
+import errno
+import os
+import zlib
+from pathlib import Path
+
+import anyio
+import pytest
+
+from async_uploader.checksum import Algorithm, checksum_of
+from async_uploader.chunks import CACHED_READ_MAX_BYTES, FileReader, read_chunk
+from async_uploader.errors import FileChangedError
+from tests.trees import random_bytes, write_file
+
+DEADLINE_S = 10
+SMALL_FILES = 40
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def _threads_only() -> FileReader:
+    """A reader that reads every file in a worker thread: the library's (its caller's loop reads no files)."""
+    return FileReader()
+
+
+def _cached_on_loop() -> FileReader:
+    """A reader that reads small files in the page cache on the loop: the CLI's."""
+    return FileReader(cached_read_max_bytes=CACHED_READ_MAX_BYTES)
+
+
+async def test_concurrent_small_reads_get_their_own_bytes_and_checksums_in_shared_hops(tmp_path: Path) -> None:
+    files = {write_file(tmp_path, f"f{i}", random_bytes(100 + i * 37, seed=i)): random_bytes(100 + i * 37, seed=i)
+             for i in range(SMALL_FILES)}  # fmt: skip
+    reader = _threads_only()
+    got: dict[Path, tuple[bytes, str | None, int]] = {}
+
+    async def read(path: Path) -> None:
+        size, mtime_ns = _stat(path)
+        chunk = await reader.read(str(path), size=size, mtime_ns=mtime_ns, algorithm=Algorithm.CRC32)
+        value = chunk.checksum.value if chunk.checksum is not None else None
+        got[path] = (chunk.body.getvalue(), value, chunk.crc)
+
+    try:
+        with anyio.fail_after(DEADLINE_S):
+            async with anyio.create_task_group() as group:
+                for path in files:
+                    group.start_soon(read, path)
+    finally:
+        reader.close()
+    assert got == {
+        path: (data, checksum_of(Algorithm.CRC32, data).value, zlib.crc32(data)) for path, data in files.items()
+    }
+    assert reader.batches < SMALL_FILES  # reads asked for in the same turn of the loop shared a hop
+
+
+@pytest.mark.parametrize("in_thread", [True, False], ids=["thread", "cached"])
+async def test_one_files_failure_is_raised_in_its_own_caller_only(tmp_path: Path, in_thread: bool) -> None:
+    good = write_file(tmp_path, "good", b"fine")
+    changed = write_file(tmp_path, "changed", b"before")
+    gone = write_file(tmp_path, "gone", b"soon gone")
+    walked = {path: _stat(path) for path in (good, changed, gone)}
+    changed.write_bytes(b"after, and longer")
+    os.unlink(gone)
+    reader = _threads_only() if in_thread else _cached_on_loop()
+    outcomes: dict[str, object] = {}
+
+    async def read(path: Path) -> None:
+        size, mtime_ns = walked[path]
+        try:
+            chunk = await reader.read(str(path), size=size, mtime_ns=mtime_ns, algorithm=None)
+        except (FileChangedError, FileNotFoundError) as exc:
+            outcomes[path.name] = type(exc)
+        else:
+            outcomes[path.name] = (chunk.body.getvalue(), chunk.checksum)
+
+    try:
+        with anyio.fail_after(DEADLINE_S):
+            async with anyio.create_task_group() as group:
+                for path in walked:
+                    group.start_soon(read, path)
+    finally:
+        reader.close()
+    assert outcomes == {"good": (b"fine", None), "changed": FileChangedError, "gone": FileNotFoundError}
+
+
+async def test_a_file_above_the_small_size_is_read_as_read_chunk_reads_it(tmp_path: Path) -> None:
+    data = random_bytes(5000, seed=7)
+    path = write_file(tmp_path, "big", data)
+    size, mtime_ns = _stat(path)
+    reader = FileReader(small_file_max_bytes=1000, cached_read_max_bytes=1000)
+    try:
+        chunk = await reader.read(str(path), size=size, mtime_ns=mtime_ns, algorithm=Algorithm.SHA256)
+    finally:
+        reader.close()
+    expected = await read_chunk(str(path), 0, size, size=size, mtime_ns=mtime_ns, algorithm=Algorithm.SHA256)
+    assert chunk.body.getvalue() == data
+    assert chunk.checksum == expected.checksum
+    assert reader.batches == 0
+
+
+async def test_a_cancelled_read_leaves_the_others_in_its_batch_unharmed(tmp_path: Path) -> None:
+    paths = [write_file(tmp_path, f"f{i}", random_bytes(64, seed=i)) for i in range(3)]
+    reader = _threads_only()
+    got: dict[str, bytes] = {}
+    cancelled = anyio.CancelScope()
+    cancelled.cancel()  # the middle read is cancelled as it waits, in the same batch as the other two
+
+    async def read(path: Path) -> None:
+        size, mtime_ns = _stat(path)
+        with cancelled if path is paths[1] else anyio.CancelScope():
+            chunk = await reader.read(str(path), size=size, mtime_ns=mtime_ns, algorithm=None)
+            got[path.name] = chunk.body.getvalue()
+
+    try:
+        with anyio.fail_after(DEADLINE_S):
+            async with anyio.create_task_group() as group:
+                for path in paths:
+                    group.start_soon(read, path)
+    finally:
+        reader.close()
+    assert cancelled.cancelled_caught
+    assert got == {paths[0].name: paths[0].read_bytes(), paths[2].name: paths[2].read_bytes()}
+    assert reader.batches == 1
+
+
+@pytest.mark.parametrize("in_thread", [True, False], ids=["thread", "cached"])
+@pytest.mark.parametrize("algorithm", [None, Algorithm.CRC32, Algorithm.SHA256])
+async def test_an_empty_file_reads_as_no_bytes(tmp_path: Path, algorithm: Algorithm | None, in_thread: bool) -> None:
+    path = write_file(tmp_path, "empty", b"")
+    size, mtime_ns = _stat(path)
+    reader = _threads_only() if in_thread else _cached_on_loop()
+    try:
+        chunk = await reader.read(str(path), size=size, mtime_ns=mtime_ns, algorithm=algorithm)
+    finally:
+        reader.close()
+    assert chunk.body.getvalue() == b""
+    assert chunk.checksum == (checksum_of(algorithm, b"") if algorithm is not None else None)
+
+
+needs_nowait = pytest.mark.skipif(not CACHED_READ_MAX_BYTES, reason="no RWF_NOWAIT reads on this platform")
+
+
+@needs_nowait
+async def test_a_file_in_the_page_cache_is_read_without_a_thread_hop(tmp_path: Path) -> None:
+    data = random_bytes(40_000, seed=3)
+    path = write_file(tmp_path, "hot", data)  # just written: its bytes are in the page cache
+    size, mtime_ns = _stat(path)
+    reader = _cached_on_loop()
+    try:
+        chunk = await reader.read(str(path), size=size, mtime_ns=mtime_ns, algorithm=Algorithm.CRC32)
+    finally:
+        reader.close()
+    assert chunk.body.getvalue() == data
+    assert chunk.checksum == checksum_of(Algorithm.CRC32, data)
+    assert chunk.crc == zlib.crc32(data)
+    assert (reader.cached_reads, reader.batches) == (1, 0)
+
+
+@needs_nowait
+@pytest.mark.parametrize(
+    ("refusal", "cached_afterwards"),
+    [(BlockingIOError(errno.EAGAIN, "not cached"), True), (OSError(errno.EOPNOTSUPP, "not supported"), False)],
+    ids=["not-in-cache", "unsupported"],
+)
+async def test_a_read_the_cache_cannot_serve_goes_to_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusal: OSError, cached_afterwards: bool
+) -> None:
+    data = random_bytes(5000, seed=4)
+    path = write_file(tmp_path, "cold", data)
+    size, mtime_ns = _stat(path)
+    real_preadv = os.preadv
+    refused: list[str] = []
+
+    def preadv(fd: int, buffers: list[memoryview], offset: int, flags: int = 0) -> int:
+        if flags & os.RWF_NOWAIT and not refused:  # the kernel's answer for pages not in memory, or no support
+            refused.append("once")
+            raise refusal
+        return real_preadv(fd, buffers, offset, flags)
+
+    monkeypatch.setattr(os, "preadv", preadv)
+    reader = _cached_on_loop()
+    try:
+        first = await reader.read(str(path), size=size, mtime_ns=mtime_ns, algorithm=Algorithm.SHA256)
+        assert (reader.cached_reads, reader.batches) == (0, 1)
+        again = await reader.read(str(path), size=size, mtime_ns=mtime_ns, algorithm=Algorithm.SHA256)
+    finally:
+        reader.close()
+    assert first.body.getvalue() == again.body.getvalue() == data
+    assert first.checksum == again.checksum == checksum_of(Algorithm.SHA256, data)
+    # Not in the cache: the next file is tried in the cache again. No support: never again this run.
+    assert (reader.cached_reads, reader.batches) == ((1, 1) if cached_afterwards else (0, 2))
