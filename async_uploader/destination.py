@@ -177,12 +177,19 @@ class DestinationIndex:
             await event.wait()
         return folder
 
+    def skips_known_now(self) -> bool:
+        """Whether ``known_skips`` could pass over any file now: not while the listing has shown nothing (a first
+        upload), so the walk need not even name its files' keys."""
+        if self._overwrite is Overwrite.ALWAYS or self._blind or not self._folders_known.is_set():
+            return False
+        return self._state.listed_rows > 0
+
     def known_skips(self, entries: Sequence[tuple[FileEntry, str]]) -> list[str | None]:
         """Why each of a batch of the walk's files need not be uploaded, where that is known at once (its folder
         is listed and the listing and the state file settle it); ``None`` otherwise. Lets the walk pass over
         unchanged files without handing each to a worker: most of a no-op re-run's per-file cost."""
         reasons: list[str | None] = [None] * len(entries)
-        if self._overwrite is Overwrite.ALWAYS or self._blind or not self._folders_known.is_set():
+        if not self.skips_known_now():
             return reasons
         settled = [i for i, (entry, _) in enumerate(entries) if self._listed_now(entry.rel)]
         found = self._state.lookup_many([entries[i][1] for i in settled])

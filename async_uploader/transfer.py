@@ -286,7 +286,7 @@ class _Run:
 
     def _known_skips(self, batch: list[ScanItem]) -> set[int]:
         """The files of ``batch`` already there, as far as the listing and the state file say: no worker needed."""
-        if self.index is None:
+        if self.index is None or not self.index.skips_known_now():
             return set()
         prefix = self.config.destination.prefix
         candidates: list[tuple[FileEntry, str]] = []

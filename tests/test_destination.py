@@ -9,12 +9,18 @@ from pathlib import Path
 import anyio
 import pytest
 
+from async_uploader.adaptive import AdaptiveLimit
+from async_uploader.budget import ByteBudget
 from async_uploader.checksum import Algorithm, checksum_of
 from async_uploader.config import MIB, make_config
-from async_uploader.destination import LISTINGS_AT_ONCE, listing_units
+from async_uploader.destination import LISTINGS_AT_ONCE, DestinationIndex, listing_units
 from async_uploader.errors import BucketError
 from async_uploader.events import Event, FileDone, FileSkipped, PartDone
 from async_uploader.filters import PathFilter
+from async_uploader.multipart import Limits
+from async_uploader.plan import object_key
+from async_uploader.scan import FileEntry, walk_tree
+from async_uploader.state import StateFile
 from async_uploader.transfer import run_upload
 from tests.memory_store import MemoryStore, StoredBlob
 from tests.trees import make_tree, random_bytes
@@ -269,3 +275,28 @@ def test_few_top_level_folders_are_listed_by_their_subfolders(tmp_path: Path) ->
 def test_many_top_level_folders_are_listed_whole(tmp_path: Path) -> None:
     make_tree(tmp_path, {f"d{i}/s/f": b"" for i in range(LISTINGS_AT_ONCE)})
     assert listing_units(tmp_path, PathFilter([])) == {"": False, **{f"d{i}": True for i in range(LISTINGS_AT_ONCE)}}
+
+
+async def test_once_its_folder_is_listed_an_unchanged_file_is_passed_over_by_the_walk(tmp_path: Path) -> None:
+    """``known_skips`` settles unchanged files without a worker (most of a re-run's per-file cost saved); before
+    anything is listed, and for a changed file, it leaves them to the workers."""
+    make_tree(tmp_path, TREE)
+    store = MemoryStore()
+    config = config_for(tmp_path)
+    await run_upload(config, store)
+    (tmp_path / "sub" / "b.txt").write_bytes(b"BETA!")
+    prefix = config.destination.prefix
+    entries = [(e, object_key(prefix, e.rel)) async for e in walk_tree(tmp_path) if isinstance(e, FileEntry)]
+    state = StateFile(config.state_file, store.location)
+    index = DestinationIndex(store, state, config, Limits(AdaptiveLimit(4), ByteBudget(MIB)))
+    try:
+        assert not index.skips_known_now()  # nothing listed yet
+        assert index.known_skips(entries) == [None] * len(entries)
+
+        await index.load(tmp_path, PathFilter.from_flags(()))
+
+        assert index.skips_known_now()
+        reasons = {entry.rel: reason for (entry, _), reason in zip(entries, index.known_skips(entries), strict=True)}
+        assert reasons == {rel: None if rel == "sub/b.txt" else "unchanged" for rel in TREE}
+    finally:
+        state.close()

@@ -22,6 +22,7 @@ from async_uploader.providers.base import Body, ObjectStore, UploadedPart
 from async_uploader.providers.s3 import (
     SEND_SLICE_BYTES,
     S3Store,
+    _configured_endpoint,
     _resolve,
     _resolve_from_environment,
     open_s3_store,
@@ -280,3 +281,15 @@ async def test_credentials_from_the_environment_are_what_botocore_resolves(
     ours = await shortcut.direct.credentials.get_frozen_credentials()
     theirs = await botocore_way.direct.credentials.get_frozen_credentials()
     assert (ours.access_key, ours.secret_key, ours.token) == (theirs.access_key, theirs.secret_key, theirs.token)
+
+
+def test_endpoints_in_the_environment_are_ignored_when_botocore_would_ignore_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://global:1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://s3-only:2")
+    assert _configured_endpoint(None) == "http://s3-only:2"  # the service's own beats the global one
+    assert _configured_endpoint("http://given:3") == "http://given:3"
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    assert _configured_endpoint(None) is None
+    assert _configured_endpoint("http://given:3") == "http://given:3"  # a command-line endpoint always counts

@@ -375,17 +375,13 @@ class S3Store:
         """The write probe on the lean path, so an upload of small files alone never needs a botocore client."""
         lean = await self._lean_path()
         assert lean is not None  # always set up for direct access
+        started = time.time()
         try:
             with anyio.CancelScope(shield=True):
                 upload_id, retried = await lean.create_upload(probe_key)
                 await lean.abort_upload(probe_key, upload_id)
                 if retried:  # the first try's answer was lost: it may have created a probe upload too
-                    markers: tuple[str, str] | None = ("", "")
-                    while markers is not None:
-                        rows, markers = await lean.list_uploads_page(probe_key, *markers)
-                        for key, other_id, _ in rows:
-                            if key == probe_key:
-                                await lean.abort_upload(key, other_id)
+                    await sweep_stale_uploads(self, probe_key, keep=upload_id, since=started)
         except ErrorResponse as exc:
             message = f"these credentials cannot write to bucket {self.bucket!r}: {_error_message(exc)}"
             raise BucketError(self._redact(message)) from exc
@@ -552,10 +548,9 @@ class S3Store:
         lean = self._lean if self._lean_ready else await self._lean_path()
         if lean is not None:
             try:
-                head = await lean.head(key)
+                return await lean.head(key)
             except (ErrorResponse, TransportError, ValueError) as exc:
                 self._object_error("HeadObject", key, exc)
-            return ObjectInfo(key=key, size=head.size, etag=head.etag, metadata=head.metadata) if head else None
         try:
             client = await self._client()
             response = await client.head_object(Bucket=self.bucket, Key=key)

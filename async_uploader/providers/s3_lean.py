@@ -26,6 +26,7 @@ from urllib.parse import unquote_plus, urlsplit
 from xml.etree import ElementTree
 
 from ..checksum import Checksum
+from .base import ObjectInfo
 from .http1 import Http1Pool, Response, TransportError
 from .sigv4 import SigV4Signer, amz_timestamp, canonical_query, host_header, quote_key
 
@@ -177,14 +178,6 @@ class PutAnswer:
     """The checksum the store computed, in the algorithm of the one sent (``x-amz-checksum-...``), if it says."""
 
 
-@dataclass(frozen=True, slots=True)
-class HeadAnswer:
-    size: int
-    etag: str
-    metadata: dict[str, str]
-    """User metadata, by lower-case name without the ``x-amz-meta-`` prefix (as botocore gives it)."""
-
-
 def _error_response(status: int, body: bytes) -> ErrorResponse:
     """The error document's Code and Message; without one, the status (as botocore reports it)."""
     code, message = str(status), None
@@ -242,10 +235,10 @@ class LeanS3:
         returned = response.headers.get(checksum_header) if checksum_header is not None else None
         return PutAnswer(response.headers.get("etag"), returned)
 
-    async def head(self, key: str) -> HeadAnswer | None:
-        """``HeadObject``: the object's size, ETag and user metadata; ``None`` if there is no such key. What a
-        re-run without a state file asks of every object the listing shows (~0.3 ms of CPU here, ~2 in
-        botocore)."""
+    async def head(self, key: str) -> ObjectInfo | None:
+        """``HeadObject``: the object's size, ETag and user metadata (by lower-case name without the
+        ``x-amz-meta-`` prefix, as botocore gives it); ``None`` if there is no such key. What a re-run without
+        a state file asks of every object the listing shows (~0.3 ms of CPU here, ~2 in botocore)."""
         try:
             response = await self._request("HEAD", self._endpoint.bucket_path + quote_key(key), "", {}, b"")
         except ErrorResponse as exc:
@@ -254,7 +247,7 @@ class LeanS3:
             raise
         headers = response.headers
         metadata = {name[len(META) :]: value for name, value in headers.items() if name.startswith(META)}
-        return HeadAnswer(int(headers.get("content-length", "0")), headers.get("etag", ""), metadata)
+        return ObjectInfo(key, int(headers.get("content-length", "0")), headers.get("etag", ""), metadata)
 
     async def head_bucket(self) -> None:
         """``HeadBucket``: the preflight's proof that the bucket is there and these credentials may use it."""

@@ -20,6 +20,7 @@ from async_uploader.events import Event, FileSkipped
 from tests.e2e.conftest import read_bucket
 from tests.e2e.test_cli_features import report_records
 from tests.e2e.test_faults import MULTIPART, assert_no_orphans, uploader, wait_until
+from tests.e2e.test_lean import imported_modules
 from tests.e2e.test_upload import assert_bucket_holds, run_cli
 from tests.fault_proxy import FaultProxy
 from tests.trees import make_tree, random_bytes
@@ -104,7 +105,7 @@ def test_a_cli_rerun_of_an_unchanged_tree_never_imports_aiobotocore(
     assert second.returncode == 0, second.stderr
     summary = json.loads(second.stdout)
     assert (summary["uploaded"], summary["skipped"], summary["failed"]) == (0, files, 0)
-    imported = {line.rpartition("|")[2].strip() for line in second.stderr.splitlines() if "import time:" in line}
+    imported = imported_modules(second.stderr)
     assert "async_uploader.providers.s3" in imported
     assert not {name for name in imported if name.split(".")[0] in {"aiobotocore", "aiohttp"}}
 

@@ -62,6 +62,11 @@ async def test_awkward_names_and_multipart_land_byte_for_byte(
     assert_bucket_holds(s3_client, bucket, "p q+/", tmp_path)
 
 
+def imported_modules(importtime_stderr: str) -> set[str]:
+    """The modules a ``python -X importtime`` run imported, from what it wrote to stderr."""
+    return {line.rpartition("|")[2].strip() for line in importtime_stderr.splitlines() if "import time:" in line}
+
+
 def _session(server: S3Server, secret_key: str | None = None) -> Any:
     session = aiobotocore.session.AioSession()
     session.set_credentials(server.access_key, secret_key or server.secret_key)
@@ -188,7 +193,7 @@ def test_an_upload_of_small_files_never_imports_aiobotocore(
         env=server_env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    imported = {line.rpartition("|")[2].strip() for line in result.stderr.splitlines() if "import time:" in line}
+    imported = imported_modules(result.stderr)
     assert "async_uploader.providers.s3_lean" in imported
     assert not {name for name in imported if name.split(".")[0] in {"aiobotocore", "aiohttp"}}
     assert_bucket_holds(s3_client, bucket, "small/", source)
