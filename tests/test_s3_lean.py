@@ -11,8 +11,10 @@ import botocore.config
 import botocore.session
 import pytest
 from botocore.credentials import Credentials, ReadOnlyCredentials
+from botocore.serialize import create_serializer
 
 from async_uploader.checksum import Algorithm, checksum_of
+from async_uploader.providers.http1 import Response
 from async_uploader.providers.s3 import (
     DEFAULT_SIGNING_REGION,
     BotocoreCredentials,
@@ -20,7 +22,16 @@ from async_uploader.providers.s3 import (
     client_options,
     open_s3_store,
 )
-from async_uploader.providers.s3_lean import PROBE_KEY, BucketEndpoint, _error_response, parse_listing, parse_uploads
+from async_uploader.providers.s3_lean import (
+    PROBE_KEY,
+    BucketEndpoint,
+    ErrorResponse,
+    LeanS3,
+    _error_response,
+    complete_body,
+    parse_listing,
+    parse_uploads,
+)
 from tests.test_s3_provider import credentials, moto_endpoint, sync_client  # noqa: F401 - fixtures
 
 KEYS = [
@@ -147,6 +158,76 @@ def test_error_documents_are_read_like_botocore_reads_them() -> None:
     assert (bare.code, bare.message) == ("503", "Service Unavailable")
     html = _error_response(502, b"<html><body>Bad gateway</body></html>")
     assert (html.code, html.message) == ("502", "Bad Gateway")
+
+
+def test_a_completion_document_is_the_one_botocore_serializes() -> None:
+    parts = [
+        (1, '"a&b<c>"', "ChecksumCRC32", "AAAAAA=="),
+        (2, '"e2"', "ChecksumCRC32", "BBBBBB=="),
+        (3, '"e3"', None, None),
+    ]
+    ours = complete_body(parts)
+    model = botocore.session.get_session().get_service_model("s3")
+    params = {
+        "Bucket": "b",
+        "Key": "k",
+        "UploadId": "u",
+        "MultipartUpload": {
+            "Parts": [
+                {"PartNumber": n, "ETag": etag, **({element: value} if element and value else {})}
+                for n, etag, element, value in parts
+            ]
+        },
+    }
+    theirs = create_serializer("rest-xml").serialize_to_request(
+        params, model.operation_model("CompleteMultipartUpload")
+    )["body"]
+    assert ours == theirs
+
+
+class _Answering:
+    """A pool that answers every request with one canned response, and remembers the requests."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        self.response = Response(status, {}, body)
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+
+    async def request(self, origin: str, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
+        self.requests.append((method, target, headers, body))
+        return self.response
+
+
+class _Keys:
+    async def get_frozen_credentials(self) -> ReadOnlyCredentials:
+        return ReadOnlyCredentials("AKID", "secret", None)
+
+
+def _lean_on(pool: _Answering) -> LeanS3:
+    return LeanS3(pool, BucketEndpoint.path_style("http://127.0.0.1:9", "b", "us-east-1"), _Keys())  # type: ignore[arg-type]
+
+
+async def test_an_error_document_in_a_completions_200_answer_is_a_server_error() -> None:
+    body = b"<?xml version='1.0'?><Error><Code>InternalError</Code><Message>try again</Message></Error>"
+    with pytest.raises(ErrorResponse) as raised:
+        await _lean_on(_Answering(200, body)).complete_upload("k", "u", complete_body([(1, '"e"', None, None)]))
+    assert (raised.value.status, raised.value.code, raised.value.message) == (500, "InternalError", "try again")
+
+
+async def test_a_completion_gives_the_results_fields_and_sends_the_whole_checksum() -> None:
+    pool = _Answering(
+        200,
+        b'<?xml version="1.0"?><CompleteMultipartUploadResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        b"<Key>k</Key><ETag>&quot;x-2&quot;</ETag><ChecksumCRC32>AAAAAA==</ChecksumCRC32>"
+        b"</CompleteMultipartUploadResult>",
+    )
+    document = complete_body([(1, '"e"', None, None)])
+    headers = {"x-amz-checksum-crc32": "AAAAAA==", "x-amz-checksum-type": "FULL_OBJECT"}
+    result = await _lean_on(pool).complete_upload("dir/ü k", "up/id", document, headers)
+    assert (result["ETag"], result["ChecksumCRC32"]) == ('"x-2"', "AAAAAA==")
+    ((method, target, sent, body),) = pool.requests
+    assert (method, target, body) == ("POST", "/b/dir/%C3%BC%20k?uploadId=up%2Fid", document)
+    assert sent["x-amz-checksum-type"] == "FULL_OBJECT"
+    assert "x-amz-checksum-crc32" in sent["authorization"]
 
 
 async def test_listings_are_the_same_on_both_paths(store: S3Store, sync_client: Any, bucket: str) -> None:  # noqa: F811

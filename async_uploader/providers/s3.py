@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
 from io import BytesIO
 from typing import Any, Final, NoReturn
 from xml.etree import ElementTree
@@ -46,7 +47,16 @@ from ..errors import (
 from .base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart, sweep_stale_uploads
 from .http1 import TransportError
 from .registry import ConnectOptions, StoreOptions
-from .s3_lean import PROBE_KEY, BucketEndpoint, ErrorResponse, FrozenCredentials, LeanPool, LeanS3
+from .s3_lean import (
+    PROBE_KEY,
+    BucketEndpoint,
+    ErrorResponse,
+    FrozenCredentials,
+    LeanPool,
+    LeanS3,
+    complete_body,
+    metadata_headers,
+)
 from .sigv4 import quote_key
 
 # botocore makes one quick second attempt (a stale pooled connection); the engine's own retry layer, which can
@@ -79,6 +89,14 @@ _PARAMS: Final = {
 }
 # How a store that predates full-object checksums (2025) refuses ChecksumType.
 _UNSUPPORTED_CODES: Final = frozenset({"InvalidArgument", "InvalidRequest", "NotImplemented"})
+
+
+# The request headers of CreateMultipartUpload's checksum parameters.
+_HEADERS: Final = {"ChecksumAlgorithm": "x-amz-checksum-algorithm", "ChecksumType": "x-amz-checksum-type"}
+
+
+def _checksum_element(checksum: Checksum | None) -> tuple[str | None, str | None]:
+    return (_PARAMS[checksum.algorithm], checksum.value) if checksum is not None else (None, None)
 
 
 def _checksum_param(checksum: Checksum | None) -> dict[str, str]:
@@ -427,27 +445,42 @@ class S3Store:
             options["ChecksumAlgorithm"] = checksum.name
             if full_object:
                 options["ChecksumType"] = "FULL_OBJECT"
-        try:
-            client = await self._client()
-            response = await client.create_multipart_upload(
-                Bucket=self.bucket, Key=key, Metadata=dict(metadata), **options
-            )
-        except ClientError as exc:
-            if full_object and _error_code(exc) in _UNSUPPORTED_CODES:
-                # An older S3 compatible: from now on, ask for composite checksums (the engine tries again).
-                self.full_object_checksums = False
-                raise StoreError(
-                    f"CreateMultipartUpload: {_error_message(exc)}; trying again without a full-object checksum",
-                    retryable=True,
-                ) from exc
-            self._object_error("CreateMultipartUpload", key, exc)
-        except BotoCoreError as exc:
-            self._object_error("CreateMultipartUpload", key, exc)
-        upload_id = str(response["UploadId"])
-        if response.get("ResponseMetadata", {}).get("RetryAttempts", 0):
+        lean = self._lean if self._lean_ready else await self._lean_path()
+        if lean is not None:
+            headers = metadata_headers(metadata)
+            headers.update({_HEADERS[name]: value for name, value in options.items()})
+            try:
+                upload_id, retried = await lean.create_upload(key, headers)
+            except ErrorResponse as exc:
+                self._refuse_creation(key, exc, full_object)
+            except (TransportError, ElementTree.ParseError, ValueError) as exc:
+                self._object_error("CreateMultipartUpload", key, exc)
+        else:
+            try:
+                client = await self._client()
+                response = await client.create_multipart_upload(
+                    Bucket=self.bucket, Key=key, Metadata=dict(metadata), **options
+                )
+            except ClientError as exc:
+                self._refuse_creation(key, exc, full_object)
+            except BotoCoreError as exc:
+                self._object_error("CreateMultipartUpload", key, exc)
+            upload_id = str(response["UploadId"])
             # botocore tried again: its first attempt may have created an upload whose answer was lost.
+            retried = bool(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+        if retried:
             await sweep_stale_uploads(self, key, keep=upload_id, since=started)
         return upload_id
+
+    def _refuse_creation(self, key: str, exc: ClientError | ErrorResponse, full_object: bool) -> NoReturn:
+        if full_object and _error_code(exc) in _UNSUPPORTED_CODES:
+            # An older S3 compatible: from now on, ask for composite checksums (the engine tries again).
+            self.full_object_checksums = False
+            raise StoreError(
+                f"CreateMultipartUpload: {_error_message(exc)}; trying again without a full-object checksum",
+                retryable=True,
+            ) from exc
+        self._object_error("CreateMultipartUpload", key, exc)
 
     async def incomplete_uploads(self, prefix: str) -> AsyncIterator[IncompleteUpload]:
         lean = self._lean if self._lean_ready else await self._lean_path()
@@ -519,6 +552,19 @@ class S3Store:
     async def complete_multipart(
         self, key: str, upload_id: str, parts: Sequence[UploadedPart], *, full_checksum: Checksum | None
     ) -> StoredObject:
+        algorithm = parts[0].checksum if parts and parts[0].checksum is not None else full_checksum
+        lean = self._lean if self._lean_ready else await self._lean_path()
+        if lean is not None:
+            rows = [(p.number, p.etag, *_checksum_element(p.checksum)) for p in parts]
+            headers: dict[str, str] = {}
+            if full_checksum is not None:
+                headers = {f"x-amz-checksum-{full_checksum.algorithm.value}": full_checksum.value}
+                headers["x-amz-checksum-type"] = "FULL_OBJECT"
+            try:
+                result = await lean.complete_upload(key, upload_id, complete_body(rows), headers)
+            except (ErrorResponse, TransportError, ElementTree.ParseError) as exc:
+                self._object_error("CompleteMultipartUpload", key, exc)
+            return StoredObject(etag=result.get("ETag", ""), checksum=_returned(result, algorithm))
         listing = [{"PartNumber": p.number, "ETag": p.etag, **_checksum_param(p.checksum)} for p in parts]
         options: dict[str, str] = {}
         if full_checksum is not None:
@@ -530,10 +576,20 @@ class S3Store:
             )
         except (ClientError, BotoCoreError) as exc:
             self._object_error("CompleteMultipartUpload", key, exc)
-        algorithm = parts[0].checksum if parts and parts[0].checksum is not None else full_checksum
         return StoredObject(etag=response.get("ETag", ""), checksum=_returned(response, algorithm))
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
+        lean = self._lean if self._lean_ready else await self._lean_path()
+        if lean is not None:
+            try:
+                await lean.abort_upload(key, upload_id)
+            except ErrorResponse as exc:
+                if exc.code in {"NoSuchUpload", "404"} or exc.status == HTTPStatus.NOT_FOUND:
+                    return  # already gone: what we wanted
+                self._object_error("AbortMultipartUpload", key, exc)
+            except TransportError as exc:
+                self._object_error("AbortMultipartUpload", key, exc)
+            return
         try:
             client = await self._client()
             await client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)

@@ -6,8 +6,10 @@ that CPU *is* the upload speed for small files. Here a request is: the URL (lear
 client), headers, a SigV4 signature over them (``sigv4``), one request on a keep-alive pool shared by the run
 (``http1``).
 
-Everything else (credentials, including refreshable ones; the control plane; the mapping of errors to the
-uploader's) stays with ``s3.py`` and aiobotocore. Bodies are sent as they are, with ``UNSIGNED-PAYLOAD`` and a
+So do a multipart upload's create, complete and abort: importing aiobotocore and building its client costs
+~0.4 s of CPU before a large file's first part could leave. Everything else (credentials, including
+refreshable ones; ListParts for a resume; the mapping of errors to the uploader's) stays with ``s3.py`` and
+aiobotocore. Bodies are sent as they are, with ``UNSIGNED-PAYLOAD`` and a
 signed ``x-amz-checksum-*`` header the server verifies (none with ``--checksum none``); no ``Expect:
 100-continue``, no ACL header, ever.
 """
@@ -24,6 +26,7 @@ from io import BytesIO
 from typing import Final, Protocol
 from urllib.parse import unquote_plus, urlsplit
 from xml.etree import ElementTree
+from xml.sax.saxutils import escape
 
 from ..checksum import Checksum
 from .base import ObjectInfo
@@ -36,6 +39,7 @@ STALE_CONNECTION_ATTEMPTS: Final = 2
 PROBE_KEY: Final = "async-uploader-probe"
 USER_AGENT: Final = "async-uploader (lean data path)"
 META: Final = "x-amz-meta-"
+S3_XMLNS: Final = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 
 class FrozenCredentials(Protocol):
@@ -226,7 +230,7 @@ class LeanS3:
     ) -> PutAnswer:
         """PUT ``body`` at ``key`` (with ``query`` for a part); the store's ETag and checksum, or ``ErrorResponse``."""
         path = self._endpoint.bucket_path + quote_key(key)
-        headers = {f"x-amz-meta-{name.lower()}": value for name, value in (metadata or {}).items()}
+        headers = metadata_headers(metadata)
         checksum_header = f"x-amz-checksum-{checksum.algorithm.value}" if checksum is not None else None
         if checksum is not None and checksum_header is not None:
             headers[checksum_header] = checksum.value
@@ -286,21 +290,38 @@ class LeanS3:
         response = await self._request("GET", self._bucket_target(), canonical_query(query), {}, b"")
         return parse_listing(response.body)
 
-    async def create_upload(self, key: str) -> tuple[str, bool]:
-        """CreateMultipartUpload of ``key`` with nothing else (the write probe): the upload id, and whether it
-        took a second attempt, whose first may have created an upload too."""
+    async def create_upload(self, key: str, headers: Mapping[str, str] | None = None) -> tuple[str, bool]:
+        """CreateMultipartUpload of ``key`` with ``headers`` (user metadata as ``x-amz-meta-*``, the checksum
+        algorithm and type): the upload id, and whether it took a second attempt, whose first may have created
+        an upload too."""
         path, query = self._endpoint.bucket_path + quote_key(key), canonical_query([("uploads", "")])
+        sent = dict(headers or {})
         retried = False
         try:
-            response = await self._request("POST", path, query, {}, b"", attempts=1)
+            response = await self._request("POST", path, query, sent, b"", attempts=1)
         except TransportError:
             retried = True
-            response = await self._request("POST", path, query, {}, b"", attempts=1)
+            response = await self._request("POST", path, query, sent, b"", attempts=1)
         root = ElementTree.fromstring(response.body)
         upload_id = root.findtext(f"{_namespace(root)}UploadId")
         if not upload_id:
             raise ValueError("CreateMultipartUpload answered without an UploadId")
         return upload_id, retried
+
+    async def complete_upload(
+        self, key: str, upload_id: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """CompleteMultipartUpload with ``body`` (``complete_body``): the result's fields by name (``ETag``,
+        ``ChecksumCRC32``...). One attempt: the engine decides whether a completion whose answer was lost is
+        tried again. An error document in a 200 answer (S3 sends one when it fails after answering has begun)
+        is an ``ErrorResponse`` with status 500, as botocore treats it: worth another try."""
+        path, query = self._endpoint.bucket_path + quote_key(key), canonical_query([("uploadId", upload_id)])
+        response = await self._request("POST", path, query, dict(headers or {}), body, attempts=1)
+        root = ElementTree.fromstring(response.body)
+        ns = _namespace(root)
+        if root.tag == f"{ns}Error":
+            raise _error_response(HTTPStatus.INTERNAL_SERVER_ERROR, response.body)
+        return {child.tag[len(ns) :]: child.text or "" for child in root}
 
     async def abort_upload(self, key: str, upload_id: str) -> None:
         """AbortMultipartUpload."""
@@ -346,6 +367,21 @@ class LeanS3:
                 return response
             raise _error_response(response.status, response.body)
         raise AssertionError("unreachable")
+
+
+def metadata_headers(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """User metadata as the ``x-amz-meta-*`` headers botocore would send (names lower-cased, as S3 keeps them)."""
+    return {f"{META}{name.lower()}": value for name, value in (metadata or {}).items()}
+
+
+def complete_body(parts: Sequence[tuple[int, str, str | None, str | None]]) -> bytes:
+    """The CompleteMultipartUpload document for ``(number, etag, checksum element, checksum value)`` rows,
+    byte for byte as botocore serializes the aiobotocore path's (``ChecksumCRC32``...; none for ``None``)."""
+    rows = []
+    for number, etag, element, value in parts:
+        checksum = f"<{element}>{escape(value)}</{element}>" if element is not None and value is not None else ""
+        rows.append(f"<Part><PartNumber>{number}</PartNumber><ETag>{escape(etag)}</ETag>{checksum}</Part>")
+    return f'<CompleteMultipartUpload xmlns="{S3_XMLNS}">{"".join(rows)}</CompleteMultipartUpload>'.encode()
 
 
 def _url_decoder(root: ElementTree.Element, ns: str) -> Callable[[str], str]:

@@ -180,16 +180,20 @@ async def test_a_write_probe_whose_answer_was_lost_leaves_no_upload_behind(
     assert_bucket_holds(s3_client, bucket, "probe/", tmp_path)
 
 
-def test_an_upload_of_small_files_never_imports_aiobotocore(
+def test_an_upload_never_imports_aiobotocore(
     tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
 ) -> None:
-    """Bucket check, listings, write probe and bodies all on the lean path: aiobotocore, aiohttp and botocore's
-    clients (~0.4 s of CPU) are for multipart control and HEADs only."""
+    """Bucket check, listings, write probe, bodies and a multipart upload's create and complete all on the lean
+    path: aiobotocore, aiohttp and botocore's clients (~0.4 s of CPU before a large file's first part could
+    leave) are for resuming an upload (ListParts) and for ``--lean off`` only."""
     source = tmp_path / "src"
-    make_tree(source, {f"d{i % 3}/f{i}.txt": f"file {i}".encode() for i in range(40)})
+    files = {f"d{i % 3}/f{i}.txt": f"file {i}".encode() for i in range(40)}
+    files["big.bin"] = random_bytes(11 * MIB, seed=7)
+    make_tree(source, files)
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "async_uploader", "upload", str(source), f"s3://{bucket}/small",
-         "--endpoint-url", s3_server.endpoint_url, "--no-progress"],
+         "--endpoint-url", s3_server.endpoint_url, "--no-progress", "--part-size", "5MiB",
+         "--multipart-threshold", "5MiB"],
         env=server_env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -197,3 +201,6 @@ def test_an_upload_of_small_files_never_imports_aiobotocore(
     assert "async_uploader.providers.s3_lean" in imported
     assert not {name for name in imported if name.split(".")[0] in {"aiobotocore", "aiohttp"}}
     assert_bucket_holds(s3_client, bucket, "small/", source)
+    head = s3_client.head_object(Bucket=bucket, Key="small/big.bin", ChecksumMode="ENABLED")
+    assert head["ContentLength"] == 11 * MIB
+    assert head["Metadata"]["size"] == str(11 * MIB)
