@@ -44,12 +44,16 @@ def _read_into(fd: int, view: memoryview, offset: int) -> int:
     return got
 
 
-def _read_range(path: str, offset: int, length: int, size: int, mtime_ns: int, algorithm: Algorithm | None) -> Chunk:
+def _read_range(
+    path: str, offset: int, length: int, size: int, mtime_ns: int, algorithm: Algorithm | None, into: Body | None = None
+) -> Chunk:
     # Read straight into the BytesIO's own buffer. botocore would wrap a bytes body in BytesIO(bytes), which
     # shares the bytes until aiohttp asks for getbuffer() and so copies every body once: twice the memory.
     # BytesIO(bytes(n)) shares the zeroed bytes (untouched calloc pages, no memory yet); the first getbuffer()
     # gives the BytesIO its own buffer of exactly n bytes, where growing it by writing would over-allocate 1/8.
-    body = Body(bytes(length))
+    # A spare body of an earlier part (``ByteBudget.acquire_body``) is read into again, its pages already mapped;
+    # if its bytes are still referenced (a request's leftovers), getbuffer() copies them first, never overwrites.
+    body = into if into is not None and into.seek(0, 2) == length else Body(bytes(length))
     digest = Digest(algorithm) if algorithm is not None else None
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
@@ -105,11 +109,18 @@ def _read_cached(path: str, size: int, mtime_ns: int, algorithm: Algorithm | Non
 
 
 async def read_chunk(
-    path: str, offset: int, length: int, *, size: int, mtime_ns: int, algorithm: Algorithm | None = Algorithm.CRC32
+    path: str,
+    offset: int,
+    length: int,
+    *,
+    size: int,
+    mtime_ns: int,
+    algorithm: Algorithm | None = Algorithm.CRC32,
+    into: Body | None = None,
 ) -> Chunk:
     """Bytes ``[offset, offset + length)`` of the file whose walked stat was ``size`` and ``mtime_ns``, with
-    their checksum computed as they are read."""
-    return await anyio.to_thread.run_sync(_read_range, path, offset, length, size, mtime_ns, algorithm)
+    their checksum computed as they are read; into ``into`` if it is a body of ``length`` bytes."""
+    return await anyio.to_thread.run_sync(_read_range, path, offset, length, size, mtime_ns, algorithm, into)
 
 
 SMALL_FILE_MAX_BYTES: Final = 1024 * 1024

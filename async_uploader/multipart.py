@@ -28,7 +28,7 @@ from .checksum import Algorithm, composite, full_object_crc
 from .chunks import check_unchanged, digest_range, read_chunk
 from .errors import FileError, StoreError, VerificationError
 from .plan import PartPlan, UploadPlan
-from .providers.base import IncompleteUpload, ObjectStore, StoredObject, UploadedPart, sweep_stale_uploads
+from .providers.base import Body, IncompleteUpload, ObjectStore, StoredObject, UploadedPart, sweep_stale_uploads
 from .retry import RetryPolicy
 from .scan import FileEntry
 from .state import OpenUpload
@@ -236,23 +236,32 @@ async def _upload_parts(
     store, entry, limits = job.store, job.entry, job.limits
     uploaded: list[UploadedPart | None] = [None] * job.plan.part_count
     failure: list[BaseException] = []
+    bodies: dict[int, Body] = {}
+    """Each part's body while it is in flight: read into again on a retry, then handed back with its bytes."""
     note = limits._noting(job.on_retry)
 
-    async def send(part: PartPlan) -> UploadedPart:
+    async def send(part: PartPlan, spare: Body | None) -> UploadedPart:
         chunk = await read_chunk(
-            entry.path, part.offset, part.size, size=entry.size, mtime_ns=entry.mtime_ns, algorithm=job.algorithm
+            entry.path,
+            part.offset,
+            part.size,
+            size=entry.size,
+            mtime_ns=entry.mtime_ns,
+            algorithm=job.algorithm,
+            into=spare,
         )
+        bodies[part.number] = chunk.body
         if limits.bandwidth is not None:
             await limits.bandwidth.consume(part.size)
         done = await store.upload_part(job.key, upload_id, part.number, chunk.body, checksum=chunk.checksum)
         crcs[part.number] = chunk.crc
         return done
 
-    async def one_part(part: PartPlan, taken: int) -> None:
+    async def one_part(part: PartPlan, taken: int, spare: Body | None) -> None:
         try:
             # The slot and the bytes stay held across retries: a struggling store gets fewer requests, not more.
             uploaded[part.number - 1] = await limits.retry.call(
-                lambda: send(part), deadline=job.deadline, on_retry=note
+                lambda: send(part, bodies.get(part.number, spare)), deadline=job.deadline, on_retry=note
             )
             limits.slots.succeeded()
         except (FileError, OSError) as exc:
@@ -261,7 +270,7 @@ async def _upload_parts(
             group.cancel_scope.cancel()
             return
         finally:
-            limits.budget.release(taken)
+            limits.budget.release(taken, bodies.pop(part.number, None))
             limits.slots.release()
         on_part(part.number, part.size)
 
@@ -273,11 +282,11 @@ async def _upload_parts(
                 continue
             await limits.slots.acquire()
             try:
-                taken = await limits.budget.acquire(part.size)
+                taken, spare = await limits.budget.acquire_body(part.size)
             except BaseException:
                 limits.slots.release()
                 raise
-            group.start_soon(one_part, part, taken)
+            group.start_soon(one_part, part, taken, spare)
     if failure:
         raise failure[0]
     return [part for part in uploaded if part is not None]

@@ -8,6 +8,7 @@ import anyio
 import pytest
 
 from async_uploader.budget import ByteBudget
+from async_uploader.providers.base import Body
 
 DEADLINE_S = 5
 
@@ -201,3 +202,87 @@ async def test_acquire_cancelled_at_once_does_not_keep_the_bytes() -> None:
         scope.cancel()
         await budget.acquire(10)
     assert budget.available == 100
+
+
+async def test_a_released_body_is_read_into_again_by_the_next_part_of_its_size() -> None:
+    budget = ByteBudget(100)
+    taken, fresh = await budget.acquire_body(40)
+    assert (taken, fresh) == (40, None)
+    body = Body(bytes(40))
+    budget.release(taken, body)
+    assert budget.available == 100  # a spare's bytes count as free
+    assert await budget.acquire_body(30) == (30, None)  # not its size
+    taken, spare = await budget.acquire_body(40)
+    assert spare is body
+    assert budget.reused == 1
+    budget.release(30)
+    budget.release(taken)  # no body: nothing kept
+    assert await budget.acquire_body(40) == (40, None)
+
+
+async def test_spares_are_dropped_when_other_requests_need_their_bytes() -> None:
+    budget = ByteBudget(100)
+    for size in (40, 40):
+        taken, _ = await budget.acquire_body(size)
+        budget.release(taken, Body(bytes(size)))
+    assert await budget.acquire(30) == 30  # 70 free no longer cover both spares (80): the older is dropped
+    budget.release(30)
+    first = await budget.acquire_body(40)
+    second = await budget.acquire_body(40)
+    assert [first[1] is not None, second[1] is not None] == [True, False]
+    assert budget.peak_used <= budget.capacity
+
+
+async def test_spares_are_dropped_for_a_waiter_too() -> None:
+    budget = ByteBudget(100)
+    taken, _ = await budget.acquire_body(60)
+    held = await budget.acquire(40)
+    granted: list[str] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(acquire_then_record, budget, 100, "all", granted)
+        await anyio.wait_all_tasks_blocked()
+        budget.release(taken, Body(bytes(60)))  # not enough for the waiter yet: kept as a spare for now
+        await anyio.wait_all_tasks_blocked()
+        assert granted == []
+        budget.release(held)
+    assert granted == ["all"]
+    budget.release(100)
+    assert await budget.acquire_body(60) == (60, None)  # it was dropped to serve the waiter
+
+
+async def test_a_body_whose_buffer_is_still_exported_is_not_kept() -> None:
+    budget = ByteBudget(100)
+    body = Body(bytes(10))
+    taken = await budget.acquire(10)
+    with body.getbuffer() as view:  # as a sender still holding it would
+        budget.release(taken, body)
+        assert await budget.acquire_body(10) == (10, None)
+        assert len(view) == 10
+
+
+async def test_a_full_budget_hands_the_released_body_to_the_next_part() -> None:
+    budget = ByteBudget(80)
+    parts = [await budget.acquire_body(40) for _ in range(2)]
+    assert budget.available == 0
+    body = Body(bytes(40))
+    budget.release(parts[0][0], body)
+    assert await budget.acquire_body(40) == (40, body)  # the steady state of a large file: no new pages
+    assert budget.available == 0
+
+
+async def test_a_part_waiting_for_bytes_gets_the_body_released_with_them() -> None:
+    budget = ByteBudget(80)
+    held = [await budget.acquire_body(40) for _ in range(2)]
+    got: list[tuple[int, Body | None]] = []
+
+    async def next_part() -> None:
+        got.append(await budget.acquire_body(40))
+
+    body = Body(bytes(40))
+    async with anyio.create_task_group() as group:
+        group.start_soon(next_part)
+        await anyio.wait_all_tasks_blocked()
+        assert got == []
+        budget.release(held[0][0], body)
+    assert got == [(40, body)]
+    assert budget.available == 0

@@ -5,6 +5,7 @@ whichever batch its read lands in; and many concurrent small reads must share th
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import zlib
@@ -14,8 +15,9 @@ import anyio
 import pytest
 
 from async_uploader.checksum import Algorithm, checksum_of
-from async_uploader.chunks import CACHED_READ_MAX_BYTES, FileReader, read_chunk
+from async_uploader.chunks import CACHED_READ_MAX_BYTES, Chunk, FileReader, read_chunk
 from async_uploader.errors import FileChangedError
+from async_uploader.providers.base import Body
 from tests.trees import random_bytes, write_file
 
 DEADLINE_S = 10
@@ -198,3 +200,36 @@ async def test_a_read_the_cache_cannot_serve_goes_to_a_thread(
     assert first.checksum == again.checksum == checksum_of(Algorithm.SHA256, data)
     # Not in the cache: the next file is tried in the cache again. No support: never again this run.
     assert (reader.cached_reads, reader.batches) == ((1, 1) if cached_afterwards else (0, 2))
+
+
+async def test_a_spare_body_is_read_into_without_touching_bytes_still_in_use(tmp_path: Path) -> None:
+    data = random_bytes(3 * 4096 + 5, seed=3)
+    st = os.stat(write_file(tmp_path, "f.bin", data))
+
+    async def read(offset: int, length: int, into: Body | None = None) -> Chunk:
+        return await read_chunk(
+            str(tmp_path / "f.bin"), offset, length, size=st.st_size, mtime_ns=st.st_mtime_ns, into=into
+        )
+
+    first = await read(0, 4096)
+    sent = first.body.getvalue()  # what a request may still hold: the body's own bytes, shared
+    second = await read(4096, 4096, into=first.body)
+    assert second.body is first.body
+    assert (second.body.getvalue(), second.crc) == (data[4096:8192], zlib.crc32(data[4096:8192]))
+    assert sent == data[:4096]  # copied away from, not overwritten
+    del sent
+    where = buffer_address(second.body)
+    third = await read(8192, 4096, into=second.body)
+    assert third.body.getvalue() == data[8192:12288]
+    assert buffer_address(third.body) == where  # nothing held the bytes: read in place, no new pages
+    last = await read(12288, 5, into=third.body)
+    assert last.body is not third.body  # not its size: a body of its own
+    assert last.body.getvalue() == data[12288:]
+
+
+def buffer_address(body: Body) -> int:
+    with body.getbuffer() as view:
+        first_byte = ctypes.c_char.from_buffer(view)
+        address = ctypes.addressof(first_byte)
+        del first_byte
+    return address
