@@ -134,8 +134,9 @@ def _header(info: BenchInfo, labels: dict[str, str]) -> list[str]:
         "",
         "Versions: " + "; ".join(f"{labels.get(k, k)}: {v}" for k, v in info.versions.items() if k != "seaweedfs"),
         "",
-        f"{info.repeat} run(s) per tool and dataset, interleaved; cells are medians (min-max) over runs that passed "
-        "the bucket check; CPU is user+system of the client process tree (wait4); peak RSS is its largest "
+        f"{info.repeat} run(s) per tool and dataset, interleaved, each round starting one tool later; cells are "
+        "medians (min-max) over runs that passed the bucket check; CPU is user+system of the client process tree "
+        "(wait4); peak RSS is its largest "
         f"process's (an empty program measures {m['rss_floor']}); MB is 10^6 bytes; server CPU is SeaweedFS's "
         "over the same window" + (f"; datasets at scale {info.scale:g}." if info.scale != 1 else "."),
     ]

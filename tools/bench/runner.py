@@ -1,8 +1,9 @@
 """The benchmark loop: one server, then every (repetition, dataset, tool) in interleaved order.
 
-Interleaving (A B C A B C, not A A B B C C) spreads slow drifts of a shared machine (page cache, the
+Interleaving (A B C B C A C A B, not A A B B C C) spreads slow drifts of a shared machine (page cache, the
 server's growing metadata, a neighbour's load) over all tools instead of charging them to whichever ran
-last. Each run gets a fresh bucket, which is checked and then dropped outside the measured window.
+last, and rotating each round's order spreads what the first run of a round meets. Each run gets a fresh
+bucket, which is checked and then dropped outside the measured window.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -134,6 +136,13 @@ def _progress(record: RunRecord, repeat: int) -> None:
     )
 
 
+def rotated(tools: Sequence[str], rep: int) -> list[str]:
+    """The round's order: each round starts one tool later (A B C, B C A, C A B), so no tool always runs first,
+    right after the previous round's bucket was dropped, or last."""
+    shift = rep % len(tools) if tools else 0
+    return [*tools[shift:], *tools[:shift]]
+
+
 def run_plan(plan: BenchPlan, peers: PeerInstall) -> tuple[list[RunRecord], list[str]]:
     """Run the plan against one fresh server; return the records and a note for every run skipped.
 
@@ -150,7 +159,7 @@ def run_plan(plan: BenchPlan, peers: PeerInstall) -> tuple[list[RunRecord], list
             notes.append(_warm_up(plan, dataset, server=server, keeper=keeper, server_cpu=server_cpu, peers=peers))
         for rep in range(plan.repeat):
             for dataset in plan.datasets:
-                for tool in plan.tools:
+                for tool in rotated(plan.tools, rep):
                     free = shutil.disk_usage(server.data_dir).free
                     if dataset.total_bytes + _SERVER_DISK_MARGIN_BYTES > free:
                         notes.append(
