@@ -14,11 +14,15 @@ from botocore.credentials import Credentials, ReadOnlyCredentials
 from botocore.serialize import create_serializer
 
 from async_uploader.checksum import Algorithm, checksum_of
+from async_uploader.errors import StoreError
 from async_uploader.providers.http1 import Response
 from async_uploader.providers.s3 import (
     DEFAULT_SIGNING_REGION,
     BotocoreCredentials,
+    DirectAccess,
+    S3Connection,
     S3Store,
+    _Clients,
     client_options,
     open_s3_store,
 )
@@ -228,6 +232,45 @@ async def test_a_completion_gives_the_results_fields_and_sends_the_whole_checksu
     assert (method, target, body) == ("POST", "/b/dir/%C3%BC%20k?uploadId=up%2Fid", document)
     assert sent["x-amz-checksum-type"] == "FULL_OBJECT"
     assert "x-amz-checksum-crc32" in sent["authorization"]
+
+
+def _direct_store(pool: _Answering) -> S3Store:
+    """An ``S3Store`` whose lean path talks to ``pool`` and that has no botocore client to fall back on."""
+
+    async def no_client() -> tuple[Any, Any]:
+        raise AssertionError("the lean path must not need a botocore client")
+
+    direct = DirectAccess("http://127.0.0.1:9", "us-east-1", _Keys())  # type: ignore[arg-type]
+    connection = S3Connection(_Clients(no_client), "http://127.0.0.1:9", (), pool, direct)  # type: ignore[arg-type]
+    return S3Store(connection, "b")
+
+
+INVALID_ARGUMENT = b"<Error><Code>InvalidArgument</Code><Message>x-amz-checksum-type not supported</Message></Error>"
+
+
+async def test_a_store_that_refuses_full_object_checksums_is_asked_for_composite_ones_next() -> None:
+    pool = _Answering(400, INVALID_ARGUMENT)
+    store = _direct_store(pool)
+    with pytest.raises(StoreError, match="without a full-object checksum") as raised:
+        await store.create_multipart("k", metadata={"Mode": "100644"}, checksum=Algorithm.CRC32, full_object=True)
+    assert raised.value.retryable
+    assert store.full_object_checksums is False
+    ((method, target, sent, _),) = pool.requests
+    assert (method, target) == ("POST", "/b/k?uploads=")
+    assert sent["x-amz-meta-mode"] == "100644"
+    assert (sent["x-amz-checksum-algorithm"], sent["x-amz-checksum-type"]) == ("CRC32", "FULL_OBJECT")
+    assert "x-amz-checksum-type;x-amz-content-sha256;x-amz-date;x-amz-meta-mode" in sent["authorization"]
+    with pytest.raises(StoreError) as plain:  # without a full-object checksum asked for, the refusal is final
+        await store.create_multipart("k", metadata={}, checksum=Algorithm.CRC32, full_object=False)
+    assert not plain.value.retryable
+
+
+async def test_aborting_an_upload_that_is_already_gone_is_not_an_error() -> None:
+    gone = b"<Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>"
+    await _direct_store(_Answering(404, gone)).abort_multipart("k", "u")
+    with pytest.raises(StoreError) as refused:
+        await _direct_store(_Answering(403, b"<Error><Code>AccessDenied</Code></Error>")).abort_multipart("k", "u")
+    assert refused.value.denied
 
 
 async def test_listings_are_the_same_on_both_paths(store: S3Store, sync_client: Any, bucket: str) -> None:  # noqa: F811
