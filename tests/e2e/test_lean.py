@@ -127,17 +127,22 @@ async def test_credentials_are_read_again_for_every_request(bucket: str, s3_serv
     assert [o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket)["Contents"]] == ["before"]
 
 
-def test_cli_lean_off_uploads_through_aiobotocore(
-    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
+@pytest.mark.parametrize("lean", ["off", "on"])
+def test_cli_parts_read_into_reused_buffers_land_byte_for_byte_on_either_path(
+    lean: str, tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
 ) -> None:
+    """``--lean off`` sends through aiobotocore, whose aiohttp may still hold a part's buffer when the part is
+    done: such a buffer must never be read into again. A 10 MiB budget and 5 MiB parts make every later part
+    of the 21 MiB file a candidate for a reused buffer."""
     source = tmp_path / "src"
-    make_tree(source, {"a.txt": b"a", "ü/b c.txt": b"b", "big.bin": random_bytes(6 * MIB, seed=3)})
+    make_tree(source, {"a.txt": b"a", "ü/b c.txt": b"b", "big.bin": random_bytes(21 * MIB, seed=3)})
     result = run_cli(
-        server_env, str(source), f"s3://{bucket}/off", "--endpoint-url", s3_server.endpoint_url,
-        "--lean", "off", "--multipart-threshold", "5MiB", "--part-size", "5MiB", "--no-progress",
+        server_env, str(source), f"s3://{bucket}/{lean}", "--endpoint-url", s3_server.endpoint_url,
+        "--lean", lean, "--multipart-threshold", "5MiB", "--part-size", "5MiB", "--max-memory", "10MiB",
+        "--no-progress",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert_bucket_holds(s3_client, bucket, "off/", tmp_path / "src")
+    assert_bucket_holds(s3_client, bucket, f"{lean}/", tmp_path / "src")
 
 
 @pytest.mark.parametrize("event_loop", ["asyncio", "default"])
