@@ -11,10 +11,12 @@ import botocore.config
 import botocore.session
 import pytest
 from botocore.credentials import Credentials, ReadOnlyCredentials
+from botocore.parsers import create_parser
 from botocore.serialize import create_serializer
 
-from async_uploader.checksum import Algorithm, checksum_of
+from async_uploader.checksum import Algorithm, Checksum, checksum_of
 from async_uploader.errors import StoreError
+from async_uploader.providers.base import StoredPart
 from async_uploader.providers.http1 import Response
 from async_uploader.providers.s3 import (
     DEFAULT_SIGNING_REGION,
@@ -23,6 +25,7 @@ from async_uploader.providers.s3 import (
     S3Connection,
     S3Store,
     _Clients,
+    _stored_part,
     client_options,
     open_s3_store,
 )
@@ -34,6 +37,7 @@ from async_uploader.providers.s3_lean import (
     _error_response,
     complete_body,
     parse_listing,
+    parse_parts,
     parse_uploads,
 )
 from tests.test_s3_provider import credentials, moto_endpoint, sync_client  # noqa: F401 - fixtures
@@ -302,6 +306,51 @@ def test_a_listing_page_is_read_like_botocore_reads_it() -> None:
     # A store that ignores encoding-type=url says nothing of it, and its keys are as they are.
     unencoded = page.replace(b"<EncodingType>url</EncodingType>", b"")
     assert parse_listing(unencoded)[0] == [("a+b%20c%2Bd", 3, '"e1"'), ("%E6%97%A5", 0, '"e2-2"')]
+
+
+PARTS_PAGE = (
+    b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<ListPartsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>b</Bucket><Key>k</Key>'
+    b"<UploadId>u</UploadId><PartNumberMarker>0</PartNumberMarker><NextPartNumberMarker>7</NextPartNumberMarker>"
+    b"<MaxParts>2</MaxParts><IsTruncated>true</IsTruncated>"
+    b"<Part><PartNumber>3</PartNumber><LastModified>2026-12-03T10:00:00.000Z</LastModified>"
+    b"<ETag>&quot;e3&quot;</ETag><Size>5242880</Size><ChecksumCRC32>AAAAAA==</ChecksumCRC32></Part>"
+    b"<Part><PartNumber>7</PartNumber><ETag>&quot;e7&quot;</ETag><Size>4</Size></Part>"
+    b"</ListPartsResult>"
+)
+
+
+def test_a_page_of_parts_is_read_like_botocore_reads_it() -> None:
+    parts, marker = parse_parts(PARTS_PAGE)
+    model = botocore.session.get_session().get_service_model("s3").operation_model("ListParts")
+    theirs = create_parser("rest-xml").parse(
+        {"body": PARTS_PAGE, "headers": {}, "status_code": 200}, model.output_shape
+    )
+    assert [_stored_part(p) for p in parts] == [_stored_part(p) for p in theirs["Parts"]]
+    assert [_stored_part(p) for p in parts] == [
+        StoredPart(3, 5242880, '"e3"', Checksum(Algorithm.CRC32, "AAAAAA==")),
+        StoredPart(7, 4, '"e7"', None),
+    ]
+    assert marker == int(theirs["NextPartNumberMarker"]) == 7
+    assert parse_parts(PARTS_PAGE.replace(b"<IsTruncated>true", b"<IsTruncated>false"))[1] is None
+    # Truncated without a marker (some stores): go on from the last part listed.
+    assert parse_parts(PARTS_PAGE.replace(b"<NextPartNumberMarker>7</NextPartNumberMarker>", b""))[1] == 7
+
+
+async def test_both_paths_list_an_open_uploads_parts_alike(moto_endpoint: str, bucket: str) -> None:  # noqa: F811
+    async with open_s3_store(bucket, endpoint_url=moto_endpoint) as store:
+        upload_id = await store.create_multipart("ü/k", metadata={}, checksum=Algorithm.CRC32, full_object=False)
+        for number, body in ((1, b"a" * (5 * 1024 * 1024)), (2, b"tail")):
+            await store.upload_part(
+                "ü/k", upload_id, number, BytesIO(body), checksum=checksum_of(Algorithm.CRC32, body)
+            )
+    listed = []
+    for lean in (True, False):
+        async with open_s3_store(bucket, endpoint_url=moto_endpoint, lean=lean) as store:
+            listed.append((await store.list_parts("ü/k", upload_id), store.sends_lean))
+    assert listed[0][0] == listed[1][0]
+    assert [(p.number, p.size) for p in listed[0][0]] == [(1, 5 * 1024 * 1024), (2, 4)]
+    assert (listed[0][1], listed[1][1]) == (True, False)
 
 
 def test_a_page_of_open_uploads_gives_keys_ids_times_and_the_next_markers() -> None:

@@ -1,5 +1,6 @@
-"""Amazon S3 and S3-compatible stores: bodies, listings and the bucket check on the lean path (``s3_lean``), the
-rest on aiobotocore's clients (``s3_boto``, imported only when a request needs them).
+"""Amazon S3 and S3-compatible stores: every request of an upload on the lean path (``s3_lean``); aiobotocore's
+clients (``s3_boto``, imported only when a request needs them) for ``--lean off`` and where the lean path cannot
+be set up, and to learn a bucket's endpoint on AWS itself.
 
 Credentials come from botocore's standard chain (environment, shared config and profiles, SSO, container and
 instance roles). No ACL is ever sent: objects inherit the bucket's (private) policy.
@@ -95,6 +96,12 @@ _UNSUPPORTED_CODES: Final = frozenset({"InvalidArgument", "InvalidRequest", "Not
 _HEADERS: Final = {"ChecksumAlgorithm": "x-amz-checksum-algorithm", "ChecksumType": "x-amz-checksum-type"}
 
 
+def _stored_part(item: Mapping[str, Any]) -> StoredPart:
+    """A part as ListParts lists it (botocore's page or the lean path's fields, named alike)."""
+    listed = next((Checksum(a, str(item[_PARAMS[a]])) for a in Algorithm if item.get(_PARAMS[a])), None)
+    return StoredPart(int(item["PartNumber"]), int(item["Size"]), str(item["ETag"]), listed)
+
+
 def _checksum_element(checksum: Checksum | None) -> tuple[str | None, str | None]:
     return (_PARAMS[checksum.algorithm], checksum.value) if checksum is not None else (None, None)
 
@@ -174,8 +181,8 @@ def client_tls_verify(client: Any) -> bool | str:
 class S3Store:
     """``ObjectStore`` for one S3 bucket over an ``S3Connection``.
 
-    With ``lean`` (and a connection that has a lean pool), bodies go over the lean data path (``s3_lean``);
-    everything else, and bodies when the lean path cannot be set up, over aiobotocore.
+    With ``lean`` (and a connection that has a lean pool), requests go over the lean path (``s3_lean``); without
+    it, or when the lean path cannot be set up, over aiobotocore.
     """
 
     def __init__(self, connection: S3Connection, bucket: str, *, lean: bool = True) -> None:
@@ -506,12 +513,20 @@ class S3Store:
 
     async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
         found: list[StoredPart] = []
+        lean = self._lean if self._lean_ready else await self._lean_path()
+        if lean is not None:
+            marker: int | None = 0
+            while marker is not None:
+                try:
+                    page, marker = await lean.list_parts_page(key, upload_id, marker)
+                except (ErrorResponse, TransportError, ElementTree.ParseError) as exc:
+                    self._object_error("ListParts", key, exc)
+                found.extend(_stored_part(item) for item in page)
+            return found
         paginator = (await self._client()).get_paginator("list_parts")
         try:
             async for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
-                for item in page.get("Parts", ()):
-                    listed = next((Checksum(a, item[_PARAMS[a]]) for a in Algorithm if item.get(_PARAMS[a])), None)
-                    found.append(StoredPart(int(item["PartNumber"]), int(item["Size"]), item["ETag"], listed))
+                found.extend(_stored_part(item) for item in page.get("Parts", ()))
         except (ClientError, BotoCoreError) as exc:
             self._object_error("ListParts", key, exc)
         return found

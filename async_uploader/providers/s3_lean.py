@@ -6,12 +6,12 @@ that CPU *is* the upload speed for small files. Here a request is: the URL (lear
 client), headers, a SigV4 signature over them (``sigv4``), one request on a keep-alive pool shared by the run
 (``http1``).
 
-So do a multipart upload's create, complete and abort: importing aiobotocore and building its client costs
-~0.4 s of CPU before a large file's first part could leave. Everything else (credentials, including
-refreshable ones; ListParts for a resume; the mapping of errors to the uploader's) stays with ``s3.py`` and
-aiobotocore. Bodies are sent as they are, with ``UNSIGNED-PAYLOAD`` and a
-signed ``x-amz-checksum-*`` header the server verifies (none with ``--checksum none``); no ``Expect:
-100-continue``, no ACL header, ever.
+So do a multipart upload's create, complete, abort and ListParts: importing aiobotocore and building its client
+costs ~0.4 s of CPU before a large file's first part could leave. Credentials (refreshable ones included), the
+endpoint rules and the mapping of errors to the uploader's stay with ``s3.py`` and botocore.
+
+Bodies are sent as they are, with ``UNSIGNED-PAYLOAD`` and a signed ``x-amz-checksum-*`` header the server
+verifies (none with ``--checksum none``); no ``Expect: 100-continue``, no ACL header, ever.
 """
 
 from __future__ import annotations
@@ -268,6 +268,14 @@ class LeanS3:
         response = await self._request("GET", self._bucket_target(), canonical_query(query), {}, b"")
         return parse_uploads(response.body)
 
+    async def list_parts_page(self, key: str, upload_id: str, marker: int) -> tuple[list[dict[str, str]], int | None]:
+        """One ListParts page of an open upload, after part ``marker``: each part's fields by name, as botocore
+        gives them (``PartNumber``, ``Size``, ``ETag``, ``ChecksumCRC32``...), and the next page's marker."""
+        query = [("uploadId", upload_id)] + ([("part-number-marker", str(marker))] if marker else [])
+        path = self._endpoint.bucket_path + quote_key(key)
+        response = await self._request("GET", path, canonical_query(query), {}, b"")
+        return parse_parts(response.body)
+
     def _bucket_target(self) -> str:
         return self._endpoint.bucket_path.rstrip("/") or "/"
 
@@ -411,6 +419,17 @@ def parse_uploads(body: bytes) -> tuple[list[tuple[str, str, float]], tuple[str,
     if not key_marker and not rows:
         return rows, None  # truncated, yet nothing to go on from: stop rather than ask for the same page forever
     return rows, (key_marker or rows[-1][0], upload_marker or rows[-1][1])
+
+
+def parse_parts(body: bytes) -> tuple[list[dict[str, str]], int | None]:
+    """A ListParts answer: its parts' fields, and the next page's part number marker if truncated."""
+    root = ElementTree.fromstring(body)
+    ns = _namespace(root)
+    parts = [{child.tag[len(ns) :]: child.text or "" for child in item} for item in root.iterfind(f"{ns}Part")]
+    if (root.findtext(f"{ns}IsTruncated") or "").strip().lower() != "true" or not parts:
+        return parts, None  # truncated with no parts: nothing to go on from, so stop rather than loop
+    marker = (root.findtext(f"{ns}NextPartNumberMarker") or "").strip() or parts[-1].get("PartNumber", "")
+    return parts, int(marker) if marker.isdigit() else None
 
 
 def parse_listing(body: bytes) -> tuple[list[tuple[str, int, str]], str | None]:
