@@ -185,12 +185,16 @@ def test_a_killed_multipart_upload_resumes_from_the_parts_already_there(
     assert kept >= 3
     report = tmp_path / "resume.jsonl"
 
-    result = run_cli(server_env, *args, "--report", str(report))
+    result = run_cli({**server_env, "PYTHONPROFILEIMPORTTIME": "1"}, *args, "--report", str(report))
 
     assert result.returncode == 0, result.stderr
     record = next(r for r in report_records(report) if r.get("path") == "huge.bin")
     assert record["status"] == "uploaded"
     assert record["resumed_parts"] >= kept - 1  # a part still arriving at the kill may be missing or torn
+    # The resume's ListParts went over the lean path like the rest: aiobotocore was never needed.
+    imported = imported_modules(result.stderr)
+    assert "async_uploader.providers.s3_lean" in imported
+    assert not {name for name in imported if name.split(".")[0] == "aiobotocore"}
     assert read_bucket(s3_client, bucket)["huge.bin"][0] == data
     assert_no_orphans(s3_client, bucket)
 
