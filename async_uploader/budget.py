@@ -133,13 +133,10 @@ class ByteBudget:
             self._available -= waiter.amount
             self.peak_used = max(self.peak_used, self.capacity - self._available)
             waiter.event.set()
-        if self._spare_bytes > self._available:
-            self._trim()
+        self._trim()
 
     def _trim(self) -> None:
         """Drop the oldest spares until the free bytes cover the rest."""
-        if self._spare_bytes <= self._available:
-            return
         dropped = 0
         while self._spare_bytes > self._available:
             self._spare_bytes -= self._spares[dropped][1]

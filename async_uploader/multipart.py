@@ -240,7 +240,7 @@ async def _upload_parts(
     """Each part's body while it is in flight: read into again on a retry, then handed back with its bytes."""
     note = limits._noting(job.on_retry)
 
-    async def send(part: PartPlan, spare: Body | None) -> UploadedPart:
+    async def send(part: PartPlan) -> UploadedPart:
         chunk = await read_chunk(
             entry.path,
             part.offset,
@@ -248,7 +248,7 @@ async def _upload_parts(
             size=entry.size,
             mtime_ns=entry.mtime_ns,
             algorithm=job.algorithm,
-            into=spare,
+            into=bodies.get(part.number),
         )
         bodies[part.number] = chunk.body
         if limits.bandwidth is not None:
@@ -258,10 +258,12 @@ async def _upload_parts(
         return done
 
     async def one_part(part: PartPlan, taken: int, spare: Body | None) -> None:
+        if spare is not None:
+            bodies[part.number] = spare
         try:
             # The slot and the bytes stay held across retries: a struggling store gets fewer requests, not more.
             uploaded[part.number - 1] = await limits.retry.call(
-                lambda: send(part, bodies.get(part.number, spare)), deadline=job.deadline, on_retry=note
+                lambda: send(part), deadline=job.deadline, on_retry=note
             )
             limits.slots.succeeded()
         except (FileError, OSError) as exc:

@@ -230,7 +230,6 @@ async def test_spares_are_dropped_when_other_requests_need_their_bytes() -> None
     first = await budget.acquire_body(40)
     second = await budget.acquire_body(40)
     assert [first[1] is not None, second[1] is not None] == [True, False]
-    assert budget.peak_used <= budget.capacity
 
 
 async def test_spares_are_dropped_for_a_waiter_too() -> None:

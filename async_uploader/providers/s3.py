@@ -599,7 +599,7 @@ class S3Store:
             try:
                 await lean.abort_upload(key, upload_id)
             except ErrorResponse as exc:
-                if exc.code in {"NoSuchUpload", "404"} or exc.status == HTTPStatus.NOT_FOUND:
+                if exc.code == "NoSuchUpload" or exc.status == HTTPStatus.NOT_FOUND:
                     return  # already gone: what we wanted
                 self._object_error("AbortMultipartUpload", key, exc)
             except TransportError as exc:

@@ -303,7 +303,7 @@ class LeanS3:
         algorithm and type): the upload id, and whether it took a second attempt, whose first may have created
         an upload too."""
         path, query = self._endpoint.bucket_path + quote_key(key), canonical_query([("uploads", "")])
-        sent = dict(headers or {})
+        sent = headers or {}
         retried = False
         try:
             response = await self._request("POST", path, query, sent, b"", attempts=1)
@@ -324,12 +324,12 @@ class LeanS3:
         tried again. An error document in a 200 answer (S3 sends one when it fails after answering has begun)
         is an ``ErrorResponse`` with status 500, as botocore treats it: worth another try."""
         path, query = self._endpoint.bucket_path + quote_key(key), canonical_query([("uploadId", upload_id)])
-        response = await self._request("POST", path, query, dict(headers or {}), body, attempts=1)
+        response = await self._request("POST", path, query, headers or {}, body, attempts=1)
         root = ElementTree.fromstring(response.body)
         ns = _namespace(root)
         if root.tag == f"{ns}Error":
             raise _error_response(HTTPStatus.INTERNAL_SERVER_ERROR, response.body)
-        return {child.tag[len(ns) :]: child.text or "" for child in root}
+        return _fields(root, ns)
 
     async def abort_upload(self, key: str, upload_id: str) -> None:
         """AbortMultipartUpload."""
@@ -341,7 +341,7 @@ class LeanS3:
         method: str,
         path: str,
         query: str,
-        headers: dict[str, str],
+        headers: Mapping[str, str],
         data: bytes,
         *,
         attempts: int = STALE_CONNECTION_ATTEMPTS,
@@ -398,6 +398,11 @@ def _url_decoder(root: ElementTree.Element, ns: str) -> Callable[[str], str]:
     return unquote_plus if (root.findtext(f"{ns}EncodingType") or "").strip().lower() == "url" else str
 
 
+def _fields(element: ElementTree.Element, ns: str) -> dict[str, str]:
+    """An element's children's texts by local name, as botocore's parser names a shape's members."""
+    return {child.tag[len(ns) :]: child.text or "" for child in element}
+
+
 def _namespace(root: ElementTree.Element) -> str:
     return root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
 
@@ -425,7 +430,7 @@ def parse_parts(body: bytes) -> tuple[list[dict[str, str]], int | None]:
     """A ListParts answer: its parts' fields, and the next page's part number marker if truncated."""
     root = ElementTree.fromstring(body)
     ns = _namespace(root)
-    parts = [{child.tag[len(ns) :]: child.text or "" for child in item} for item in root.iterfind(f"{ns}Part")]
+    parts = [_fields(item, ns) for item in root.iterfind(f"{ns}Part")]
     if (root.findtext(f"{ns}IsTruncated") or "").strip().lower() != "true" or not parts:
         return parts, None  # truncated with no parts: nothing to go on from, so stop rather than loop
     marker = (root.findtext(f"{ns}NextPartNumberMarker") or "").strip() or parts[-1].get("PartNumber", "")
