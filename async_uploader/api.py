@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import math
 import os
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -99,7 +98,7 @@ async def run(config: UploadConfig, *, store: ObjectStore | None, on_event: Even
         if store is None:
             raise ValueError("a store is needed for anything but a dry run")
         await store.check_readable()
-        probe_key = f"{config.destination.prefix}{PREFLIGHT_KEY_NAME}{uuid.uuid4().hex}"
+        probe_key = f"{config.destination.prefix}{PREFLIGHT_KEY_NAME}{os.urandom(16).hex()}"
         return await run_upload(config, store, emit, write_probe_key=probe_key)
     finally:
         if report is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 
@@ -17,7 +18,9 @@ from async_uploader.providers.s3 import connect as s3_connect
 def installed_gs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A package that registers ``gs`` (here pointing at the S3 provider, as a stand-in), installed for one test."""
     point = EntryPoint(name="gs", value="async_uploader.providers.s3:connect", group=registry.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(registry, "entry_points", lambda group: [point] if group == registry.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(
+        importlib.metadata, "entry_points", lambda group: [point] if group == registry.ENTRY_POINT_GROUP else []
+    )
     registry._installed.cache_clear()
     yield
     registry._installed.cache_clear()
@@ -41,7 +44,7 @@ def test_an_entry_point_adds_a_scheme_without_a_patch() -> None:
 
 def test_a_provider_that_cannot_be_imported_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     point = EntryPoint(name="xx", value="no_such_module_anywhere:connect", group=registry.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(registry, "entry_points", lambda group: [point])
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [point])
     registry._installed.cache_clear()
     try:
         with pytest.raises(ConfigError, match=r"xx:// provider .* cannot be imported"):

@@ -16,7 +16,6 @@ import importlib
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Final, Protocol, cast
 
 from ..errors import ConfigError
@@ -64,6 +63,8 @@ Provider = Callable[[ConnectOptions], AbstractAsyncContextManager[Connection]]
 @functools.cache
 def _installed() -> dict[str, str]:
     """Scheme -> ``module:attribute``: the built-ins, then (overriding none of them) those of installed packages."""
+    from importlib.metadata import entry_points  # ~25 ms to import: only when a scheme is not built in
+
     found = dict(BUILTIN_PROVIDERS)
     for point in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(point.name.lower(), point.value)

@@ -26,7 +26,6 @@ from io import BytesIO
 from typing import Final, Protocol
 from urllib.parse import unquote_plus, urlsplit
 from xml.etree import ElementTree
-from xml.sax.saxutils import escape
 
 from ..checksum import Checksum
 from .base import ObjectInfo
@@ -382,13 +381,19 @@ def metadata_headers(metadata: Mapping[str, str] | None) -> dict[str, str]:
     return {f"{META}{name.lower()}": value for name, value in (metadata or {}).items()}
 
 
+def _escape_text(text: str) -> str:
+    """XML character data as ElementTree (botocore's serializer) writes it; ``xml.sax.saxutils.escape`` would do
+    the same but imports ``urllib.request`` and ``http.client`` (~10 ms of every run's start-up)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def complete_body(parts: Sequence[tuple[int, str, str | None, str | None]]) -> bytes:
     """The CompleteMultipartUpload document for ``(number, etag, checksum element, checksum value)`` rows,
     byte for byte as botocore serializes the aiobotocore path's (``ChecksumCRC32``...; none for ``None``)."""
     rows = []
     for number, etag, element, value in parts:
-        checksum = f"<{element}>{escape(value)}</{element}>" if element is not None and value is not None else ""
-        rows.append(f"<Part><PartNumber>{number}</PartNumber><ETag>{escape(etag)}</ETag>{checksum}</Part>")
+        checksum = f"<{element}>{_escape_text(value)}</{element}>" if element is not None and value is not None else ""
+        rows.append(f"<Part><PartNumber>{number}</PartNumber><ETag>{_escape_text(etag)}</ETag>{checksum}</Part>")
     return f'<CompleteMultipartUpload xmlns="{S3_XMLNS}">{"".join(rows)}</CompleteMultipartUpload>'.encode()
 
 
