@@ -1,7 +1,8 @@
 """Checksums in the form S3 speaks (base64 of the big-endian digest), their multipart forms, and CRC arithmetic.
 
 Every body carries a checksum header the server verifies, refusing a body damaged in transit (``--checksum``):
-CRC32 by default (zlib, in the stdlib, at memory speed, releasing the GIL), CRC32C (Castagnoli, hardware
+CRC32 by default (zlib-ng where the ``fast`` extra installed it, ~13x the stdlib zlib's 3.8 GiB/s here, else the
+stdlib's zlib; both release the GIL), CRC32C (Castagnoli, hardware
 accelerated by ``google-crc32c``, the optional ``[crc32c]`` extra), or SHA-256 (hashlib; slower, for those who
 want a cryptographic digest). For a multipart upload S3 offers two object checksums: COMPOSITE, a checksum of
 the parts' checksums suffixed ``-N``, and FULL_OBJECT (CRC only), the CRC of the whole file, which is what a
@@ -15,7 +16,7 @@ import base64
 import enum
 import hashlib
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
@@ -63,6 +64,18 @@ def _crc32c_module() -> ModuleType:
     return google_crc32c
 
 
+def _crc32_function() -> Callable[[bytes | memoryview, int], int]:
+    """zlib-ng's CRC32 (same polynomial and results as zlib's, folding with PCLMULQDQ) when installed: on large
+    files the stdlib's CRC32 was a third of the client's CPU (0.26 s per GiB, beside the server on the same cores)."""
+    try:
+        from zlib_ng import zlib_ng  # optional: the fast extra
+    except ImportError:
+        return zlib.crc32
+    return zlib_ng.crc32
+
+
+_crc32: Final = _crc32_function()
+
 CRC32C_SLICE_BYTES: Final = 1024 * 1024
 
 
@@ -91,7 +104,7 @@ class Digest:
         if self._sha is not None:
             self._sha.update(data)
         elif self.algorithm is Algorithm.CRC32:
-            self._crc = zlib.crc32(data, self._crc)
+            self._crc = _crc32(data, self._crc)
         else:
             self._crc = crc32c(data, self._crc)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import sys
 import zlib
 from collections.abc import Iterable
 
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from async_uploader import checksum as checksum_module
 from async_uploader.checksum import (
     Algorithm,
     Checksum,
@@ -140,3 +142,18 @@ def test_parse_algorithm(text: str, algorithm: Algorithm | None) -> None:
 def test_parse_algorithm_refuses_others() -> None:
     with pytest.raises(ConfigError, match="--checksum must be one of crc32, crc32c, sha256, none"):
         parse_algorithm("md5")
+
+
+def test_crc32_runs_on_zlib_ng_where_the_fast_extra_installed_it() -> None:
+    zlib_ng = pytest.importorskip("zlib_ng.zlib_ng")
+    assert checksum_module._crc32 is zlib_ng.crc32
+    data = bytes(range(256)) * 4099  # over 1 MiB: zlib-ng's folding path, not its byte loop
+    digest = Digest(Algorithm.CRC32)
+    digest.update(memoryview(data)[:12345])
+    digest.update(memoryview(data)[12345:])
+    assert digest.crc == zlib.crc32(data)
+
+
+def test_crc32_falls_back_to_the_stdlib_without_zlib_ng(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "zlib_ng", None)  # an import of it now raises ImportError
+    assert checksum_module._crc32_function() is zlib.crc32
