@@ -2,12 +2,11 @@
 
 Every body carries a checksum header the server verifies, refusing a body damaged in transit (``--checksum``):
 CRC32 by default (zlib-ng where the ``fast`` extra installed it, ~13x the stdlib zlib's 3.8 GiB/s here, else the
-stdlib's zlib; both release the GIL), CRC32C (Castagnoli, hardware
-accelerated by ``google-crc32c``, the optional ``[crc32c]`` extra), or SHA-256 (hashlib; slower, for those who
-want a cryptographic digest). For a multipart upload S3 offers two object checksums: COMPOSITE, a checksum of
-the parts' checksums suffixed ``-N``, and FULL_OBJECT (CRC only), the CRC of the whole file, which is what a
-user can compare with the local file. The full CRC is combined from the parts' CRCs here (``crc_combine``), so
-no byte is read twice.
+stdlib's zlib; both release the GIL), CRC32C (Castagnoli, hardware accelerated by ``google-crc32c``, the optional
+``[crc32c]`` extra), or SHA-256 (hashlib; slower, for those who want a cryptographic digest). For a multipart
+upload S3 offers two object checksums: COMPOSITE, a checksum of the parts' checksums suffixed ``-N``, and
+FULL_OBJECT (CRC only), the CRC of the whole file, which is what a user can compare with the local file. The full
+CRC is combined from the parts' CRCs here (``crc_combine``), so no byte is read twice.
 """
 
 from __future__ import annotations
