@@ -20,9 +20,9 @@ from tools.seaweedfs import S3Server
 PEER_CONCURRENCY = 64
 NAIVE_THREADS = 32
 OUR_TOOL = "ours"
-OUR_TOOLS = (OUR_TOOL, "rerun", "rerun-nostate", "ours-botocore", "ours-asyncio")
+OUR_TOOLS = (OUR_TOOL, "rerun", "rerun-nostate", "ours-botocore", "ours-asyncio", "floor")
 """Ours, ours re-run over the unchanged tree (with and without its state file), ours with --lean off and on
-asyncio's own loop: no peer install needed."""
+asyncio's own loop, and the floor of our design: no peer install needed."""
 _SCRIPTS_DIR = Path(__file__).resolve().parent
 # Anything inherited from the caller's shell that could point a tool at real AWS, another profile or a proxy.
 _INHERITED_PREFIXES = ("AWS_", "RCLONE_", "S3_")
@@ -89,6 +89,15 @@ def ours_asyncio(job: UploadJob, peers: PeerInstall) -> Invocation:
     """async-uploader on asyncio's own event loop even where uvloop is installed."""
     invocation = ours(job, peers)
     return Invocation(invocation.argv, {**invocation.env, "ASYNC_UPLOADER_EVENT_LOOP": "asyncio"})
+
+
+def floor(job: UploadJob, peers: PeerInstall) -> Invocation:
+    """Our walker, reader and lean PUT per file without the pipeline around them: see ``floor_upload.py``."""
+    argv = (
+        sys.executable, str(_SCRIPTS_DIR / "floor_upload.py"), str(job.source), job.bucket, job.prefix,
+        "--endpoint-url", job.server.endpoint_url, "--concurrency", str(PEER_CONCURRENCY),
+    )  # fmt: skip
+    return Invocation(argv, _env(job))
 
 
 def s5cmd(job: UploadJob, peers: PeerInstall) -> Invocation:
@@ -160,6 +169,7 @@ UPLOADERS: dict[str, Callable[[UploadJob, PeerInstall], Invocation]] = {
     "rerun-nostate": ours_rerun_without_state,
     "ours-botocore": ours_botocore,
     "ours-asyncio": ours_asyncio,
+    "floor": floor,
     "s5cmd": s5cmd,
     "rclone": rclone,
     "aws": aws,
@@ -168,7 +178,7 @@ UPLOADERS: dict[str, Callable[[UploadJob, PeerInstall], Invocation]] = {
 }
 
 # Run only when named in --tools: comparisons of our own options, not peers.
-OPT_IN_TOOLS: frozenset[str] = frozenset({"ours-botocore", "ours-asyncio"})
+OPT_IN_TOOLS: frozenset[str] = frozenset({"ours-botocore", "ours-asyncio", "floor"})
 
 # How each tool is named in the tables; versions are listed once, above them.
 LABELS: dict[str, str] = {
@@ -177,6 +187,7 @@ LABELS: dict[str, str] = {
     "rerun-nostate": "async-uploader no-op re-run, no state",
     "ours-botocore": "async-uploader --lean off",
     "ours-asyncio": "async-uploader on asyncio's loop",
+    "floor": "floor: our per-file work, no pipeline",
     "s5cmd": "s5cmd",
     "rclone": "rclone",
     "aws": "aws s3 cp",
