@@ -4,8 +4,9 @@ Not an uploader anyone should use. It answers one question about the ``small`` s
 client CPU is the irreducible work of a small file in Python (walk, stat, read, CRC32, sign, one HTTP request,
 parse the answer) and how much is the pipeline that makes the tool safe to use (progress and events, the state
 file, the destination index and its skips, retries, the adaptive concurrency limit, the byte budget, change
-detection, the check of the checksum the store answers with, the preflight). It shares the tool's own code for the first part, so that the difference between the
-two rows of the table is the second. Run by the benchmark with our venv's interpreter (the ``floor`` tool).
+detection, the check of the checksum the store answers with, the preflight). It shares the tool's own code for
+the first part, so that the difference between the two rows of the table is the second. Run by the benchmark
+with our venv's interpreter (the ``floor`` tool).
 
 Files larger than ``SMALL_FILE_MAX_BYTES`` are refused: the floor has no multipart upload.
 """
