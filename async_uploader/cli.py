@@ -446,7 +446,7 @@ T = TypeVar("T")
 EVENT_LOOP_ENV: Final = "ASYNC_UPLOADER_EVENT_LOOP"
 
 
-def _run_event_loop(main_task: Coroutine[Any, Any, T]) -> T:
+def run_event_loop(main_task: Coroutine[Any, Any, T]) -> T:
     """Run on uvloop when it is installed (the ``fast`` extra), else on asyncio's own loop.
 
     uvloop takes ~10% off the CPU per small file (measured in docs/benchmarks.md). ``ASYNC_UPLOADER_EVENT_LOOP=
@@ -492,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         err = PlainConsole(stderr=True)
     display = ProgressDisplay(err, live=live, verbose=args.verbose, quiet=args.quiet, out=PlainConsole())
     try:
-        result = _run_event_loop(_main_task(config, display, plain_ticker, runner))
+        result = run_event_loop(_main_task(config, display, plain_ticker, runner))
     except UploaderError as exc:
         _fail(EXIT_USAGE, exc, args.debug)
     except (KeyboardInterrupt, _Stopped) as stop:  # KeyboardInterrupt: Ctrl-C before the loop took over

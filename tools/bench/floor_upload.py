@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import sys
 from pathlib import Path
 
 from async_uploader.checksum import Algorithm
 from async_uploader.chunks import CACHED_READ_MAX_BYTES, SMALL_FILE_MAX_BYTES, FileReader
-from async_uploader.cli import GC_YOUNG_OBJECTS
+from async_uploader.cli import run_event_loop
 from async_uploader.plan import object_metadata
+from async_uploader.providers.s3 import BotocoreCredentials
 from async_uploader.providers.s3_lean import BucketEndpoint, LeanPool, LeanS3
 from async_uploader.scan import FileEntry, walk_tree_batches
 
@@ -31,14 +31,15 @@ QUEUE_SLOTS = 256
 
 
 class _EnvironmentKeys:
-    """Static keys from the standard variables: the floor skips botocore's credential chain."""
+    """Static keys from the standard variables, read as the tool reads them when the environment settles its
+    credentials (no botocore session); wrapped, as there, in ``BotocoreCredentials`` for every request."""
 
     def __init__(self) -> None:
         self.access_key = os.environ["AWS_ACCESS_KEY_ID"]
         self.secret_key = os.environ["AWS_SECRET_ACCESS_KEY"]
         self.token = os.environ.get("AWS_SESSION_TOKEN")
 
-    async def get_frozen_credentials(self) -> _EnvironmentKeys:
+    def get_frozen_credentials(self) -> _EnvironmentKeys:
         return self
 
 
@@ -46,7 +47,8 @@ async def upload(source: Path, bucket: str, prefix: str, endpoint_url: str, conc
     """Every file below ``source`` to ``prefix/<relative path>``; the number of files sent."""
     pool = LeanPool(max_connections=concurrency, connect_timeout_s=10.0, read_timeout_s=60.0)
     region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-    store = LeanS3(pool, BucketEndpoint.path_style(endpoint_url, bucket, region), _EnvironmentKeys())
+    credentials = BotocoreCredentials(_EnvironmentKeys())
+    store = LeanS3(pool, BucketEndpoint.path_style(endpoint_url, bucket, region), credentials)
     reader = FileReader(cached_read_max_bytes=CACHED_READ_MAX_BYTES)
     queue: asyncio.Queue[FileEntry | None] = asyncio.Queue(QUEUE_SLOTS)
     sent = 0
@@ -89,15 +91,10 @@ def main() -> None:
     parser.add_argument("--endpoint-url", required=True)
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
-    gc.freeze()  # the collector as the CLI sets it (cli.py), so that it is not a difference between the two
-    gc.set_threshold(GC_YOUNG_OBJECTS, *gc.get_threshold()[1:])
-    try:
-        import uvloop
-    except ImportError:
-        run = asyncio.run
-    else:
-        run = uvloop.run
-    count = run(upload(args.source, args.bucket, args.prefix.strip("/"), args.endpoint_url, args.concurrency))
+    # The CLI's own loop and garbage-collector settings, so that neither is a difference between the two.
+    count = run_event_loop(
+        upload(args.source, args.bucket, args.prefix.strip("/"), args.endpoint_url, args.concurrency)
+    )
     print(f"uploaded {count} files", file=sys.stderr)
 
 
