@@ -30,13 +30,13 @@ from .config import (
     parse_destination,
     parse_duration,
 )
+from .engine.pipeline import run_upload
 from .events import Event, EventHandler, ResultBuilder, UploadResult
 from .providers.base import ObjectStore
 from .providers.registry import Connection, ConnectOptions, StoreOptions, provider_for
 from .providers.s3 import S3Connection, client_tls_verify, open_s3_connection
 from .providers.s3_lean import LeanPool
 from .report import ReportWriter
-from .transfer import run_upload
 
 if TYPE_CHECKING:
     from distributed import Client

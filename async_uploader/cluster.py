@@ -47,7 +47,7 @@ from .events import (
     UploadResult,
 )
 from .report import ReportWriter, merge_reports
-from .shards import Shard
+from .source.shards import Shard
 
 if TYPE_CHECKING:
     from distributed import Client, Future

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-from .checksum import Algorithm, parse_algorithm
+from .engine.throttle import parse_rate
 from .errors import ConfigError
-from .filters import PathFilter
 from .providers.registry import check_scheme
-from .shards import Shard, parse_shard
-from .throttle import parse_rate
+from .source.checksum import Algorithm, parse_algorithm
+from .source.filters import PathFilter
+from .source.shards import Shard, parse_shard
 
 KIB: Final = 1024
 MIB: Final = 1024 * KIB

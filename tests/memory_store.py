@@ -11,9 +11,9 @@ from io import BytesIO
 import anyio
 import anyio.lowlevel
 
-from async_uploader.checksum import Algorithm, Checksum, checksum_of, composite
 from async_uploader.errors import BucketError, StoreError, VerificationError
 from async_uploader.providers.base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart
+from async_uploader.source.checksum import Algorithm, Checksum, checksum_of, composite
 
 
 @dataclass

@@ -14,7 +14,6 @@ from botocore.credentials import Credentials, ReadOnlyCredentials
 from botocore.parsers import create_parser
 from botocore.serialize import create_serializer
 
-from async_uploader.checksum import Algorithm, Checksum, checksum_of
 from async_uploader.errors import StoreError
 from async_uploader.providers.base import StoredPart
 from async_uploader.providers.http1 import Response
@@ -40,6 +39,7 @@ from async_uploader.providers.s3_lean import (
     parse_parts,
     parse_uploads,
 )
+from async_uploader.source.checksum import Algorithm, Checksum, checksum_of
 from tests.test_s3_provider import credentials, moto_endpoint, sync_client  # noqa: F401 - fixtures
 
 KEYS = [

@@ -16,7 +16,6 @@ from aiobotocore._endpoint_helpers import _IOBaseWrapper
 from botocore.utils import parse_timestamp
 from moto.server import ThreadedMotoServer
 
-from async_uploader.checksum import Algorithm, Checksum, checksum_of, composite
 from async_uploader.errors import BucketError, EndpointError, StoreError
 from async_uploader.providers.base import Body, ObjectStore, UploadedPart
 from async_uploader.providers.s3 import (
@@ -28,6 +27,7 @@ from async_uploader.providers.s3 import (
     open_s3_store,
 )
 from async_uploader.providers.s3_boto import BodyPayload, fast_timestamp, new_session
+from async_uploader.source.checksum import Algorithm, Checksum, checksum_of, composite
 from tests.trees import random_bytes
 
 MIB = 1024 * 1024

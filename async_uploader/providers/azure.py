@@ -43,7 +43,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
 
-from ..checksum import Algorithm, Checksum
 from ..errors import (
     BucketError,
     ConfigError,
@@ -54,6 +53,7 @@ from ..errors import (
     UploaderError,
     VerificationError,
 )
+from ..source.checksum import Algorithm, Checksum
 from .base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart
 from .registry import ConnectOptions, StoreOptions
 

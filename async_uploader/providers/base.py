@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import Final, Protocol, runtime_checkable
 
-from ..checksum import Algorithm, Checksum
 from ..errors import FileError
+from ..source.checksum import Algorithm, Checksum
 
 log = logging.getLogger(__name__)
 

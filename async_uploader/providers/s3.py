@@ -33,7 +33,6 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from ..checksum import Algorithm, Checksum
 from ..config import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S
 from ..errors import (
     BucketError,
@@ -45,6 +44,7 @@ from ..errors import (
     UploaderError,
     VerificationError,
 )
+from ..source.checksum import Algorithm, Checksum
 from .base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart, sweep_stale_uploads
 from .http1 import TransportError
 from .registry import ConnectOptions, StoreOptions

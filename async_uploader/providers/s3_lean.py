@@ -27,7 +27,7 @@ from typing import Final, Protocol
 from urllib.parse import unquote_plus, urlsplit
 from xml.etree import ElementTree
 
-from ..checksum import Checksum
+from ..source.checksum import Checksum
 from .base import ObjectInfo
 from .http1 import Http1Pool, Response, TransportError
 from .sigv4 import SigV4Signer, amz_timestamp, canonical_query, host_header, quote_key
@@ -233,7 +233,7 @@ class LeanS3:
         checksum_header = f"x-amz-checksum-{checksum.algorithm.value}" if checksum is not None else None
         if checksum is not None and checksum_header is not None:
             headers[checksum_header] = checksum.value
-        data = body.getvalue()  # the BytesIO's own bytes, without a copy (see chunks.py)
+        data = body.getvalue()  # the BytesIO's own bytes, without a copy (see source/reader.py)
         response = await self._request("PUT", path, canonical_query(query) if query else "", headers, data)
         returned = response.headers.get(checksum_header) if checksum_header is not None else None
         return PutAnswer(response.headers.get("etag"), returned)

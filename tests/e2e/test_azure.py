@@ -10,10 +10,10 @@ from io import BytesIO
 
 import pytest
 
-from async_uploader.checksum import Algorithm, Checksum
 from async_uploader.errors import BucketError, ConfigError, VerificationError
 from async_uploader.providers import azure
 from async_uploader.providers.registry import ConnectOptions, provider_for
+from async_uploader.source.checksum import Algorithm, Checksum
 from tests.e2e.conftest import new_container, read_container
 from tools.azurite import BlobServer
 

@@ -10,7 +10,7 @@ import pytest
 
 import async_uploader
 from async_uploader.config import MIB
-from async_uploader.destination import LISTINGS_AT_ONCE
+from async_uploader.engine.destination import LISTINGS_AT_ONCE
 from async_uploader.events import Event
 from tests.trees import make_tree, random_bytes
 from tools.seaweedfs import S3Server

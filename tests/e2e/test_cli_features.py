@@ -217,7 +217,7 @@ async def test_unreadable_file_fails_alone(
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, flags, *args)
 
-    monkeypatch.setattr("async_uploader.chunks.os.open", deny_locked)  # root ignores chmod 000
+    monkeypatch.setattr("async_uploader.source.reader.os.open", deny_locked)  # root ignores chmod 000
     result = await async_uploader.upload(source, f"s3://{bucket}", endpoint_url=s3_server.endpoint_url)
     assert (result.uploaded, result.failed) == (1, 1)
     assert result.failures == (("locked.txt", "cannot read file: Permission denied"),)

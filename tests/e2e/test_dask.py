@@ -20,7 +20,7 @@ import async_uploader
 from async_uploader.config import MIB
 from async_uploader.errors import BucketError
 from async_uploader.events import Event, FileDone, PartDone, RunFinished, TotalsKnown
-from async_uploader.shards import shard_of
+from async_uploader.source.shards import shard_of
 from tests.e2e.test_cli_features import report_records
 from tests.e2e.test_faults import wait_until
 from tests.e2e.test_upload import assert_bucket_holds, run_cli

@@ -28,8 +28,8 @@ from botocore.exceptions import ClientError
 
 import async_uploader
 from async_uploader.config import MIB
+from async_uploader.engine.multipart import ABORT_TIMEOUT_S
 from async_uploader.events import Event, FileDone, FileFailed, FileRetried, FileStarted, PartDone
-from async_uploader.multipart import ABORT_TIMEOUT_S
 from tests.e2e.conftest import read_bucket
 from tests.e2e.test_upload import assert_bucket_holds, expected_metadata
 from tests.fault_proxy import FAULTS, FaultProxy

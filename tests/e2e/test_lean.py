@@ -15,10 +15,10 @@ import aiobotocore.session
 import pytest
 
 import async_uploader
-from async_uploader.checksum import Algorithm, checksum_of
 from async_uploader.config import MIB
 from async_uploader.errors import StoreError, VerificationError
 from async_uploader.providers.s3 import S3Store, open_s3_connection
+from async_uploader.source.checksum import Algorithm, checksum_of
 from tests.e2e.test_faults import RotatingCredentials, rotating_session
 from tests.e2e.test_upload import assert_bucket_holds, run_cli
 from tests.fault_proxy import FaultProxy

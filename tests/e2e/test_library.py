@@ -16,10 +16,10 @@ import anyio
 import pytest
 
 import async_uploader
-from async_uploader.checksum import Digest
 from async_uploader.config import MIB
 from async_uploader.errors import BucketError
 from async_uploader.events import Event, FileDone, FileStarted, PartDone, RunFinished
+from async_uploader.source.checksum import Digest
 from tests.e2e.conftest import read_bucket
 from tests.trees import make_tree, random_bytes
 from tools.seaweedfs import S3Server

@@ -105,7 +105,7 @@ async def test_a_file_that_vanishes_fails_alone(
             os.unlink(path)  # deleted after the walk saw it, before it is read
         return real_open(path, flags, *args)
 
-    monkeypatch.setattr("async_uploader.chunks.os.open", delete_then_open)
+    monkeypatch.setattr("async_uploader.source.reader.os.open", delete_then_open)
     result = await async_uploader.upload(tmp_path, f"s3://{bucket}", endpoint_url=s3_server.endpoint_url)
     assert (result.uploaded, result.failed) == (1, 1)
     assert result.failures == (("goes.txt", "file vanished before it could be read"),)

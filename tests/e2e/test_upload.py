@@ -13,7 +13,7 @@ import pytest
 
 import async_uploader
 from async_uploader.config import MIB
-from async_uploader.plan import object_metadata
+from async_uploader.engine.plan import object_metadata
 from tests.e2e.conftest import read_bucket
 from tests.trees import make_tree, random_bytes, read_tree
 from tools.seaweedfs import S3Server

@@ -19,13 +19,13 @@ import os
 import sys
 from pathlib import Path
 
-from async_uploader.checksum import Algorithm
-from async_uploader.chunks import CACHED_READ_MAX_BYTES, SMALL_FILE_MAX_BYTES, FileReader
 from async_uploader.cli import run_event_loop
-from async_uploader.plan import object_metadata
+from async_uploader.engine.plan import object_metadata
 from async_uploader.providers.s3 import BotocoreCredentials
 from async_uploader.providers.s3_lean import BucketEndpoint, LeanPool, LeanS3
-from async_uploader.scan import FileEntry, walk_tree_batches
+from async_uploader.source.checksum import Algorithm
+from async_uploader.source.reader import CACHED_READ_MAX_BYTES, SMALL_FILE_MAX_BYTES, FileReader
+from async_uploader.source.scan import FileEntry, walk_tree_batches
 
 QUEUE_SLOTS = 256
 

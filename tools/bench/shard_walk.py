@@ -17,8 +17,8 @@ from pathlib import Path
 _MEASURE = """
 import json, resource, sys, time, anyio
 from pathlib import Path
-from async_uploader.scan import FileEntry, ScanOptions, walk_tree
-from async_uploader.shards import Shard
+from async_uploader.source.scan import FileEntry, ScanOptions, walk_tree
+from async_uploader.source.shards import Shard
 
 async def main() -> None:
     shard = Shard(int(sys.argv[2]), int(sys.argv[3])) if sys.argv[3] != "0" else None

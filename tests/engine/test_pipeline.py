@@ -9,6 +9,8 @@ import anyio
 import pytest
 
 from async_uploader.config import MIB, make_config
+from async_uploader.engine.pipeline import run_upload
+from async_uploader.engine.plan import object_metadata
 from async_uploader.events import (
     Event,
     FileDone,
@@ -19,8 +21,6 @@ from async_uploader.events import (
     RunFinished,
     TotalsKnown,
 )
-from async_uploader.plan import object_metadata
-from async_uploader.transfer import run_upload
 from tests.memory_store import MemoryStore
 from tests.trees import make_tree, random_bytes
 

@@ -16,8 +16,8 @@ from typing import Final, TypeVar
 
 import anyio
 
-from .config import DEFAULT_ATTEMPTS, DEFAULT_DEADLINE_S
-from .errors import FileError, StoreError, VerificationError
+from ..config import DEFAULT_ATTEMPTS, DEFAULT_DEADLINE_S
+from ..errors import FileError, StoreError, VerificationError
 
 BASE_DELAY_S: Final = 0.25
 MAX_DELAY_S: Final = 30.0

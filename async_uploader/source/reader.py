@@ -19,9 +19,9 @@ from typing import Final
 
 import anyio.to_thread
 
+from ..errors import FileChangedError
+from ..providers.base import Body
 from .checksum import Algorithm, Checksum, Digest
-from .errors import FileChangedError
-from .providers.base import Body
 
 
 @dataclass(frozen=True, slots=True)

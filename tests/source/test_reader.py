@@ -1,4 +1,4 @@
-"""Tests for ``async_uploader.chunks.FileReader``: whole files with their checksums, small ones read in batches.
+"""Tests for ``async_uploader.source.reader.FileReader``: whole files with their checksums, small ones read in batches.
 
 What a caller must get is what ``read_chunk`` gives (the bytes, the checksum, a torn or vanished file refused),
 whichever batch its read lands in; and many concurrent small reads must share thread hops."""
@@ -14,10 +14,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from async_uploader.checksum import Algorithm, checksum_of
-from async_uploader.chunks import CACHED_READ_MAX_BYTES, Chunk, FileReader, read_chunk
 from async_uploader.errors import FileChangedError
 from async_uploader.providers.base import Body
+from async_uploader.source.checksum import Algorithm, checksum_of
+from async_uploader.source.reader import CACHED_READ_MAX_BYTES, Chunk, FileReader, read_chunk
 from tests.trees import random_bytes, write_file
 
 DEADLINE_S = 10

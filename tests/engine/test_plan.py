@@ -1,4 +1,4 @@
-"""Tests for ``async_uploader.plan``: keys, metadata and the shape of every upload, up to S3's 5 TiB limit."""
+"""Tests for ``async_uploader.engine.plan``: keys, metadata and the shape of every upload, up to S3's 5 TiB limit."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from async_uploader.config import MAX_PART_SIZE_BYTES, MIB, MIN_PART_SIZE_BYTES, TIB, Overwrite
-from async_uploader.errors import FileTooLargeError, InvalidKeyError
-from async_uploader.plan import (
+from async_uploader.engine.plan import (
     MAX_KEY_BYTES,
     MAX_OBJECT_SIZE_BYTES,
     MAX_PARTS,
@@ -29,6 +28,7 @@ from async_uploader.plan import (
     plan_upload,
     unchanged_by_metadata,
 )
+from async_uploader.errors import FileTooLargeError, InvalidKeyError
 
 PART = 8 * MIB
 THRESHOLD = 8 * MIB

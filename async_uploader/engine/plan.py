@@ -12,8 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from .config import MAX_PART_SIZE_BYTES, MIB, TIB, Overwrite
-from .errors import FileTooLargeError, InvalidKeyError
+from ..config import MAX_PART_SIZE_BYTES, MIB, TIB, Overwrite
+from ..errors import FileTooLargeError, InvalidKeyError
 
 MAX_PARTS: Final = 10_000
 MAX_OBJECT_SIZE_BYTES: Final = 5 * TIB

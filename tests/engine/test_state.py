@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from async_uploader.engine.plan import Listed, Remembered
+from async_uploader.engine.state import LOOKUP_BATCH, OpenUpload, StateFile
 from async_uploader.errors import ConfigError
-from async_uploader.plan import Listed, Remembered
-from async_uploader.state import LOOKUP_BATCH, OpenUpload, StateFile
 
 
 def remembered(state: StateFile, key: str) -> Remembered | None:

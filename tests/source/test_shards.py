@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from async_uploader.errors import ConfigError
-from async_uploader.scan import FileEntry, ScanItem, ScanOptions, ScanSkipped
-from async_uploader.shards import Shard, parse_shard, shard_of
-from tests.test_scan import collect, scandir_denied_for
+from async_uploader.source.scan import FileEntry, ScanItem, ScanOptions, ScanSkipped
+from async_uploader.source.shards import Shard, parse_shard, shard_of
+from tests.source.test_scan import collect, scandir_denied_for
 from tests.trees import make_tree
 
 names = st.text(st.characters(blacklist_characters="/\0", blacklist_categories=("Cs",)), min_size=1, max_size=12)

@@ -22,13 +22,9 @@ from typing import Final
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from .adaptive import AdaptiveLimit, govern_cpu
-from .budget import ByteBudget
-from .chunks import CACHED_READ_MAX_BYTES, FileReader
-from .config import UploadConfig
-from .destination import DestinationIndex
-from .errors import FileChangedError, FileError, UploaderError, VerificationError
-from .events import (
+from ..config import UploadConfig
+from ..errors import FileChangedError, FileError, UploaderError, VerificationError
+from ..events import (
     Event,
     EventHandler,
     FileDone,
@@ -43,7 +39,22 @@ from .events import (
     TotalsKnown,
     UploadResult,
 )
-from .filters import PathFilter
+from ..providers.base import ObjectStore, StoredObject
+from ..report import failed_paths
+from ..source.filters import PathFilter
+from ..source.reader import CACHED_READ_MAX_BYTES, FileReader
+from ..source.scan import (
+    FileEntry,
+    ScanItem,
+    ScanOptions,
+    ScanSkipped,
+    count_tree,
+    stat_paths_batches,
+    walk_tree_batches,
+)
+from .adaptive import AdaptiveLimit, govern_cpu
+from .budget import ByteBudget
+from .destination import DestinationIndex
 from .multipart import (
     FileUpload,
     Journal,
@@ -54,10 +65,7 @@ from .multipart import (
     upload_multipart,
 )
 from .plan import UploadPlan, object_key, object_metadata, plan_upload
-from .providers.base import ObjectStore, StoredObject
-from .report import failed_paths
 from .retry import RetryPolicy
-from .scan import FileEntry, ScanItem, ScanOptions, ScanSkipped, count_tree, stat_paths_batches, walk_tree_batches
 from .state import OpenUpload, StateFile
 from .throttle import TokenBucket
 

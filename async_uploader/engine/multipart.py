@@ -22,15 +22,15 @@ from typing import Final, TypeVar
 
 import anyio
 
+from ..errors import FileError, StoreError, VerificationError
+from ..providers.base import Body, IncompleteUpload, ObjectStore, StoredObject, UploadedPart, sweep_stale_uploads
+from ..source.checksum import Algorithm, composite, full_object_crc
+from ..source.reader import check_unchanged, digest_range, read_chunk
+from ..source.scan import FileEntry
 from .adaptive import AdaptiveLimit
 from .budget import ByteBudget
-from .checksum import Algorithm, composite, full_object_crc
-from .chunks import check_unchanged, digest_range, read_chunk
-from .errors import FileError, StoreError, VerificationError
 from .plan import PartPlan, UploadPlan
-from .providers.base import Body, IncompleteUpload, ObjectStore, StoredObject, UploadedPart, sweep_stale_uploads
 from .retry import RetryPolicy
-from .scan import FileEntry
 from .state import OpenUpload
 from .throttle import TokenBucket
 

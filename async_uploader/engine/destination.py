@@ -21,13 +21,13 @@ from typing import Final
 
 import anyio
 
-from .config import Overwrite, UploadConfig
-from .errors import FileError, StoreError
-from .filters import PathFilter
+from ..config import Overwrite, UploadConfig
+from ..errors import FileError, StoreError
+from ..providers.base import IncompleteUpload, ObjectStore
+from ..source.filters import PathFilter
+from ..source.scan import FileEntry
 from .multipart import Limits
 from .plan import Verdict, compare_with_destination, unchanged_by_metadata
-from .providers.base import IncompleteUpload, ObjectStore
-from .scan import FileEntry
 from .state import OpenUpload, StateFile
 
 log = logging.getLogger(__name__)

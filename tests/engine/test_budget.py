@@ -1,4 +1,4 @@
-"""Tests for ``async_uploader.budget.ByteBudget``: accounting, blocking, FIFO fairness and cancellation."""
+"""Tests for ``async_uploader.engine.budget.ByteBudget``: accounting, blocking, FIFO fairness and cancellation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import anyio
 import pytest
 
-from async_uploader.budget import ByteBudget
+from async_uploader.engine.budget import ByteBudget
 from async_uploader.providers.base import Body
 
 DEADLINE_S = 5

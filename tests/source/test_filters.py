@@ -1,4 +1,4 @@
-"""Tests for ``async_uploader.filters``: which relative paths ``--include``/``--exclude`` take, and which
+"""Tests for ``async_uploader.source.filters``: which relative paths ``--include``/``--exclude`` take, and which
 directories the walk may skip without ever listing them."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from async_uploader.errors import ConfigError
-from async_uploader.filters import PathFilter
+from async_uploader.source.filters import PathFilter
 
 INC = "include"
 EXC = "exclude"

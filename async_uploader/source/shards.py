@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 _SHARD_RE: Final = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$", re.ASCII)
 

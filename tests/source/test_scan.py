@@ -1,4 +1,4 @@
-"""Tests for ``async_uploader.scan``: which files the walk finds, what it passes over and what it reports."""
+"""Tests for ``async_uploader.source.scan``: which files the walk finds, what it passes over and what it reports."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import anyio
 import anyio.to_thread
 import pytest
 
-import async_uploader.scan
-from async_uploader.filters import PathFilter
-from async_uploader.scan import (
+import async_uploader.source.scan
+from async_uploader.source.filters import PathFilter
+from async_uploader.source.scan import (
     FileEntry,
     ScanFailure,
     ScanItem,
@@ -312,7 +312,7 @@ async def test_excluded_directory_is_never_listed(tmp_path: Path, monkeypatch: p
         listed.append(os.fspath(path))
         return real_scandir(path)
 
-    monkeypatch.setattr(async_uploader.scan.os, "scandir", recording_scandir)
+    monkeypatch.setattr(async_uploader.source.scan.os, "scandir", recording_scandir)
     items = await collect(tmp_path, filtered(("exclude", "node_modules")))
     assert rels_of(items) == ["keep/a.txt", "top.txt", "web/app.js"]
     listed_rels = {Path(path).relative_to(tmp_path).as_posix() for path in listed}
@@ -449,7 +449,7 @@ async def test_follow_symlinks_result_does_not_depend_on_listing_order(
                 return OrderedListing(sorted(listing, key=lambda entry: entry.name, reverse=reverse))
 
         with monkeypatch.context() as patch:
-            patch.setattr(async_uploader.scan.os, "scandir", ordered_scandir)
+            patch.setattr(async_uploader.source.scan.os, "scandir", ordered_scandir)
             found[reverse] = rels_of(await collect(tmp_path, ScanOptions(follow_symlinks=True)))
     assert found[False] == ["alias/inner.txt", "real/inner.txt"]
     assert found[True] == found[False]

@@ -1,4 +1,4 @@
-"""Tests for ``async_uploader.checksum``: checksums in S3's form, the multipart composites S3 reports, and the
+"""Tests for ``async_uploader.source.checksum``: checksums in S3's form, the multipart composites S3 reports, and the
 CRC combination that gives a whole file's CRC from its parts'."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from async_uploader import checksum as checksum_module
-from async_uploader.checksum import (
+from async_uploader.errors import ConfigError
+from async_uploader.source import checksum as checksum_module
+from async_uploader.source.checksum import (
     Algorithm,
     Checksum,
     Digest,
@@ -25,7 +26,6 @@ from async_uploader.checksum import (
     full_object_crc,
     parse_algorithm,
 )
-from async_uploader.errors import ConfigError
 
 FIVE_MIB_OF_X = b"x" * (5 * 1024 * 1024)
 

@@ -9,19 +9,19 @@ from pathlib import Path
 import anyio
 import pytest
 
-from async_uploader.adaptive import AdaptiveLimit
-from async_uploader.budget import ByteBudget
-from async_uploader.checksum import Algorithm, checksum_of
 from async_uploader.config import MIB, make_config
-from async_uploader.destination import LISTINGS_AT_ONCE, DestinationIndex, listing_units
+from async_uploader.engine.adaptive import AdaptiveLimit
+from async_uploader.engine.budget import ByteBudget
+from async_uploader.engine.destination import LISTINGS_AT_ONCE, DestinationIndex, listing_units
+from async_uploader.engine.multipart import Limits
+from async_uploader.engine.pipeline import run_upload
+from async_uploader.engine.plan import object_key
+from async_uploader.engine.state import StateFile
 from async_uploader.errors import BucketError
 from async_uploader.events import Event, FileDone, FileSkipped, PartDone
-from async_uploader.filters import PathFilter
-from async_uploader.multipart import Limits
-from async_uploader.plan import object_key
-from async_uploader.scan import FileEntry, walk_tree
-from async_uploader.state import StateFile
-from async_uploader.transfer import run_upload
+from async_uploader.source.checksum import Algorithm, checksum_of
+from async_uploader.source.filters import PathFilter
+from async_uploader.source.scan import FileEntry, walk_tree
 from tests.memory_store import MemoryStore, StoredBlob
 from tests.trees import make_tree, random_bytes
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .plan import Listed, Remembered
 
 COMMIT_EVERY_ROWS: Final = 2000

@@ -1,4 +1,4 @@
-"""Tests for ``async_uploader.throttle``: ``--max-bandwidth`` parsing and the shared ``TokenBucket``, on virtual
+"""Tests for ``async_uploader.engine.throttle``: ``--max-bandwidth`` parsing and the shared ``TokenBucket``, on virtual
 time (an injected clock and sleep), so no test waits for real."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import itertools
 import anyio
 import pytest
 
+from async_uploader.engine.throttle import DEFAULT_BURST_S, TokenBucket, parse_rate
 from async_uploader.errors import ConfigError
-from async_uploader.throttle import DEFAULT_BURST_S, TokenBucket, parse_rate
 
 DEADLINE_S = 5
 MB = 1_000_000

@@ -1,4 +1,4 @@
-"""Tests for ``async_uploader.retry``: which errors are retried, the full-jitter backoff schedule, and
+"""Tests for ``async_uploader.engine.retry``: which errors are retried, the full-jitter backoff schedule, and
 ``RetryPolicy.call`` on virtual time (an injected clock and sleep), so no test waits for real."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from async_uploader.engine.retry import BASE_DELAY_S, MAX_DELAY_S, RetryPolicy, is_retryable
 from async_uploader.errors import (
     FileChangedError,
     FileError,
@@ -19,7 +20,6 @@ from async_uploader.errors import (
     StoreError,
     VerificationError,
 )
-from async_uploader.retry import BASE_DELAY_S, MAX_DELAY_S, RetryPolicy, is_retryable
 
 
 class FakeTime:

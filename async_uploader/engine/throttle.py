@@ -15,7 +15,7 @@ from typing import Final
 
 import anyio
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 DEFAULT_BURST_S: Final = 0.25
 

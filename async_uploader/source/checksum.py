@@ -21,7 +21,7 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Final
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 class Algorithm(enum.Enum):

@@ -1,4 +1,4 @@
-"""Tests for ``async_uploader.adaptive``: the ``AdaptiveLimit`` semaphore (accounting, the bound, FIFO order,
+"""Tests for ``async_uploader.engine.adaptive``: the ``AdaptiveLimit`` semaphore (accounting, the bound, FIFO order,
 halving and regrowth, cancellation) and the ``govern_cpu`` governor fed a fake CPU counter.
 
 The limit's cooldown runs on an injected clock; tasks are known to be parked with
@@ -12,7 +12,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from async_uploader.adaptive import DECREASE_COOLDOWN_S, AdaptiveLimit, govern_cpu
+from async_uploader.engine.adaptive import DECREASE_COOLDOWN_S, AdaptiveLimit, govern_cpu
 
 DEADLINE_S = 5
 SETTLE_CHECKPOINTS = 5

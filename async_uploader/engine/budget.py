@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 import anyio
 import anyio.lowlevel
 
-from .providers.base import Body
+from ..providers.base import Body
 
 
 class _Waiter:

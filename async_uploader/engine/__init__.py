@@ -1,0 +1,1 @@
+"""The engine: the pipeline of an upload run (queue -> workers -> store), its limits, its destination index."""
