@@ -1,4 +1,4 @@
-"""Progress for people: a rich live display on a terminal, plain lines in CI logs, and the final summary.
+"""Progress for people: a rich live display on a terminal, plain lines in CI logs.
 
 The display is an event subscriber: the engine never knows it exists. Handling an event is a few counter
 updates; redrawing happens on rich's own refresh clock (10 per second) or, in plain mode, on a ticker that
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TextIO
 
 import anyio
 
-from .events import (
+from ..events import (
     Event,
     FileDone,
     FileFailed,
@@ -26,7 +26,6 @@ from .events import (
     ResultBuilder,
     RunFinished,
     TotalsKnown,
-    UploadResult,
 )
 
 if TYPE_CHECKING:
@@ -38,7 +37,6 @@ TAB_SIZE: Final = 8
 # holding a carriage return must not overwrite the log line it is on.
 _STRIPPED_CONTROLS: Final = dict.fromkeys((7, 8, 11, 12, 13))
 MAX_FILE_BARS: Final = 4
-MAX_FAILURES_SHOWN: Final = 20
 
 
 def format_bytes(count: float) -> str:
@@ -64,8 +62,8 @@ class LineConsole(Protocol):
 class PlainConsole:
     """Lines of text to a stream, as rich prints them without markup or highlighting, without importing rich.
 
-    For logs and pipes, where nothing is redrawn: rich and its tables cost 2.5 MiB of a 60 MiB process that
-    only prints a line every few seconds. Like rich with ``soft_wrap=True`` and ``emoji=False``: no wrapping,
+    For logs and pipes, where nothing is redrawn: importing rich and its tables costs megabytes that a process
+    printing a line every few seconds need not pay. Like rich with ``soft_wrap=True`` and ``emoji=False``: no wrapping,
     tabs expanded to 8 columns, control characters that move the cursor removed, flushed line by line. The stream
     is looked up at each print (``sys.stderr`` or ``sys.stdout`` unless one is given), as rich does.
     """
@@ -118,7 +116,6 @@ class ProgressDisplay:
     ) -> None:
         self.console = console
         self.out = out or console  # where --dry-run lists its plan: stdout, for scripts
-        self.live = live
         self.verbose = verbose
         self.quiet = quiet
         self.so_far = ResultBuilder()
@@ -170,10 +167,6 @@ class ProgressDisplay:
     def files_done(self) -> int:
         """Files finished one way or another: uploaded, skipped or failed."""
         return self.so_far.uploaded + self.so_far.skipped + self.so_far.failed
-
-    @property
-    def failed(self) -> int:
-        return self.so_far.failed
 
     def _files_label(self) -> str:
         total = "?" if self.files_total is None else str(self.files_total)
@@ -273,19 +266,3 @@ class ProgressDisplay:
 
 def _shorten(path: str, width: int = 40) -> str:
     return path if len(path) <= width else "..." + path[-(width - 3) :]
-
-
-def summary_lines(result: UploadResult) -> list[str]:
-    """The closing summary: one line of totals, then the failed files (up to 20, then a count)."""
-    if result.planned:
-        return [f"Dry run: would upload {result.planned} files ({format_bytes(result.bytes_planned)}); nothing sent"]
-    lines = [
-        f"Uploaded {result.uploaded} files ({format_bytes(result.bytes_uploaded)}) "
-        f"in {result.elapsed_s:.1f} s, {format_bytes(result.throughput_bps)}/s; "
-        f"{result.skipped} skipped, {result.failed} failed" + (f"; {result.retries} retries" if result.retries else "")
-    ]
-    for path, reason in result.failures[:MAX_FAILURES_SHOWN]:
-        lines.append(f"  failed: {path}: {reason}")
-    if result.failed > MAX_FAILURES_SHOWN:
-        lines.append(f"  ... and {result.failed - MAX_FAILURES_SHOWN} more failed files")
-    return lines
