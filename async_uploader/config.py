@@ -165,12 +165,14 @@ def check_source(source: str | os.PathLike[str]) -> Path:
 
 
 def check_concurrency(value: int) -> int:
+    """Requests in flight: at least one, at most ``MAX_CONCURRENCY``."""
     if not 1 <= value <= MAX_CONCURRENCY:
         raise ConfigError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {value}")
     return value
 
 
 def parse_part_size(value: str | int) -> int:
+    """A size within S3's limits for a part (the planner may still grow it, to stay under 10,000 parts)."""
     size = parse_size(value)
     if not MIN_PART_SIZE_BYTES <= size <= MAX_PART_SIZE_BYTES:
         raise ConfigError("--part-size must be between 5MiB and 5GiB (S3's limits for a part)")
@@ -178,6 +180,7 @@ def parse_part_size(value: str | int) -> int:
 
 
 def parse_max_memory(value: str | int) -> int:
+    """A size that holds at least one minimal part, or no multipart upload could ever proceed."""
     size = parse_size(value)
     if size < MIN_PART_SIZE_BYTES:
         raise ConfigError("--max-memory must be at least 5MiB (one part)")
@@ -204,6 +207,7 @@ def check_filters(rules: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ..
 
 
 def check_retries(value: int) -> int:
+    """Tries per request, from 1 (no retry) to 100."""
     if not 1 <= value <= 100:
         raise ConfigError(f"--retries must be between 1 and 100, got {value}")
     return value
@@ -225,6 +229,7 @@ def check_max_cpu(value: float | None) -> float | None:
 
 
 def parse_overwrite(value: str | Overwrite) -> Overwrite:
+    """``always``, ``changed`` or ``never`` (or the ``Overwrite`` itself)."""
     try:
         return Overwrite(value)
     except ValueError:
@@ -238,6 +243,7 @@ def parse_shard_option(value: str | Shard | None) -> Shard | None:
 
 
 def optional_path(value: str | os.PathLike[str] | None) -> Path | None:
+    """A path the user named, or ``None`` for none."""
     return Path(value) if value is not None else None
 
 

@@ -76,6 +76,7 @@ class Option:
     validate: Callable[[Any], Any] | None = None
     """Turns a value (from either face) into its field's value, or raises ``ConfigError``; ``None``: as is."""
     nargs: str | None = None
+    """argparse's ``nargs`` for a positional argument that takes several values (``"+"``)."""
 
     @property
     def default_text(self) -> str:
@@ -378,8 +379,6 @@ def _cell(text: str) -> str:
 
 
 def _keyword(option: Option) -> str:
-    if option.scope is Scope.CLI:
-        return ""
     return f"`{option.name}=False`" if option.kind is Kind.FLAG and option.default else f"`{option.name}`"
 
 
@@ -413,8 +412,13 @@ def reference_markdown() -> str:
         lines += [f"| `{_spelling(o)}` | {_cell(o.described)} |" for o in positionals]
         for scope, title in _TITLES.items():
             options = [o for o in command.options if o.flags and o.scope is scope]
-            if options:
-                lines += ["", f"### {title}", "", _section_note(command, scope), ""]
+            if not options:
+                continue
+            lines += ["", f"### {title}", "", _section_note(command, scope), ""]
+            if scope is Scope.CLI:
+                lines += ["| option | default | meaning |", "| --- | --- | --- |"]
+                lines += [f"| `{_cell(_spelling(o))}` | {_cell(o.default_text)} | {_cell(o.help)} |" for o in options]
+            else:
                 lines += ["| option | keyword | default | meaning |", "| --- | --- | --- | --- |"]
                 lines += [
                     f"| `{_cell(_spelling(o))}` | {_keyword(o)} | {_cell(o.default_text)} | {_cell(o.help)} |"

@@ -24,10 +24,10 @@ from typing import Final, NoReturn
 from ..api import cleanup, run_config
 from ..config import UploadConfig, check_endpoint_url, parse_duration
 from ..errors import ConfigError, UploaderError
-from ..options import PROG
+from ..options import CLEANUP, PROG, Scope
 from ..report import merge_reports
 from .output import Runner, fail, open_display, print_cleanup, print_machine_summary, print_summary, run_with_display
-from .parser import build_parser, config_from_args
+from .parser import build_parser, config_from_args, keywords
 from .process import Stopped, cancel_on_signals, pin_mmap_threshold, run_event_loop
 from .progress import PlainConsole
 
@@ -79,16 +79,8 @@ def _cleanup_main(args: argparse.Namespace) -> NoReturn:
     try:
         parse_duration(args.older_than)
         check_endpoint_url(args.endpoint_url)
-        result = asyncio.run(
-            cleanup(
-                args.destination,
-                older_than=args.older_than,
-                dry_run=args.dry_run,
-                endpoint_url=args.endpoint_url,
-                region=args.region,
-                profile=args.profile,
-            )
-        )
+        connection = keywords(args, CLEANUP, Scope.CONNECTION)
+        result = asyncio.run(cleanup(args.destination, **keywords(args, CLEANUP, Scope.RUN), **connection))
     except UploaderError as exc:
         fail(EXIT_USAGE, exc, args.debug)
     except KeyboardInterrupt:

@@ -83,14 +83,14 @@ def _add(container: Any, option: Option) -> None:
 
 def _add_command(commands: Any, command: Command) -> None:
     parser = commands.add_parser(command.name, help=command.help, description=command.description)
-    sections: dict[Scope, Any] = {}  # argparse's group classes are private: Any
+    scopes = {option.scope for option in command.options if option.flags}
+    # argparse's group classes are private: Any. Sections in one order for every command.
+    sections: dict[Scope, Any] = {s: parser.add_argument_group(t) for s, t in _SCOPE_TITLES.items() if s in scopes}
     exclusive: dict[str, Any] = {}
     for option in command.options:
         if not option.flags:
             _add(parser, option)
             continue
-        if option.scope not in sections:
-            sections[option.scope] = parser.add_argument_group(_SCOPE_TITLES[option.scope])
         container: Any = sections[option.scope]
         if option.group is not None:
             if option.group not in exclusive:
@@ -109,11 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def keywords(args: argparse.Namespace, scope: Scope) -> dict[str, Any]:
-    """The upload's options of one scope, as the library's keywords (``--include``/``--exclude`` aside)."""
+def keywords(args: argparse.Namespace, command: Command, scope: Scope) -> dict[str, Any]:
+    """``command``'s options of one scope, as the library's keywords (``--include``/``--exclude`` aside)."""
     return {
         option.name: getattr(args, option.name)
-        for option in UPLOAD.options
+        for option in command.options
         if option.scope is scope and option.flags and option.kind is not Kind.FILTER
     }
 
@@ -124,9 +124,9 @@ def config_from_args(args: argparse.Namespace) -> UploadConfig:
         args.source,
         args.destination,
         filters=getattr(args, FILTERS_DEST, None) or (),
-        **keywords(args, Scope.RUN),
+        **keywords(args, UPLOAD, Scope.RUN),
         # UploadConfig carries the connection's options too, for Dask workers (see UploadConfig).
-        **keywords(args, Scope.CONNECTION),
+        **keywords(args, UPLOAD, Scope.CONNECTION),
         # Display and process choices, not options; kept at this one place until they leave UploadConfig:
         count_first=not (args.quiet or args.no_progress),  # the totals feed only the progress display
         cached_reads_on_loop=True,  # the loop is ours: no application shares it

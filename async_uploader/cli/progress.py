@@ -40,6 +40,7 @@ MAX_FILE_BARS: Final = 4
 
 
 def format_bytes(count: float) -> str:
+    """``1.5 KiB``: binary units, one decimal (none for bytes)."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(count) < 1024 or unit == "TiB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
@@ -48,6 +49,7 @@ def format_bytes(count: float) -> str:
 
 
 def format_duration(seconds: float) -> str:
+    """``1:01:01`` or ``0:59``: whole seconds, hours only when there are some."""
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
@@ -63,9 +65,9 @@ class PlainConsole:
     """Lines of text to a stream, as rich prints them without markup or highlighting, without importing rich.
 
     For logs and pipes, where nothing is redrawn: importing rich and its tables costs megabytes that a process
-    printing a line every few seconds need not pay. Like rich with ``soft_wrap=True`` and ``emoji=False``: no wrapping,
-    tabs expanded to 8 columns, control characters that move the cursor removed, flushed line by line. The stream
-    is looked up at each print (``sys.stderr`` or ``sys.stdout`` unless one is given), as rich does.
+    printing a line every few seconds need not pay. Like rich with ``soft_wrap=True`` and ``emoji=False``: no
+    wrapping, tabs expanded to 8 columns, control characters that move the cursor removed, flushed line by line.
+    The stream is looked up at each print (``sys.stderr`` or ``sys.stdout`` unless one is given), as rich does.
     """
 
     def __init__(self, file: TextIO | None = None, *, stderr: bool = False) -> None:
@@ -178,6 +180,7 @@ class ProgressDisplay:
         return f"{self.files_done}/{total} files ({', '.join(counts)})"
 
     def handle(self, event: Event) -> None:
+        """Count ``event`` and print what it asks for; called on the event loop for every event, so it is cheap."""
         self._seen_work = True
         self.so_far.add(event)
         if isinstance(event, PartDone):
@@ -246,6 +249,7 @@ class ProgressDisplay:
             self._progress.update(self._overall, description=self._files_label())
 
     def plain_line(self) -> str:
+        """Where the run is, in one line for a log: files, bytes, rate and, once the totals are known, the ETA."""
         elapsed = time.monotonic() - self._started
         rate = self.bytes_done / elapsed if elapsed > 0 else 0.0
         line = f"[{format_duration(elapsed)}] {self._files_label()}, {format_bytes(self.bytes_done)}"
