@@ -103,7 +103,7 @@ class Command:
     help: str
     description: str
     library: tuple[str, ...]
-    """The library's functions that take the same run options as keywords."""
+    """The library's functions that take the same options as keywords, the one-shot function first."""
     options: tuple[Option, ...]
 
 
@@ -384,7 +384,7 @@ def _keyword(option: Option) -> str:
 
 def _section_note(command: Command, scope: Scope) -> str:
     if scope is Scope.CONNECTION:
-        return "Keywords of `Uploader()`, and of `upload()` and `cleanup()`."
+        return f"Keywords of `Uploader()`, and of `{command.library[0]}`."
     if scope is Scope.RUN and command.library:
         return "Keywords of " + ", ".join(f"`{name}`" for name in command.library) + "."
     return "Not library keywords: what the command line prints, and how it runs."
