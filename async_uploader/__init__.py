@@ -7,8 +7,9 @@ exceptions.
 
 from . import errors, events
 from .api import Uploader, cleanup, run, run_config, upload, upload_distributed
-from .config import UploadConfig, make_config
+from .config import UploadConfig
 from .events import Event, UploadResult
+from .options import make_config
 
 __all__ = [
     "Event",

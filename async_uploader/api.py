@@ -11,27 +11,27 @@ import asyncio
 import contextlib
 import math
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 import anyio
 
 from .cleanup import CleanupResult, abort_incomplete_uploads
 from .config import (
+    DEFAULT_CLEANUP_AGE,
     DEFAULT_CONCURRENCY,
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_READ_TIMEOUT_S,
     Destination,
-    Overwrite,
     UploadConfig,
-    make_config,
     parse_destination,
     parse_duration,
 )
 from .engine.pipeline import run_upload
 from .events import Event, EventHandler, ResultBuilder, UploadResult
+from .options import RunOptions, make_config
 from .providers.base import ObjectStore
 from .providers.registry import Connection, ConnectOptions, StoreOptions, provider_for
 from .providers.s3 import S3Connection, client_tls_verify, open_s3_connection
@@ -42,37 +42,6 @@ if TYPE_CHECKING:
     from distributed import Client
 
 PREFLIGHT_KEY_NAME = ".async-uploader-preflight-"
-DEFAULT_CLEANUP_AGE = "1d"
-
-
-class RunOptions(TypedDict, total=False):
-    """Per-run keyword options of ``upload`` and ``Uploader.upload``, as for the CLI flags.
-
-    Defaults are ``make_config``'s. ``include``/``exclude`` apply includes first, then excludes; for
-    interleaved rules, build a config with ``make_config(filters=...)`` and call ``Uploader.run_config``.
-    """
-
-    concurrency: int
-    part_size: str | int
-    multipart_threshold: str | int
-    max_memory: str | int
-    include: Sequence[str]
-    exclude: Sequence[str]
-    follow_symlinks: bool
-    max_bandwidth: str | int | None
-    report: str | os.PathLike[str] | None
-    retry_failed: str | os.PathLike[str] | None
-    dry_run: bool
-    retries: int
-    retry_deadline: float
-    max_cpu: float | None
-    overwrite: str | Overwrite
-    state_file: str | os.PathLike[str] | None
-    use_state: bool
-    keep_partial: bool
-    checksum: str
-    shard: str | None
-    lean: bool
 
 
 async def run(config: UploadConfig, *, store: ObjectStore | None, on_event: EventHandler | None = None) -> UploadResult:

@@ -1,7 +1,7 @@
-"""Options of a run, parsed and validated once into a frozen ``UploadConfig``.
+"""What an option's value means: the parsers and checks of each option, and the frozen ``UploadConfig`` they fill.
 
-The CLI and ``upload()`` both build their config here, so a flag and a keyword argument can never disagree on
-what a value means.
+``options.make_config`` runs every option through these, for the CLI and ``upload()`` alike, so a flag and a
+keyword argument can never disagree on what a value means; the messages name the flag a user typed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from .engine.throttle import parse_rate
 from .errors import ConfigError
 from .providers.registry import check_scheme
-from .source.checksum import Algorithm, parse_algorithm
+from .source.checksum import Algorithm
 from .source.filters import PathFilter
 from .source.shards import Shard, parse_shard
 
@@ -40,6 +40,7 @@ DEFAULT_ATTEMPTS: Final = 20
 DEFAULT_DEADLINE_S: Final = 120.0
 DEFAULT_CONNECT_TIMEOUT_S: Final = 10.0
 DEFAULT_READ_TIMEOUT_S: Final = 60.0
+DEFAULT_CLEANUP_AGE: Final = "1d"
 
 _UNITS: Final[dict[str, int]] = {
     "": 1,
@@ -141,21 +142,122 @@ def default_state_path() -> Path:
     return Path(cache) / "async-uploader" / "state.sqlite3"
 
 
-def check_endpoint_url(url: str | None) -> None:
+def check_endpoint_url(url: str | None) -> str | None:
     """``None`` (the provider's default), or an http(s) URL with a host; anything else is a ``ConfigError``."""
     if url is None:
-        return
+        return None
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname or any(c.isspace() for c in url):
         raise ConfigError(f"--endpoint-url / --account-url must be an http:// or https:// URL, got {url!r}")
+    return url
+
+
+def check_source(source: str | os.PathLike[str]) -> Path:
+    """The directory to upload, which must exist and be readable: found now, not as a failure mid-run."""
+    path = Path(source)
+    if not path.exists():
+        raise ConfigError(f"source {str(path)!r} does not exist")
+    if not path.is_dir():
+        raise ConfigError(f"source {str(path)!r} is not a directory")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise ConfigError(f"source {str(path)!r} cannot be read (permission denied)")
+    return path
+
+
+def check_concurrency(value: int) -> int:
+    """Requests in flight: at least one, at most ``MAX_CONCURRENCY``."""
+    if not 1 <= value <= MAX_CONCURRENCY:
+        raise ConfigError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {value}")
+    return value
+
+
+def parse_part_size(value: str | int) -> int:
+    """A size within S3's limits for a part (the planner may still grow it, to stay under 10,000 parts)."""
+    size = parse_size(value)
+    if not MIN_PART_SIZE_BYTES <= size <= MAX_PART_SIZE_BYTES:
+        raise ConfigError("--part-size must be between 5MiB and 5GiB (S3's limits for a part)")
+    return size
+
+
+def parse_max_memory(value: str | int) -> int:
+    """A size that holds at least one minimal part, or no multipart upload could ever proceed."""
+    size = parse_size(value)
+    if size < MIN_PART_SIZE_BYTES:
+        raise ConfigError("--max-memory must be at least 5MiB (one part)")
+    return size
+
+
+def parse_max_bandwidth(value: str | int | None) -> int | None:
+    """Bytes per second from a rate (``50MB/s``) or a number, or ``None``: no limit."""
+    if isinstance(value, str):
+        return parse_rate(value)
+    if value is not None and value <= 0:
+        raise ConfigError("--max-bandwidth must be above zero")
+    return value
+
+
+def check_filters(rules: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """``("include" | "exclude", glob)`` rules, each compiled now: a bad glob is a usage error, not a failure
+    mid-run."""
+    for kind, glob in rules:
+        if kind not in {"include", "exclude"} or not glob:
+            raise ConfigError(f"invalid filter {kind} {glob!r}: give a non-empty glob like '*.tmp' or 'build/**'")
+    PathFilter.from_flags(rules)
+    return tuple(rules)
+
+
+def check_retries(value: int) -> int:
+    """Tries per request, from 1 (no retry) to 100."""
+    if not 1 <= value <= 100:
+        raise ConfigError(f"--retries must be between 1 and 100, got {value}")
+    return value
+
+
+def check_seconds(value: float) -> float:
+    """A timeout or deadline: above zero (one message for the three options that take one)."""
+    if value <= 0:
+        raise ConfigError("--retry-deadline, --connect-timeout and --read-timeout must be above zero seconds")
+    return value
+
+
+def check_max_cpu(value: float | None) -> float | None:
+    """A share of one core in percent, up to every core of this machine, or ``None``: no cap."""
+    cores = os.cpu_count() or 1
+    if value is not None and not 1 <= value <= 100 * cores:
+        raise ConfigError(f"--max-cpu must be a percentage of one core between 1 and {100 * cores}")
+    return value
+
+
+def parse_overwrite(value: str | Overwrite) -> Overwrite:
+    """``always``, ``changed`` or ``never`` (or the ``Overwrite`` itself)."""
+    try:
+        return Overwrite(value)
+    except ValueError:
+        choices = ", ".join(mode.value for mode in Overwrite)
+        raise ConfigError(f"--overwrite must be one of {choices}, got {value!r}") from None
+
+
+def parse_shard_option(value: str | Shard | None) -> Shard | None:
+    """``--shard K/N`` as text, or a ``Shard`` a library caller built, or ``None``: the whole tree."""
+    return parse_shard(value) if isinstance(value, str) else value
+
+
+def optional_path(value: str | os.PathLike[str] | None) -> Path | None:
+    """A path the user named, or ``None`` for none."""
+    return Path(value) if value is not None else None
 
 
 @dataclass(frozen=True, slots=True)
 class UploadConfig:
-    """Everything one run needs to know, validated; build it with ``make_config``."""
+    """Everything one run needs to know, validated; build it with ``options.make_config``.
+
+    The defaults are the option table's (a test holds them equal); each field's meaning is its option's help.
+    """
 
     source: Path
     destination: Destination
+    # The connection's options ride along because a Dask worker opens its own connection from the config it is
+    # sent (cluster.py); the engine itself never reads them.
     endpoint_url: str | None = None
     region: str | None = None
     profile: str | None = None
@@ -178,7 +280,7 @@ class UploadConfig:
     """Time one file may spend retrying before it fails."""
     max_cpu_percent: float | None = None
     """Keep this process's CPU use under this share of one core, by lowering the concurrency."""
-    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S  # the connection's too, for the same reason
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
     overwrite: Overwrite = Overwrite.CHANGED
     state_file: Path | None = None
@@ -198,115 +300,3 @@ class UploadConfig:
     """Let the event loop itself read a small file whose bytes are all in the page cache (``RWF_NOWAIT``: it never
     waits for the disk), sparing a worker-thread hop: ~10% less CPU per small file. Off for the library, which
     promises an application's loop no file reads or checksums; the CLI, whose loop is its own, turns it on."""
-
-
-def make_config(
-    source: str | os.PathLike[str],
-    destination: str,
-    *,
-    endpoint_url: str | None = None,
-    region: str | None = None,
-    profile: str | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    part_size: str | int = DEFAULT_PART_SIZE_BYTES,
-    multipart_threshold: str | int = DEFAULT_MULTIPART_THRESHOLD_BYTES,
-    max_memory: str | int = DEFAULT_MAX_MEMORY_BYTES,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    filters: Sequence[tuple[str, str]] = (),
-    follow_symlinks: bool = False,
-    max_bandwidth: str | int | None = None,
-    report: str | os.PathLike[str] | None = None,
-    retry_failed: str | os.PathLike[str] | None = None,
-    dry_run: bool = False,
-    retries: int = DEFAULT_ATTEMPTS,
-    retry_deadline: float = DEFAULT_DEADLINE_S,
-    max_cpu: float | None = None,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
-    read_timeout: float = DEFAULT_READ_TIMEOUT_S,
-    overwrite: str | Overwrite = Overwrite.CHANGED,
-    state_file: str | os.PathLike[str] | None = None,
-    use_state: bool = True,
-    keep_partial: bool = False,
-    checksum: str = "crc32",
-    shard: str | Shard | None = None,
-    lean: bool = True,
-    count_first: bool = True,
-    cached_reads_on_loop: bool = False,
-) -> UploadConfig:
-    """Validate user-facing options into an ``UploadConfig``; raises ``ConfigError`` with a one-line reason.
-
-    ``filters`` keeps the order of mixed ``--include``/``--exclude`` flags (the CLI passes it); a library caller
-    may pass ``include``/``exclude`` instead, which apply includes first, then excludes. ``state_file`` defaults
-    to ``default_state_path()``; ``use_state=False`` keeps no state at all.
-    """
-    src = Path(source)
-    if not src.exists():
-        raise ConfigError(f"source {str(src)!r} does not exist")
-    if not src.is_dir():
-        raise ConfigError(f"source {str(src)!r} is not a directory")
-    if not os.access(src, os.R_OK | os.X_OK):
-        raise ConfigError(f"source {str(src)!r} cannot be read (permission denied)")
-    if not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise ConfigError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}")
-    part = parse_size(part_size)
-    if not MIN_PART_SIZE_BYTES <= part <= MAX_PART_SIZE_BYTES:
-        raise ConfigError("--part-size must be between 5MiB and 5GiB (S3's limits for a part)")
-    threshold = parse_size(multipart_threshold)
-    memory = parse_size(max_memory)
-    if memory < MIN_PART_SIZE_BYTES:
-        raise ConfigError("--max-memory must be at least 5MiB (one part)")
-    check_endpoint_url(endpoint_url)
-    rules = (*filters, *(("include", g) for g in include), *(("exclude", g) for g in exclude))
-    for kind, glob in rules:
-        if kind not in {"include", "exclude"} or not glob:
-            raise ConfigError(f"invalid filter {kind} {glob!r}: give a non-empty glob like '*.tmp' or 'build/**'")
-    if not 1 <= retries <= 100:
-        raise ConfigError(f"--retries must be between 1 and 100, got {retries}")
-    if retry_deadline <= 0 or connect_timeout <= 0 or read_timeout <= 0:
-        raise ConfigError("--retry-deadline, --connect-timeout and --read-timeout must be above zero seconds")
-    if max_cpu is not None and not 1 <= max_cpu <= 100 * (os.cpu_count() or 1):
-        raise ConfigError(f"--max-cpu must be a percentage of one core between 1 and {100 * (os.cpu_count() or 1)}")
-    PathFilter.from_flags(rules)  # compile now: a bad glob is a usage error, not a failure mid-run
-    if report is not None and retry_failed is not None and Path(report).resolve() == Path(retry_failed).resolve():
-        raise ConfigError("--report must name a new file, not the report given to --retry-failed")
-    if isinstance(max_bandwidth, str):
-        max_bandwidth = parse_rate(max_bandwidth)
-    elif max_bandwidth is not None and max_bandwidth <= 0:
-        raise ConfigError("--max-bandwidth must be above zero")
-    try:
-        mode = Overwrite(overwrite)
-    except ValueError:
-        choices = ", ".join(m.value for m in Overwrite)
-        raise ConfigError(f"--overwrite must be one of {choices}, got {overwrite!r}") from None
-    state = (Path(state_file) if state_file is not None else default_state_path()) if use_state else None
-    return UploadConfig(
-        source=src,
-        destination=parse_destination(destination),
-        endpoint_url=endpoint_url,
-        region=region,
-        profile=profile,
-        concurrency=concurrency,
-        part_size=part,
-        multipart_threshold=threshold,
-        max_memory=memory,
-        filters=tuple(rules),
-        follow_symlinks=follow_symlinks,
-        max_bandwidth=max_bandwidth,
-        report=Path(report) if report is not None else None,
-        retry_failed=Path(retry_failed) if retry_failed is not None else None,
-        dry_run=dry_run,
-        retries=retries,
-        retry_deadline_s=retry_deadline,
-        max_cpu_percent=max_cpu,
-        connect_timeout_s=connect_timeout,
-        read_timeout_s=read_timeout,
-        overwrite=mode,
-        state_file=state,
-        keep_partial=keep_partial,
-        checksum=parse_algorithm(checksum),
-        shard=parse_shard(shard) if isinstance(shard, str) else shard,
-        lean=lean,
-        count_first=count_first,
-        cached_reads_on_loop=cached_reads_on_loop,
-    )

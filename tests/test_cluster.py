@@ -21,7 +21,6 @@ from async_uploader.cluster import (
     encode_event,
     run_distributed,
 )
-from async_uploader.config import make_config
 from async_uploader.errors import ConfigError
 from async_uploader.events import (
     Event,
@@ -36,6 +35,7 @@ from async_uploader.events import (
     TotalsKnown,
     UploadResult,
 )
+from async_uploader.options import make_config
 
 msgpack = pytest.importorskip("msgpack")
 

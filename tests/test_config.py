@@ -1,25 +1,15 @@
-"""Tests for ``async_uploader.config``: sizes, destinations and the validated ``UploadConfig``."""
+"""What a value means: sizes, destinations and durations (``make_config`` is tested with the option table)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from async_uploader.config import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_MEMORY_BYTES,
-    DEFAULT_MULTIPART_THRESHOLD_BYTES,
-    DEFAULT_PART_SIZE_BYTES,
     GIB,
     KIB,
-    MAX_CONCURRENCY,
     MIB,
     TIB,
     Destination,
-    Overwrite,
-    UploadConfig,
-    make_config,
     parse_destination,
     parse_duration,
     parse_size,
@@ -162,134 +152,7 @@ def test_parse_destination_refuses_bad_urls(url: str, message: str) -> None:
         parse_destination(url)
 
 
-# make_config
-
-
-def test_make_config_refuses_missing_source(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
-        make_config(tmp_path / "missing", "s3://bucket")
-
-
-def test_make_config_refuses_source_that_is_a_file(tmp_path: Path) -> None:
-    source = tmp_path / "file.txt"
-    source.write_bytes(b"data")
-    with pytest.raises(ConfigError, match="not a directory"):
-        make_config(source, "s3://bucket")
-
-
-@pytest.mark.parametrize("concurrency", [0, -1, MAX_CONCURRENCY + 1, 2000])
-def test_make_config_refuses_concurrency_out_of_range(tmp_path: Path, concurrency: int) -> None:
-    with pytest.raises(ConfigError, match="--concurrency"):
-        make_config(tmp_path, "s3://bucket", concurrency=concurrency)
-
-
-@pytest.mark.parametrize("concurrency", [1, MAX_CONCURRENCY])
-def test_make_config_accepts_concurrency_at_its_limits(tmp_path: Path, concurrency: int) -> None:
-    assert make_config(tmp_path, "s3://bucket", concurrency=concurrency).concurrency == concurrency
-
-
-@pytest.mark.parametrize("part_size", ["4MiB", 5 * MIB - 1, "5MB", 5 * GIB + 1, "6GiB"])
-def test_make_config_refuses_part_size_outside_s3_limits(tmp_path: Path, part_size: str | int) -> None:
-    with pytest.raises(ConfigError, match="--part-size"):
-        make_config(tmp_path, "s3://bucket", part_size=part_size)
-
-
-@pytest.mark.parametrize(("part_size", "expected"), [("5MiB", 5 * MIB), ("5GiB", 5 * GIB)])
-def test_make_config_accepts_part_size_at_s3_limits(tmp_path: Path, part_size: str, expected: int) -> None:
-    assert make_config(tmp_path, "s3://bucket", part_size=part_size).part_size == expected
-
-
-@pytest.mark.parametrize("max_memory", ["4MiB", 5 * MIB - 1, "5MB", 0])
-def test_make_config_refuses_max_memory_below_one_part(tmp_path: Path, max_memory: str | int) -> None:
-    with pytest.raises(ConfigError, match="--max-memory"):
-        make_config(tmp_path, "s3://bucket", max_memory=max_memory)
-
-
-def test_make_config_accepts_max_memory_of_one_minimal_part(tmp_path: Path) -> None:
-    assert make_config(tmp_path, "s3://bucket", max_memory="5MiB").max_memory == 5 * MIB
-
-
-@pytest.mark.parametrize("endpoint_url", ["localhost:8333", "ftp://s3.example.com", "http://", "https:///x", ""])
-def test_make_config_refuses_endpoint_that_is_not_http_url(tmp_path: Path, endpoint_url: str) -> None:
-    with pytest.raises(ConfigError, match="--endpoint-url"):
-        make_config(tmp_path, "s3://bucket", endpoint_url=endpoint_url)
-
-
-@pytest.mark.parametrize("endpoint_url", ["http://127.0.0.1:8333", "https://s3.eu-west-1.amazonaws.com"])
-def test_make_config_accepts_http_and_https_endpoints(tmp_path: Path, endpoint_url: str) -> None:
-    assert make_config(tmp_path, "s3://bucket", endpoint_url=endpoint_url).endpoint_url == endpoint_url
-
-
-def test_make_config_refuses_unparseable_size(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="invalid size"):
-        make_config(tmp_path, "s3://bucket", multipart_threshold="lots")
-
-
-def test_make_config_refuses_bad_destination(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="s3://"):
-        make_config(tmp_path, "bucket/prefix")
-
-
-def test_make_config_keeps_every_value_it_was_given(tmp_path: Path) -> None:
-    config = make_config(
-        str(tmp_path),
-        "s3://bucket/backups/2024",
-        endpoint_url="http://127.0.0.1:8333",
-        region="eu-west-1",
-        profile="dev",
-        concurrency=8,
-        part_size="16MiB",
-        multipart_threshold="32MB",
-        max_memory="1GiB",
-        overwrite="never",
-        state_file=tmp_path / "state.db",
-        keep_partial=True,
-    )
-    assert config == UploadConfig(
-        source=tmp_path,
-        destination=Destination(bucket="bucket", prefix="backups/2024/"),
-        endpoint_url="http://127.0.0.1:8333",
-        region="eu-west-1",
-        profile="dev",
-        concurrency=8,
-        part_size=16 * MIB,
-        multipart_threshold=32_000_000,
-        max_memory=GIB,
-        overwrite=Overwrite.NEVER,
-        state_file=tmp_path / "state.db",
-        keep_partial=True,
-    )
-
-
-def test_make_config_fills_in_defaults(tmp_path: Path) -> None:
-    config = make_config(tmp_path, "s3://bucket")
-    assert config.source == tmp_path
-    assert config.destination == Destination(bucket="bucket", prefix="")
-    assert (config.endpoint_url, config.region, config.profile) == (None, None, None)
-    assert config.concurrency == DEFAULT_CONCURRENCY
-    assert config.part_size == DEFAULT_PART_SIZE_BYTES
-    assert config.multipart_threshold == DEFAULT_MULTIPART_THRESHOLD_BYTES
-    assert config.max_memory == DEFAULT_MAX_MEMORY_BYTES
-
-
-def test_unreadable_source_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("async_uploader.config.os.access", lambda *_args: False)  # root reads anything
-    with pytest.raises(ConfigError, match="cannot be read"):
-        make_config(tmp_path, "s3://bucket")
-
-
-def test_state_file_defaults_to_the_user_cache_and_can_be_turned_off(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert make_config(tmp_path, "s3://bucket").state_file == tmp_path / "cache" / "async-uploader" / "state.sqlite3"
-    assert make_config(tmp_path, "s3://bucket", use_state=False).state_file is None
-    assert make_config(tmp_path, "s3://bucket").overwrite is Overwrite.CHANGED
-
-
-def test_make_config_refuses_unknown_overwrite_mode(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="--overwrite must be one of always, changed, never"):
-        make_config(tmp_path, "s3://bucket", overwrite="sometimes")
+# parse_duration
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("0", 0), ("90s", 90), ("30m", 1800), ("1.5h", 5400), ("7d", 604800)])

@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from async_uploader.config import MIB, make_config
+from async_uploader.config import MIB
 from async_uploader.engine.adaptive import AdaptiveLimit
 from async_uploader.engine.budget import ByteBudget
 from async_uploader.engine.destination import LISTINGS_AT_ONCE, DestinationIndex, listing_units
@@ -19,6 +19,7 @@ from async_uploader.engine.plan import object_key
 from async_uploader.engine.state import StateFile
 from async_uploader.errors import BucketError
 from async_uploader.events import Event, FileDone, FileSkipped, PartDone
+from async_uploader.options import make_config
 from async_uploader.source.checksum import Algorithm, checksum_of
 from async_uploader.source.filters import PathFilter
 from async_uploader.source.scan import FileEntry, walk_tree

@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from async_uploader.config import MIB, make_config
+from async_uploader.config import MIB
 from async_uploader.engine.pipeline import run_upload
 from async_uploader.engine.plan import object_metadata
 from async_uploader.events import (
@@ -21,6 +21,7 @@ from async_uploader.events import (
     RunFinished,
     TotalsKnown,
 )
+from async_uploader.options import make_config
 from tests.memory_store import MemoryStore
 from tests.trees import make_tree, random_bytes
 

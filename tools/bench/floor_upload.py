@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from async_uploader.cli import run_event_loop
+from async_uploader.cli.process import run_event_loop
 from async_uploader.engine.plan import object_metadata
 from async_uploader.providers.s3 import BotocoreCredentials
 from async_uploader.providers.s3_lean import BucketEndpoint, LeanPool, LeanS3

@@ -1,4 +1,4 @@
-"""Progress for people: a rich live display on a terminal, plain lines in CI logs, and the final summary.
+"""Progress for people: a rich live display on a terminal, plain lines in CI logs.
 
 The display is an event subscriber: the engine never knows it exists. Handling an event is a few counter
 updates; redrawing happens on rich's own refresh clock (10 per second) or, in plain mode, on a ticker that
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TextIO
 
 import anyio
 
-from .events import (
+from ..events import (
     Event,
     FileDone,
     FileFailed,
@@ -26,7 +26,6 @@ from .events import (
     ResultBuilder,
     RunFinished,
     TotalsKnown,
-    UploadResult,
 )
 
 if TYPE_CHECKING:
@@ -38,10 +37,10 @@ TAB_SIZE: Final = 8
 # holding a carriage return must not overwrite the log line it is on.
 _STRIPPED_CONTROLS: Final = dict.fromkeys((7, 8, 11, 12, 13))
 MAX_FILE_BARS: Final = 4
-MAX_FAILURES_SHOWN: Final = 20
 
 
 def format_bytes(count: float) -> str:
+    """``1.5 KiB``: binary units, one decimal (none for bytes)."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(count) < 1024 or unit == "TiB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
@@ -50,6 +49,7 @@ def format_bytes(count: float) -> str:
 
 
 def format_duration(seconds: float) -> str:
+    """``1:01:01`` or ``0:59``: whole seconds, hours only when there are some."""
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
@@ -64,10 +64,10 @@ class LineConsole(Protocol):
 class PlainConsole:
     """Lines of text to a stream, as rich prints them without markup or highlighting, without importing rich.
 
-    For logs and pipes, where nothing is redrawn: rich and its tables cost 2.5 MiB of a 60 MiB process that
-    only prints a line every few seconds. Like rich with ``soft_wrap=True`` and ``emoji=False``: no wrapping,
-    tabs expanded to 8 columns, control characters that move the cursor removed, flushed line by line. The stream
-    is looked up at each print (``sys.stderr`` or ``sys.stdout`` unless one is given), as rich does.
+    For logs and pipes, where nothing is redrawn: importing rich and its tables costs megabytes that a process
+    printing a line every few seconds need not pay. Like rich with ``soft_wrap=True`` and ``emoji=False``: no
+    wrapping, tabs expanded to 8 columns, control characters that move the cursor removed, flushed line by line.
+    The stream is looked up at each print (``sys.stderr`` or ``sys.stdout`` unless one is given), as rich does.
     """
 
     def __init__(self, file: TextIO | None = None, *, stderr: bool = False) -> None:
@@ -118,7 +118,6 @@ class ProgressDisplay:
     ) -> None:
         self.console = console
         self.out = out or console  # where --dry-run lists its plan: stdout, for scripts
-        self.live = live
         self.verbose = verbose
         self.quiet = quiet
         self.so_far = ResultBuilder()
@@ -171,10 +170,6 @@ class ProgressDisplay:
         """Files finished one way or another: uploaded, skipped or failed."""
         return self.so_far.uploaded + self.so_far.skipped + self.so_far.failed
 
-    @property
-    def failed(self) -> int:
-        return self.so_far.failed
-
     def _files_label(self) -> str:
         total = "?" if self.files_total is None else str(self.files_total)
         counts = [f"{self.so_far.uploaded} uploaded"]
@@ -185,6 +180,7 @@ class ProgressDisplay:
         return f"{self.files_done}/{total} files ({', '.join(counts)})"
 
     def handle(self, event: Event) -> None:
+        """Count ``event`` and print what it asks for; called on the event loop for every event, so it is cheap."""
         self._seen_work = True
         self.so_far.add(event)
         if isinstance(event, PartDone):
@@ -253,6 +249,7 @@ class ProgressDisplay:
             self._progress.update(self._overall, description=self._files_label())
 
     def plain_line(self) -> str:
+        """Where the run is, in one line for a log: files, bytes, rate and, once the totals are known, the ETA."""
         elapsed = time.monotonic() - self._started
         rate = self.bytes_done / elapsed if elapsed > 0 else 0.0
         line = f"[{format_duration(elapsed)}] {self._files_label()}, {format_bytes(self.bytes_done)}"
@@ -273,19 +270,3 @@ class ProgressDisplay:
 
 def _shorten(path: str, width: int = 40) -> str:
     return path if len(path) <= width else "..." + path[-(width - 3) :]
-
-
-def summary_lines(result: UploadResult) -> list[str]:
-    """The closing summary: one line of totals, then the failed files (up to 20, then a count)."""
-    if result.planned:
-        return [f"Dry run: would upload {result.planned} files ({format_bytes(result.bytes_planned)}); nothing sent"]
-    lines = [
-        f"Uploaded {result.uploaded} files ({format_bytes(result.bytes_uploaded)}) "
-        f"in {result.elapsed_s:.1f} s, {format_bytes(result.throughput_bps)}/s; "
-        f"{result.skipped} skipped, {result.failed} failed" + (f"; {result.retries} retries" if result.retries else "")
-    ]
-    for path, reason in result.failures[:MAX_FAILURES_SHOWN]:
-        lines.append(f"  failed: {path}: {reason}")
-    if result.failed > MAX_FAILURES_SHOWN:
-        lines.append(f"  ... and {result.failed - MAX_FAILURES_SHOWN} more failed files")
-    return lines

@@ -1,4 +1,4 @@
-"""The display as a subscriber: what it counts from events, and what the plain lines and summary say."""
+"""The display as a subscriber: what it counts from events, and what its plain lines say."""
 
 from __future__ import annotations
 
@@ -7,6 +7,13 @@ import io
 import pytest
 from rich.console import Console
 
+from async_uploader.cli.progress import (
+    PlainConsole,
+    ProgressDisplay,
+    format_bytes,
+    format_duration,
+    stream_is_terminal,
+)
 from async_uploader.events import (
     Event,
     FileDone,
@@ -15,15 +22,6 @@ from async_uploader.events import (
     FileStarted,
     PartDone,
     TotalsKnown,
-    UploadResult,
-)
-from async_uploader.progress import (
-    PlainConsole,
-    ProgressDisplay,
-    format_bytes,
-    format_duration,
-    stream_is_terminal,
-    summary_lines,
 )
 
 
@@ -41,7 +39,7 @@ def test_bytes_count_parts_once_and_totals_come_from_the_precount() -> None:
     display.handle(PartDone("big", 2, 10))
     display.handle(FileDone("big", "k/big", 20, '"e-2"', "", 2, 1.0))
     display.handle(FileDone("small", "k/small", 10, '"e"', "", 1, 0.1))
-    assert (display.bytes_done, display.files_done, display.failed) == (30, 2, 0)
+    assert (display.bytes_done, display.files_done, display.so_far.failed) == (30, 2, 0)
     line = display.plain_line()
     assert "2/2 files" in line
     assert "(100%)" in line
@@ -54,18 +52,9 @@ def test_a_failed_multipart_file_does_not_leave_bytes_half_counted() -> None:
     display.handle(FileStarted("big", "big", 20, 2))
     display.handle(PartDone("big", 1, 10))
     display.handle(FileFailed("big", "big", "UploadPart 2 failed: boom"))
-    assert display.failed == 1
+    assert display.so_far.failed == 1
     assert display.bytes_done == 0
     assert "failed big: UploadPart 2 failed: boom" in out.getvalue()
-
-
-def test_summary_lists_twenty_failures_then_a_count() -> None:
-    failures = tuple((f"f{i}", "reason") for i in range(25))
-    result = UploadResult(uploaded=3, failed=25, bytes_uploaded=3 * 1024 * 1024, elapsed_s=2.0, failures=failures)
-    lines = summary_lines(result)
-    assert lines[0].startswith("Uploaded 3 files (3.0 MiB) in 2.0 s, 1.5 MiB/s; 0 skipped, 25 failed")
-    assert lines[1:21] == [f"  failed: f{i}: reason" for i in range(20)]
-    assert lines[21] == "  ... and 5 more failed files"
 
 
 def test_formatting_helpers() -> None:

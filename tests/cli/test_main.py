@@ -1,4 +1,4 @@
-"""The CLI's contract for bad input: one line on stderr, exit code 2, never a traceback."""
+"""``main``'s contract: bad input is one line on stderr and exit code 2, never a traceback."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from async_uploader.cli import build_parser, config_from_args, main
+from async_uploader.cli import main
 
 
 def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -51,30 +51,6 @@ def test_bad_input_is_one_line_and_exit_2(
     assert len(lines) == 1, err
     assert lines[0].startswith("async-uploader: error: ")
     assert message in lines[0]
-
-
-def test_flags_reach_the_config(tmp_path: Path) -> None:
-    args = build_parser().parse_args(
-        [
-            "upload", str(tmp_path), "s3://bucket/a/b/", "--endpoint-url", "http://127.0.0.1:9000",
-            "--region", "eu-west-1", "--profile", "ci", "--concurrency", "7", "--part-size", "16MiB",
-            "--multipart-threshold", "100MB", "--max-memory", "1GiB",
-        ]
-    )  # fmt: skip
-    config = config_from_args(args)
-    assert (config.destination.bucket, config.destination.prefix) == ("bucket", "a/b/")
-    assert (config.endpoint_url, config.region, config.profile) == ("http://127.0.0.1:9000", "eu-west-1", "ci")
-    assert (config.concurrency, config.part_size) == (7, 16 * 1024 * 1024)
-    assert (config.multipart_threshold, config.max_memory) == (100_000_000, 1024**3)
-
-
-@pytest.mark.parametrize(("flags", "counted"), [((), True), (("-q",), False), (("--no-progress",), False)])
-def test_the_tree_is_counted_first_only_for_a_progress_display(
-    tmp_path: Path, flags: tuple[str, ...], counted: bool
-) -> None:
-    config = config_from_args(build_parser().parse_args(["upload", str(tmp_path), "s3://bucket", *flags]))
-    assert config.count_first is counted
-    assert config.cached_reads_on_loop  # the CLI's loop is its own: it may read files in the page cache
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

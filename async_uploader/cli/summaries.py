@@ -1,8 +1,8 @@
-"""Summaries for CI systems: ``--summary-format json`` for any of them, ``github`` for GitHub Actions.
+"""A run's result in words: the closing lines for people, and for machines (``--summary-format``).
 
-``github`` prints a markdown table and, when the runner's ``GITHUB_STEP_SUMMARY`` and ``GITHUB_OUTPUT`` files
-are set, appends the table to the job summary and the totals to the step's outputs. Nothing here prints
-credentials: the result holds none.
+``json`` suits any CI system; ``github`` prints a markdown table and, when the runner's ``GITHUB_STEP_SUMMARY``
+and ``GITHUB_OUTPUT`` files are set, appends the table to the job summary and the totals to the step's outputs.
+Nothing here prints credentials: the result holds none.
 """
 
 from __future__ import annotations
@@ -12,14 +12,30 @@ import os
 from pathlib import Path
 from typing import Final
 
-from .events import UploadResult
+from ..events import UploadResult
 from .progress import format_bytes
 
-SUMMARY_FORMATS: Final = ("text", "json", "github")
 MAX_FAILURES_LISTED: Final = 20
 
 
+def summary_lines(result: UploadResult) -> list[str]:
+    """The closing summary: one line of totals, then the failed files (up to ``MAX_FAILURES_LISTED``, then a count)."""
+    if result.planned:
+        return [f"Dry run: would upload {result.planned} files ({format_bytes(result.bytes_planned)}); nothing sent"]
+    lines = [
+        f"Uploaded {result.uploaded} files ({format_bytes(result.bytes_uploaded)}) "
+        f"in {result.elapsed_s:.1f} s, {format_bytes(result.throughput_bps)}/s; "
+        f"{result.skipped} skipped, {result.failed} failed" + (f"; {result.retries} retries" if result.retries else "")
+    ]
+    for path, reason in result.failures[:MAX_FAILURES_LISTED]:
+        lines.append(f"  failed: {path}: {reason}")
+    if result.failed > MAX_FAILURES_LISTED:
+        lines.append(f"  ... and {result.failed - MAX_FAILURES_LISTED} more failed files")
+    return lines
+
+
 def summary_json(result: UploadResult, *, destination: str, report: Path | None) -> str:
+    """One line of JSON: the totals, where they went, and every failed file with its reason."""
     return json.dumps(
         {
             "destination": destination,
@@ -41,6 +57,7 @@ def _cell(text: str) -> str:
 
 
 def summary_markdown(result: UploadResult, *, destination: str) -> str:
+    """A markdown table of the totals, then one of the failed files (up to ``MAX_FAILURES_LISTED``)."""
     lines = [
         f"### async-uploader: {_cell(destination)}",
         "",

@@ -1,0 +1,427 @@
+"""Every option of the command line and of the library, declared once in ``COMMANDS``.
+
+From the table are made: the command line's parsers (``cli.parser``), ``make_config`` (a run's keywords into a
+validated ``UploadConfig``), and docs/cli.md (``reference_markdown``, written by ``python -m tools.cli_reference``;
+a test fails when the file is stale). ``RunOptions``, the typed keywords of ``upload()``, is written out for the type
+checker, and a test holds it, ``UploadConfig`` and the keywords of ``Uploader``/``upload()`` equal to the table.
+
+Each option has a scope. A run's options (``Scope.RUN``) fill ``UploadConfig``. A connection's
+(``Scope.CONNECTION``: endpoint, region, profile, timeouts, ``lean``) say how to reach the store: they are the
+``Uploader``'s keywords, whose pool is sized by the run's ``concurrency``. The command line's own
+(``Scope.CLI``: output, debugging, Dask) never leave ``async_uploader.cli``. A new option is one entry here,
+its field in ``UploadConfig`` and its key in ``RunOptions`` (the test names what is missing), and its use.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass
+from typing import Any, Final, TypedDict, Unpack
+
+from . import config
+from .config import Overwrite, UploadConfig
+from .errors import ConfigError
+from .source.checksum import Algorithm, parse_algorithm
+
+
+class Scope(enum.Enum):
+    """Whose option it is: a run's (``UploadConfig``), a connection's (the ``Uploader``), the command line's."""
+
+    RUN = "run"
+    CONNECTION = "connection"
+    CLI = "command line"
+
+
+class Kind(enum.Enum):
+    """How the command line spells an option."""
+
+    VALUE = "value"
+    """``--part-size 16MiB``, or a positional argument."""
+    FLAG = "flag"
+    """``--dry-run``: present or not. With a default of True the flag turns something off (``--no-state``)."""
+    SWITCH = "switch"
+    """``--lean on|off``: a bool, spelled on or off."""
+    FILTER = "filter"
+    """``--include``/``--exclude``: repeatable, gathered with its sibling in command-line order (the last match
+    wins), into ``make_config``'s ``filters``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One option: its command-line spellings, its library keyword, its default and what it means."""
+
+    name: str
+    """The library's keyword (``part_size``), and the attribute the command line parses it into."""
+    flags: tuple[str, ...]
+    """Its command-line spellings, the first one the one docs show; empty for a positional argument."""
+    scope: Scope
+    _: KW_ONLY
+    help: str
+    """What it does, for ``--help`` and docs/cli.md: lower case, no final stop, no default (added from ``default``)."""
+    kind: Kind = Kind.VALUE
+    default: Any = None
+    """The library's default, which the command line shares."""
+    cli_type: Callable[[str], Any] = str
+    """How the command line reads the text (``int``, ``float``); ``str`` leaves the reading to ``validate``."""
+    metavar: str | None = None
+    choices: tuple[str, ...] = ()
+    group: str | None = None
+    """Options naming the same group exclude each other on the command line."""
+    shown_default: str | None = None
+    """The default as help and docs say it, where the value would not (``from the AWS config``, ``8MiB``)."""
+    field: str | None = None
+    """The ``UploadConfig`` field ``make_config`` fills with the value; ``None`` when it fills none by itself."""
+    validate: Callable[[Any], Any] | None = None
+    """Turns a value (from either face) into its field's value, or raises ``ConfigError``; ``None``: as is."""
+    nargs: str | None = None
+    """argparse's ``nargs`` for a positional argument that takes several values (``"+"``)."""
+
+    @property
+    def default_text(self) -> str:
+        """The default as help and docs show it; empty when there is nothing to say (a flag, no value)."""
+        if self.shown_default is not None:
+            return self.shown_default
+        if self.kind is Kind.SWITCH:
+            return "on" if self.default else "off"
+        if self.kind in (Kind.FLAG, Kind.FILTER) or self.default is None or not self.flags:
+            return ""
+        return f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
+
+    @property
+    def described(self) -> str:
+        """The help with its default: what ``--help`` and docs/cli.md print."""
+        return f"{self.help} (default: {self.default_text})" if self.default_text else self.help
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A subcommand: its one-line help, its description, and its options in the order ``--help`` lists them."""
+
+    name: str
+    help: str
+    description: str
+    library: tuple[str, ...]
+    """The library's functions that take the same options as keywords, the one-shot function first."""
+    options: tuple[Option, ...]
+
+
+PROG: Final = "async-uploader"
+DESCRIPTION: Final = "Upload a directory tree to private S3-compatible storage or Azure Blob Storage."
+SUMMARY_FORMATS: Final = ("text", "json", "github")
+
+
+def _mib(size: int) -> str:
+    return f"{size // config.MIB}MiB"
+
+
+# The table, one entry per option (unformatted, so that an entry reads as one record). Entries more than one
+# command shares come first.
+# fmt: off
+DESTINATION: Final = Option("destination", (), Scope.RUN, metavar="DEST",
+    help="s3://bucket[/prefix] or az://container[/prefix]")
+ENDPOINT_URL: Final = Option("endpoint_url", ("--endpoint-url", "--account-url"), Scope.CONNECTION, metavar="URL",
+    field="endpoint_url", validate=config.check_endpoint_url,
+    help="s3://: an S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL_S3); az://: the account URL, "
+    "https://ACCOUNT.blob.core.windows.net (default: from $AZURE_STORAGE_CONNECTION_STRING)")
+REGION: Final = Option("region", ("--region",), Scope.CONNECTION, metavar="REGION", field="region",
+    shown_default="from the AWS config", help="AWS region")
+PROFILE: Final = Option("profile", ("--profile",), Scope.CONNECTION, metavar="PROFILE", field="profile",
+    help="AWS shared-config profile to take credentials from")
+DEBUG: Final = Option("debug", ("--debug",), Scope.CLI, kind=Kind.FLAG, default=False,
+    help="show a traceback with errors")
+
+UPLOAD: Final = Command(
+    "upload",
+    help="upload every file below SOURCE to s3://BUCKET/PREFIX or az://CONTAINER/PREFIX",
+    description="Upload every regular file below SOURCE to s3://BUCKET/PREFIX (or az://CONTAINER/PREFIX), keys "
+    "relative to SOURCE.",
+    library=("upload()", "Uploader.upload()", "make_config()"),
+    options=(
+        Option("source", (), Scope.RUN, metavar="SOURCE", help="directory to upload"),
+        DESTINATION,
+        ENDPOINT_URL,
+        REGION,
+        PROFILE,
+        Option("connect_timeout", ("--connect-timeout",), Scope.CONNECTION, cli_type=float, metavar="SECONDS",
+            default=config.DEFAULT_CONNECT_TIMEOUT_S, field="connect_timeout_s", validate=config.check_seconds,
+            help="seconds to wait for a connection to the store"),
+        Option("read_timeout", ("--read-timeout",), Scope.CONNECTION, cli_type=float, metavar="SECONDS",
+            default=config.DEFAULT_READ_TIMEOUT_S, field="read_timeout_s", validate=config.check_seconds,
+            help="seconds to wait for each read of an answer"),
+        Option("lean", ("--lean",), Scope.CONNECTION, kind=Kind.SWITCH, default=True,
+            field="lean",  # UploadConfig carries it until it moves to the Uploader's ConnectOptions
+            help="send file bodies (PutObject, UploadPart) over the lean signed-request path (on) or through "
+            "aiobotocore (off)"),
+        Option("concurrency", ("--concurrency",), Scope.RUN, cli_type=int, metavar="N",
+            default=config.DEFAULT_CONCURRENCY, field="concurrency", validate=config.check_concurrency,
+            help="requests in flight, files and parts together; also the size of the connection pool"),
+        Option("part_size", ("--part-size",), Scope.RUN, metavar="SIZE",
+            default=config.DEFAULT_PART_SIZE_BYTES, shown_default=_mib(config.DEFAULT_PART_SIZE_BYTES),
+            field="part_size", validate=config.parse_part_size,
+            help="multipart part size, e.g. 16MiB; grows by itself so that no file needs over 10,000 parts"),
+        Option("multipart_threshold", ("--multipart-threshold",), Scope.RUN, metavar="SIZE",
+            default=config.DEFAULT_MULTIPART_THRESHOLD_BYTES,
+            shown_default=_mib(config.DEFAULT_MULTIPART_THRESHOLD_BYTES),
+            field="multipart_threshold", validate=config.parse_size,
+            help="files this large or larger use multipart upload"),
+        Option("max_memory", ("--max-memory",), Scope.RUN, metavar="SIZE",
+            default=config.DEFAULT_MAX_MEMORY_BYTES, shown_default=_mib(config.DEFAULT_MAX_MEMORY_BYTES),
+            field="max_memory", validate=config.parse_max_memory,
+            help="cap on file and part bytes held in memory at once"),
+        Option("include", ("--include",), Scope.RUN, kind=Kind.FILTER, metavar="GLOB", default=(),
+            help="take paths matching GLOB (repeatable; with --exclude, the last matching flag wins)"),
+        Option("exclude", ("--exclude",), Scope.RUN, kind=Kind.FILTER, metavar="GLOB", default=(),
+            help="leave out paths matching GLOB; an excluded directory is not even walked"),
+        Option("follow_symlinks", ("--follow-symlinks",), Scope.RUN, kind=Kind.FLAG, default=False,
+            field="follow_symlinks",
+            help="also descend symlinked directories (loops are detected)"),
+        Option("max_bandwidth", ("--max-bandwidth",), Scope.RUN, metavar="RATE",
+            field="max_bandwidth", validate=config.parse_max_bandwidth,
+            help="cap the upload rate of all requests together, e.g. 50MB/s or 200Mbit/s"),
+        Option("report", ("--report",), Scope.RUN, metavar="FILE", field="report", validate=config.optional_path,
+            help="write a JSON Lines record per file, then a summary"),
+        Option("retry_failed", ("--retry-failed",), Scope.RUN, metavar="REPORT",
+            field="retry_failed", validate=config.optional_path,
+            help="upload only the files REPORT lists as failed"),
+        Option("dry_run", ("--dry-run",), Scope.RUN, kind=Kind.FLAG, default=False, field="dry_run",
+            help="print what would be uploaded; send nothing"),
+        Option("retries", ("--retries",), Scope.RUN, cli_type=int, metavar="N",
+            default=config.DEFAULT_ATTEMPTS, field="retries", validate=config.check_retries,
+            help="tries per request (file or part); 1 means no retry"),
+        Option("retry_deadline", ("--retry-deadline",), Scope.RUN, cli_type=float, metavar="SECONDS",
+            default=config.DEFAULT_DEADLINE_S, field="retry_deadline_s", validate=config.check_seconds,
+            help="time one file may spend retrying"),
+        Option("max_cpu", ("--max-cpu",), Scope.RUN, cli_type=float, metavar="PERCENT",
+            field="max_cpu_percent", validate=config.check_max_cpu,
+            help="keep CPU use under PERCENT of one core (lowers concurrency)"),
+        Option("overwrite", ("--overwrite",), Scope.RUN, choices=tuple(mode.value for mode in Overwrite),
+            default=Overwrite.CHANGED.value, field="overwrite", validate=config.parse_overwrite,
+            help="when the key exists: always upload, upload only if size or mtime changed, or never upload"),
+        Option("state_file", ("--state-file",), Scope.RUN, metavar="FILE", group="state",
+            shown_default="~/.cache/async-uploader/state.sqlite3",
+            help="where runs remember what they uploaded"),
+        Option("use_state", ("--no-state",), Scope.RUN, kind=Kind.FLAG, default=True, group="state",
+            help="remember nothing: existing objects are checked one HEAD each"),
+        Option("shard", ("--shard",), Scope.RUN, metavar="K/N", field="shard", validate=config.parse_shard_option,
+            help="upload only the K-th of N disjoint parts of the tree (0 <= K < N), for job arrays and CI matrices"),
+        Option("checksum", ("--checksum",), Scope.RUN, choices=(*(a.value for a in Algorithm), "none"),
+            default=Algorithm.CRC32.value, field="checksum", validate=parse_algorithm,
+            help="checksum every body carries for the server to verify; large files also get their whole CRC "
+            "checked; crc32c needs the [crc32c] extra"),
+        Option("keep_partial", ("--keep-partial",), Scope.RUN, kind=Kind.FLAG, default=False, field="keep_partial",
+            help="on Ctrl-C or SIGTERM, leave multipart uploads open for the next run to resume instead of "
+            "aborting"),
+        Option("dask", ("--dask",), Scope.CLI, metavar="ADDRESS",
+            help="spread the upload over a Dask cluster (tcp://scheduler:8786), a shard per task; SOURCE must be "
+            "the same path on every worker (needs the [dask] extra)"),
+        Option("shards", ("--shards",), Scope.CLI, cli_type=int, metavar="N",
+            shown_default="one per worker thread of the cluster",
+            help="with --dask: split the tree into N shards"),
+        DEBUG,
+        Option("summary_format", ("--summary-format",), Scope.CLI, choices=SUMMARY_FORMATS, default="text",
+            help="also print the summary for machines: json (stdout) or github (markdown, job summary, step "
+            "outputs)"),
+        Option("no_progress", ("--no-progress",), Scope.CLI, kind=Kind.FLAG, default=False, group="output",
+            help="no live display or progress lines"),
+        Option("quiet", ("-q", "--quiet"), Scope.CLI, kind=Kind.FLAG, default=False, group="output",
+            help="print only errors and the summary"),
+        Option("verbose", ("-v", "--verbose"), Scope.CLI, kind=Kind.FLAG, default=False, group="output",
+            help="also print one line per uploaded file"),
+    ),
+)
+
+CLEANUP: Final = Command(
+    "cleanup",
+    help="abort incomplete multipart uploads left under s3://BUCKET/PREFIX",
+    description="Abort the incomplete multipart uploads under s3://BUCKET/PREFIX (their parts are billed until "
+    "aborted): those of killed runs, of --keep-partial never resumed, of other tools. On az:// there is nothing "
+    "to abort: uncommitted blocks expire by themselves after seven days.",
+    library=("cleanup()", "Uploader.cleanup()"),
+    options=(
+        DESTINATION,
+        Option("older_than", ("--older-than",), Scope.RUN, metavar="AGE", default=config.DEFAULT_CLEANUP_AGE,
+            help="only uploads started at least AGE ago, e.g. 12h, 7d, 0 for all"),
+        Option("dry_run", ("--dry-run",), Scope.RUN, kind=Kind.FLAG, default=False,
+            help="list what would be aborted; abort nothing"),
+        ENDPOINT_URL,
+        REGION,
+        PROFILE,
+        DEBUG,
+    ),
+)
+
+MERGE_REPORTS: Final = Command(
+    "merge-reports",
+    help="combine the reports of --shard runs into one summary (and one report)",
+    description="Combine the JSON Lines reports of several runs (the shards of one upload) into one summary; "
+    "with --output, also one report. Exit 1 if any file failed or any shard did not finish.",
+    library=(),
+    options=(
+        Option("reports", (), Scope.CLI, metavar="REPORT", nargs="+", help="reports written by --report"),
+        Option("output", ("--output", "-o"), Scope.CLI, metavar="FILE", help="write the merged report here"),
+        Option("summary_format", ("--summary-format",), Scope.CLI, choices=SUMMARY_FORMATS, default="text",
+            help="also print the summary for machines, on stdout: json, or github (markdown)"),
+        DEBUG,
+    ),
+)
+# fmt: on
+
+COMMANDS: Final = (UPLOAD, CLEANUP, MERGE_REPORTS)
+
+
+class RunOptions(TypedDict, total=False):
+    """The keyword options of ``upload()`` and ``Uploader.upload``: the run's options of the table, typed.
+
+    Defaults, meanings and the flags they mirror are the table's (``UPLOAD``; docs/cli.md). ``include``/``exclude``
+    apply includes first, then excludes; for interleaved rules, pass ``make_config(filters=...)`` to
+    ``Uploader.run_config``.
+    """
+
+    concurrency: int
+    part_size: str | int
+    multipart_threshold: str | int
+    max_memory: str | int
+    include: Sequence[str]
+    exclude: Sequence[str]
+    follow_symlinks: bool
+    max_bandwidth: str | int | None
+    report: str | os.PathLike[str] | None
+    retry_failed: str | os.PathLike[str] | None
+    dry_run: bool
+    retries: int
+    retry_deadline: float
+    max_cpu: float | None
+    overwrite: str | Overwrite
+    state_file: str | os.PathLike[str] | None
+    use_state: bool
+    keep_partial: bool
+    checksum: str
+    shard: str | None
+    lean: bool  # a connection's option, here until it moves to Uploader(lean=...) with ConnectOptions
+
+
+class ConfigOptions(RunOptions, total=False):
+    """``make_config``'s keywords: the run's, and the connection's that ``UploadConfig`` carries to Dask workers."""
+
+    endpoint_url: str | None
+    region: str | None
+    profile: str | None
+    connect_timeout: float
+    read_timeout: float
+
+
+_CONFIG_KEYWORDS: Final = ConfigOptions.__required_keys__ | ConfigOptions.__optional_keys__
+_FIELD_OPTIONS: Final = tuple(option for option in UPLOAD.options if option.field is not None)
+
+
+def make_config(
+    source: str | os.PathLike[str],
+    destination: str,
+    *,
+    filters: Sequence[tuple[str, str]] = (),
+    count_first: bool = True,
+    cached_reads_on_loop: bool = False,
+    **options: Unpack[ConfigOptions],
+) -> UploadConfig:
+    """Validate a run's options (see ``RunOptions``) into an ``UploadConfig``; a ``ConfigError`` says what is wrong.
+
+    ``filters`` keeps the order of mixed ``--include``/``--exclude`` flags (the CLI passes it); ``include`` and
+    ``exclude`` come after it, includes first. ``state_file`` defaults to ``config.default_state_path()``;
+    ``use_state=False`` keeps no state at all. ``count_first`` and ``cached_reads_on_loop`` are the caller's
+    display and process choices, not options (see ``UploadConfig``).
+    """
+    values: dict[str, Any] = dict(options)
+    unknown = values.keys() - _CONFIG_KEYWORDS
+    if unknown:  # a caller the type checker does not see (``**kwargs``) gets what Python's own check would say
+        raise TypeError(f"make_config() got an unexpected keyword argument {min(unknown)!r}")
+    path = config.check_source(source)
+    fields: dict[str, Any] = {}
+    for option in _FIELD_OPTIONS:
+        value = values.get(option.name, option.default)
+        fields[str(option.field)] = value if option.validate is None else option.validate(value)
+    includes = [("include", glob) for glob in values.get("include", ())]
+    excludes = [("exclude", glob) for glob in values.get("exclude", ())]
+    rules = config.check_filters([*filters, *includes, *excludes])
+    report, retry_failed = fields["report"], fields["retry_failed"]
+    if report is not None and retry_failed is not None and report.resolve() == retry_failed.resolve():
+        raise ConfigError("--report must name a new file, not the report given to --retry-failed")
+    state_file = config.optional_path(values.get("state_file")) or config.default_state_path()
+    return UploadConfig(
+        source=path,
+        destination=config.parse_destination(destination),
+        filters=rules,
+        state_file=state_file if values.get("use_state", True) else None,
+        count_first=count_first,
+        cached_reads_on_loop=cached_reads_on_loop,
+        **fields,
+    )
+
+
+def _spelling(option: Option) -> str:
+    """How docs write an option: its flags with what follows them (``--part-size SIZE``, ``--lean on|off``)."""
+    if not option.flags:
+        return option.metavar or option.name.upper()
+    if option.kind is Kind.FLAG:
+        value = ""
+    elif option.kind is Kind.SWITCH:
+        value = " on|off"
+    elif option.choices:
+        value = " " + "|".join(option.choices)
+    else:
+        value = f" {option.metavar or option.name.upper()}"
+    return ", ".join(f"{flag}{value}" for flag in option.flags)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _keyword(option: Option) -> str:
+    return f"`{option.name}=False`" if option.kind is Kind.FLAG and option.default else f"`{option.name}`"
+
+
+def _section_note(command: Command, scope: Scope) -> str:
+    if scope is Scope.CONNECTION:
+        return f"Keywords of `Uploader()`, and of `{command.library[0]}`."
+    if scope is Scope.RUN and command.library:
+        return "Keywords of " + ", ".join(f"`{name}`" for name in command.library) + "."
+    return "Not library keywords: what the command line prints, and how it runs."
+
+
+_TITLES: Final = {Scope.CONNECTION: "How to reach the store", Scope.RUN: "The run", Scope.CLI: "The command line's own"}
+
+
+def reference_markdown() -> str:
+    """docs/cli.md: every command, argument and option, with its library keyword and its default."""
+    lines = [
+        "# Command-line reference",
+        "",
+        "<!-- Made from the table in async_uploader/options.py by `python -m tools.cli_reference`: edit the table, "
+        "not this file. -->",
+        "",
+        f"`{PROG}`: {DESCRIPTION} The library takes the same options as keywords (the *keyword* column), with the "
+        "same defaults.",
+    ]
+    for command in COMMANDS:
+        positionals = [option for option in command.options if not option.flags]
+        usage = " ".join(f"{o.metavar}..." if o.nargs == "+" else str(o.metavar) for o in positionals)
+        lines += ["", f"## `{PROG} {command.name} {usage}`", "", command.description, ""]
+        lines += ["| argument | meaning |", "| --- | --- |"]
+        lines += [f"| `{_spelling(o)}` | {_cell(o.described)} |" for o in positionals]
+        for scope, title in _TITLES.items():
+            options = [o for o in command.options if o.flags and o.scope is scope]
+            if not options:
+                continue
+            lines += ["", f"### {title}", "", _section_note(command, scope), ""]
+            if scope is Scope.CLI:
+                lines += ["| option | default | meaning |", "| --- | --- | --- |"]
+                lines += [f"| `{_cell(_spelling(o))}` | {_cell(o.default_text)} | {_cell(o.help)} |" for o in options]
+            else:
+                lines += ["| option | keyword | default | meaning |", "| --- | --- | --- | --- |"]
+                lines += [
+                    f"| `{_cell(_spelling(o))}` | {_keyword(o)} | {_cell(o.default_text)} | {_cell(o.help)} |"
+                    for o in options
+                ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,64 @@
+"""A run's result in words: the closing lines people read, the JSON and markdown machines read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from async_uploader.cli.summaries import summary_json, summary_lines, summary_markdown, write_github_files
+from async_uploader.events import UploadResult
+
+
+def test_summary_lists_twenty_failures_then_a_count() -> None:
+    failures = tuple((f"f{i}", "reason") for i in range(25))
+    result = UploadResult(uploaded=3, failed=25, bytes_uploaded=3 * 1024 * 1024, elapsed_s=2.0, failures=failures)
+    lines = summary_lines(result)
+    assert lines[0].startswith("Uploaded 3 files (3.0 MiB) in 2.0 s, 1.5 MiB/s; 0 skipped, 25 failed")
+    assert lines[1:21] == [f"  failed: f{i}: reason" for i in range(20)]
+    assert lines[21] == "  ... and 5 more failed files"
+
+
+def test_json_summary_is_one_line_of_ascii_json() -> None:
+    name = "caf\u00e9-\udcff"  # a name that is not UTF-8 keeps its escape
+    result = UploadResult(uploaded=2, failed=1, bytes_uploaded=10, elapsed_s=1.23456, failures=((name, "boom"),))
+    text = summary_json(result, destination="s3://b/p/", report=Path("r.jsonl"))
+    assert "\n" not in text
+    assert text.isascii()
+    assert json.loads(text) == {
+        "destination": "s3://b/p/",
+        "uploaded": 2,
+        "skipped": 0,
+        "failed": 1,
+        "bytes": 10,
+        "elapsed_s": 1.235,
+        "report": "r.jsonl",
+        "failures": [{"path": name, "error": "boom"}],
+    }
+
+
+def test_markdown_summary_escapes_what_would_break_the_table() -> None:
+    failures = (("a|b\nc", "bad | worse"),)
+    result = UploadResult(uploaded=1, failed=1, bytes_uploaded=2048, elapsed_s=2.0, failures=failures)
+    text = summary_markdown(result, destination="s3://b|x/")
+    lines = text.splitlines()
+    assert lines[0] == "### async-uploader: s3://b\\|x/"
+    assert lines[4] == "| 1 | 0 | 1 | 2.0 KiB | 2.0 s | 1.0 KiB/s |"
+    assert lines[-1] == "| `a\\|b c` | bad \\| worse |"
+
+
+def test_github_files_get_the_table_and_the_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    summary, outputs = tmp_path / "summary.md", tmp_path / "outputs"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    result = UploadResult(uploaded=4, skipped=1, bytes_uploaded=40, elapsed_s=1.0)
+    write_github_files(result, destination="s3://b/", report=None)
+    assert summary.read_text(encoding="utf-8") == summary_markdown(result, destination="s3://b/")
+    assert outputs.read_text(encoding="utf-8").splitlines() == [
+        "uploaded=4",
+        "skipped=1",
+        "failed=0",
+        "bytes=40",
+        "report=",
+    ]
