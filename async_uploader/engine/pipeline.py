@@ -23,7 +23,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..config import UploadConfig
-from ..errors import FileChangedError, FileError, UploaderError, VerificationError
+from ..errors import FileChangedError, FileError, UploaderError
 from ..events import (
     Event,
     EventHandler,
@@ -41,6 +41,7 @@ from ..events import (
 )
 from ..providers.base import ObjectStore, StoredObject
 from ..report import failed_paths
+from ..source.checksum import verify_stored_checksum
 from ..source.filters import PathFilter
 from ..source.reader import CACHED_READ_MAX_BYTES, FileReader
 from ..source.scan import (
@@ -55,16 +56,10 @@ from ..source.scan import (
 from .adaptive import AdaptiveLimit, govern_cpu
 from .budget import ByteBudget
 from .destination import DestinationIndex
-from .multipart import (
-    FileUpload,
-    Journal,
-    Limits,
-    ResumePoint,
-    abort_uploads,
-    find_resume_point,
-    upload_multipart,
-)
+from .limits import Limits
+from .multipart import FileUpload, Journal, ResumePoint, upload_multipart
 from .plan import UploadPlan, object_key, object_metadata, plan_upload
+from .resume import abort_uploads, find_resume_point
 from .retry import RetryPolicy
 from .state import OpenUpload, StateFile
 from .throttle import TokenBucket
@@ -244,11 +239,7 @@ class _Run:
         async def send() -> StoredObject:
             chunk = await reader.read(entry.path, size=entry.size, mtime_ns=entry.mtime_ns, algorithm=algorithm)
             stored = await store.put_object(key, chunk.body, checksum=chunk.checksum, metadata=metadata)
-            sent = chunk.checksum
-            if sent is not None and stored.checksum is not None and stored.checksum != sent.value:
-                raise VerificationError(
-                    f"store computed {sent.algorithm.name} {stored.checksum}, expected {sent.value}"
-                )
+            verify_stored_checksum(stored.checksum, chunk.checksum)
             return stored
 
         return await self.limits.send_body(entry.size, send, deadline=deadline, on_retry=on_retry)

@@ -21,7 +21,7 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Final
 
-from ..errors import ConfigError
+from ..errors import ConfigError, VerificationError
 
 
 class Algorithm(enum.Enum):
@@ -183,3 +183,13 @@ def full_object_crc(algorithm: Algorithm, parts: Iterable[tuple[int, int]]) -> C
     for crc, length in parts:
         total = crc_combine(algorithm, total, crc, length)
     return Checksum(algorithm, _crc_base64(total))
+
+
+def verify_stored_checksum(stored: str | None, sent: Checksum | None, *, what: str = "") -> None:
+    """Refuse a store's answer whose checksum is not the one sent (``VerificationError``, prefixed ``what``).
+
+    A store that reports no checksum (moto, a store without checksums) is not a mismatch: it checked the header
+    or ignored it, and the size is checked on its own.
+    """
+    if sent is not None and stored is not None and stored != sent.value:
+        raise VerificationError(f"{what}store computed {sent.algorithm.name} {stored}, expected {sent.value}")

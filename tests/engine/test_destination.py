@@ -6,19 +6,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import anyio
 import pytest
 
 from async_uploader.config import MIB, make_config
 from async_uploader.engine.adaptive import AdaptiveLimit
 from async_uploader.engine.budget import ByteBudget
 from async_uploader.engine.destination import LISTINGS_AT_ONCE, DestinationIndex, listing_units
-from async_uploader.engine.multipart import Limits
+from async_uploader.engine.limits import Limits
 from async_uploader.engine.pipeline import run_upload
 from async_uploader.engine.plan import object_key
 from async_uploader.engine.state import StateFile
 from async_uploader.errors import BucketError
-from async_uploader.events import Event, FileDone, FileSkipped, PartDone
+from async_uploader.events import Event, FileDone, FileSkipped
 from async_uploader.source.checksum import Algorithm, checksum_of
 from async_uploader.source.filters import PathFilter
 from async_uploader.source.scan import FileEntry, walk_tree
@@ -140,90 +139,6 @@ async def test_write_access_is_only_asked_for_when_there_is_something_to_upload(
     assert "pre/new.txt" not in store.objects
 
 
-async def interrupt_after_parts(source: Path, store: MemoryStore, parts: int, **options: object) -> None:
-    """Run until ``parts`` parts have landed, then cancel the run, as Ctrl-C does."""
-    landed = 0
-    done = anyio.Event()
-
-    def on_event(event: Event) -> None:
-        nonlocal landed
-        if isinstance(event, PartDone):
-            landed += 1
-            if landed == parts:
-                done.set()
-
-    with anyio.CancelScope() as scope:
-        async with anyio.create_task_group() as group:
-            group.start_soon(run_upload, config_for(source, concurrency=1, **options), store, on_event)
-            await done.wait()
-            scope.cancel()
-
-
-async def test_an_interrupted_upload_kept_open_is_resumed_from_its_parts(tmp_path: Path) -> None:
-    data = random_bytes(5 * PART + 7, seed=11)
-    make_tree(tmp_path, {"big.bin": data})
-    store = MemoryStore()
-    await interrupt_after_parts(tmp_path, store, 3, keep_partial=True)
-    assert len(store.uploads) == 1
-    events: list[Event] = []
-
-    result = await run_upload(config_for(tmp_path), store, events.append)
-
-    assert result.uploaded == 1
-    done = next(e for e in events if isinstance(e, FileDone))
-    assert done.resumed_parts >= 3
-    assert store.objects["pre/big.bin"].data == data
-    assert store.uploads == {}
-
-
-async def test_a_part_that_no_longer_matches_the_file_is_uploaded_again(tmp_path: Path) -> None:
-    data = random_bytes(4 * PART, seed=12)
-    make_tree(tmp_path, {"big.bin": data})
-    store = MemoryStore()
-    await interrupt_after_parts(tmp_path, store, 3, keep_partial=True)
-    (_, _, received) = next(iter(store.uploads.values()))
-    received[2] = b"\0" * len(received[2])  # damaged where it is stored
-    kept = len(received)
-    events: list[Event] = []
-
-    await run_upload(config_for(tmp_path), store, events.append)
-
-    done = next(e for e in events if isinstance(e, FileDone))
-    assert done.resumed_parts == kept - 1
-    assert store.objects["pre/big.bin"].data == data
-
-
-async def test_uploads_that_cannot_be_resumed_are_aborted(tmp_path: Path) -> None:
-    data = random_bytes(3 * PART, seed=13)
-    make_tree(tmp_path, {"big.bin": data})
-    store = MemoryStore()
-    await interrupt_after_parts(tmp_path, store, 1, keep_partial=True)
-    (tmp_path / "big.bin").write_bytes(random_bytes(3 * PART, seed=14))  # another version of the file
-    foreign = await store.create_multipart(
-        "pre/big.bin", metadata={}, checksum=None, full_object=False
-    )  # one this machine knows nothing of
-    events: list[Event] = []
-
-    await run_upload(config_for(tmp_path), store, events.append)
-
-    assert next(e for e in events if isinstance(e, FileDone)).resumed_parts == 0
-    assert store.uploads == {}
-    assert foreign not in store.uploads
-    assert store.objects["pre/big.bin"].data == random_bytes(3 * PART, seed=14)
-
-
-async def test_without_keep_partial_an_interruption_aborts_and_nothing_is_resumed(tmp_path: Path) -> None:
-    make_tree(tmp_path, {"big.bin": random_bytes(4 * PART, seed=15)})
-    store = MemoryStore()
-    await interrupt_after_parts(tmp_path, store, 2)
-    assert store.uploads == {}
-    events: list[Event] = []
-
-    await run_upload(config_for(tmp_path), store, events.append)
-
-    assert next(e for e in events if isinstance(e, FileDone)).resumed_parts == 0
-
-
 @pytest.mark.parametrize("full_object", [True, False])
 async def test_large_files_carry_the_whole_file_crc_where_the_store_can(tmp_path: Path, full_object: bool) -> None:
     data = random_bytes(2 * PART + 5, seed=16)
@@ -235,18 +150,6 @@ async def test_large_files_carry_the_whole_file_crc_where_the_store_can(tmp_path
     assert result.uploaded == 1
     expected = checksum_of(Algorithm.CRC32, data) if full_object else None
     assert store.completed_checksums == [expected]
-
-
-async def test_an_upload_is_resumed_only_with_the_checksums_it_was_created_with(tmp_path: Path) -> None:
-    make_tree(tmp_path, {"big.bin": random_bytes(4 * PART, seed=17)})
-    store = MemoryStore()
-    await interrupt_after_parts(tmp_path, store, 2, keep_partial=True)
-    events: list[Event] = []
-
-    await run_upload(config_for(tmp_path, checksum="sha256"), store, events.append)
-
-    assert next(e for e in events if isinstance(e, FileDone)).resumed_parts == 0
-    assert store.uploads == {}
 
 
 async def test_credentials_that_may_only_write_upload_everything_and_fail_nothing(tmp_path: Path) -> None:
