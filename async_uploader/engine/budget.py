@@ -14,8 +14,6 @@ the free bytes would no longer cover them, so what is held never exceeds the cap
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import anyio
 import anyio.lowlevel
@@ -47,8 +45,6 @@ class ByteBudget:
         """The most bytes ever held at once: the instrument behind the flat-memory claim."""
         self._spares: list[tuple[Body, int]] = []
         self._spare_bytes = 0
-        self.reused = 0
-        """How many bodies were handed out again instead of allocated."""
 
     @property
     def available(self) -> int:
@@ -106,7 +102,6 @@ class ByteBudget:
             if size == amount:
                 del self._spares[index]
                 self._spare_bytes -= size
-                self.reused += 1
                 return body
         return None
 
@@ -142,11 +137,3 @@ class ByteBudget:
             self._spare_bytes -= self._spares[dropped][1]
             dropped += 1
         del self._spares[:dropped]
-
-    @asynccontextmanager
-    async def reserve(self, amount: int) -> AsyncIterator[int]:
-        taken = await self.acquire(amount)
-        try:
-            yield taken
-        finally:
-            self.release(taken)

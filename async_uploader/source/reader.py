@@ -181,14 +181,10 @@ class FileReader:
         self._cached_read_max_bytes = cached_read_max_bytes
         self._cached_attempts = 0
         self._slow_cached_reads = 0
-        self.cached_reads = 0
-        """Files read on the loop's thread so far (an instrument for the tests and the benchmark)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[_Read] = []
         self._busy = 0
         self._flush_due = False
-        self.batches = 0
-        """Thread hops taken so far (an instrument for the tests and the benchmark)."""
 
     async def read(self, path: str, *, size: int, mtime_ns: int, algorithm: Algorithm | None) -> Chunk:
         """The whole file whose walked stat was ``size`` and ``mtime_ns``, with its checksum."""
@@ -225,8 +221,6 @@ class FileReader:
                 and 4 * self._slow_cached_reads >= self._cached_attempts
             ):
                 self._cached_read_max_bytes = 0
-        if chunk is not None:
-            self.cached_reads += 1
         return chunk
 
     def close(self) -> None:
@@ -239,7 +233,6 @@ class FileReader:
         self._pending = []
         if reads:
             self._busy += 1
-            self.batches += 1
             self._executor.submit(self._read_batch, loop, reads)
 
     def _read_batch(self, loop: asyncio.AbstractEventLoop, reads: list[_Read]) -> None:

@@ -20,7 +20,7 @@ from async_uploader.errors import BucketError
 from async_uploader.events import Event, FileDone, FileSkipped
 from async_uploader.source.checksum import Algorithm, checksum_of
 from async_uploader.source.filters import PathFilter
-from async_uploader.source.scan import FileEntry, walk_tree
+from async_uploader.source.scan import FileEntry, walk_tree_batches
 from tests.memory_store import MemoryStore, StoredBlob
 from tests.trees import make_tree, random_bytes
 
@@ -189,7 +189,12 @@ async def test_once_its_folder_is_listed_an_unchanged_file_is_passed_over_by_the
     await run_upload(config, store)
     (tmp_path / "sub" / "b.txt").write_bytes(b"BETA!")
     prefix = config.destination.prefix
-    entries = [(e, object_key(prefix, e.rel)) async for e in walk_tree(tmp_path) if isinstance(e, FileEntry)]
+    entries = [
+        (e, object_key(prefix, e.rel))
+        async for batch in walk_tree_batches(tmp_path)
+        for e in batch
+        if isinstance(e, FileEntry)
+    ]
     state = StateFile(config.state_file, store.location)
     index = DestinationIndex(store, state, config, Limits(AdaptiveLimit(4), ByteBudget(MIB)))
     try:
