@@ -6,8 +6,8 @@ allocating. Waiters are served first come, first served, so a large part is not 
 files.
 
 A finished part's body can be given back with its bytes and kept as a spare for the next part of the same size:
-a fresh 8 MiB buffer costs the kernel 2,048 page faults to map and zero, ~0.4 s of system CPU per GiB here,
-more than the CRC. Spares live inside the budget: their bytes count as free, and they are dropped as soon as
+a fresh 8 MiB buffer costs the kernel 2,048 page faults to map and zero, more CPU than the part's CRC. Spares
+live inside the budget: their bytes count as free, and they are dropped as soon as
 the free bytes would no longer cover them, so what is held never exceeds the capacity.
 """
 
