@@ -47,6 +47,7 @@ from .errors import ConfigError, UploaderError
 from .events import Event, UploadResult
 from .progress import LineConsole, PlainConsole, ProgressDisplay, stream_is_terminal, summary_lines
 from .report import merge_reports
+from .source.reader import read_cached_files_on_loop  # runner (helper D)
 
 PROG: Final = "async-uploader"
 EXIT_OK: Final = 0
@@ -273,8 +274,6 @@ def config_from_args(args: argparse.Namespace) -> UploadConfig:
         max_cpu=args.max_cpu,
         connect_timeout=args.connect_timeout,
         lean=args.lean == "on",
-        count_first=not (args.quiet or args.no_progress),  # the totals feed only the progress display
-        cached_reads_on_loop=True,  # the loop is ours: no application shares it
         read_timeout=args.read_timeout,
         overwrite=args.overwrite,
         state_file=args.state_file,
@@ -291,14 +290,16 @@ Runner = Callable[..., Coroutine[Any, Any, UploadResult]]
 
 def runner_from_args(args: argparse.Namespace, config: UploadConfig) -> Runner:
     """``run_config``, or with ``--dask`` the same run spread over that cluster (checked now, not mid-display)."""
+    count_totals = not (args.quiet or args.no_progress)  # runner (helper D): the totals feed only the progress display
     if args.dask is None:
         if args.shards is not None:
             raise ConfigError("--shards needs --dask (for one shard of a job array, give --shard K/N)")
-        return run_config
+        return functools.partial(run_config, count_totals=count_totals)  # runner (helper D)
     from .cluster import check_options, run_distributed  # only with --dask: it needs the [dask] extra
 
     check_options(config, args.shards)
-    return functools.partial(run_distributed, scheduler=args.dask, shards=args.shards)
+    # runner (helper D): count_totals
+    return functools.partial(run_distributed, scheduler=args.dask, shards=args.shards, count_totals=count_totals)
 
 
 async def _upload_with_display(
@@ -453,6 +454,7 @@ def run_event_loop(main_task: Coroutine[Any, Any, T]) -> T:
     asyncio`` keeps the standard loop, to compare or to rule uvloop out.
     """
     _collect_garbage_less_often()
+    read_cached_files_on_loop()  # runner (helper D): the loop is ours, no application shares it
     if os.environ.get(EVENT_LOOP_ENV, "").lower() != "asyncio":
         try:
             import uvloop
@@ -497,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         _fail(EXIT_USAGE, exc, args.debug)
     except (KeyboardInterrupt, _Stopped) as stop:  # KeyboardInterrupt: Ctrl-C before the loop took over
         code = stop.args[0] if isinstance(stop, _Stopped) else EXIT_INTERRUPTED
-        _print_summary(err, display.so_far.result())
+        _print_summary(err, display.result or UploadResult())  # runner (helper D): the run's last event
         word = "interrupted" if code == EXIT_INTERRUPTED else "terminated"
         fate = "left open to resume" if config.keep_partial else "aborted"
         _fail(code, f"{word}: multipart uploads in flight were {fate}", False)

@@ -191,13 +191,6 @@ class UploadConfig:
     """Upload only this shard of the tree (``--shard K/N``)."""
     lean: bool = True
     """Send file bodies (PutObject, UploadPart) over the lean signed-request path; off: through aiobotocore."""
-    count_first: bool = True
-    """Count the tree up front for the totals a progress display shows (``TotalsKnown``). Off when nothing shows
-    them: the count is a second walk in a thread, ~10% of the client's CPU on a tree of small files."""
-    cached_reads_on_loop: bool = False
-    """Let the event loop itself read a small file whose bytes are all in the page cache (``RWF_NOWAIT``: it never
-    waits for the disk), sparing a worker-thread hop: ~10% less CPU per small file. Off for the library, which
-    promises an application's loop no file reads or checksums; the CLI, whose loop is its own, turns it on."""
 
 
 def make_config(
@@ -231,8 +224,6 @@ def make_config(
     checksum: str = "crc32",
     shard: str | Shard | None = None,
     lean: bool = True,
-    count_first: bool = True,
-    cached_reads_on_loop: bool = False,
 ) -> UploadConfig:
     """Validate user-facing options into an ``UploadConfig``; raises ``ConfigError`` with a one-line reason.
 
@@ -307,6 +298,4 @@ def make_config(
         checksum=parse_algorithm(checksum),
         shard=parse_shard(shard) if isinstance(shard, str) else shard,
         lean=lean,
-        count_first=count_first,
-        cached_reads_on_loop=cached_reads_on_loop,
     )

@@ -14,6 +14,7 @@ from async_uploader.events import (
     FileSkipped,
     FileStarted,
     PartDone,
+    RunFinished,
     TotalsKnown,
     UploadResult,
 )
@@ -139,3 +140,13 @@ def test_the_live_display_is_chosen_as_rich_would(
 
     stream = Stream()
     assert stream_is_terminal(stream) == Console(file=stream).is_terminal
+
+
+def test_the_run_s_last_event_gives_the_result_to_print_even_for_a_run_cut_short() -> None:
+    display, _ = plain_display()
+    display.handle(FileDone("a", "k/a", 10, '"e"', "", 1, 0.1))
+    assert display.result is None
+    so_far = UploadResult(uploaded=1, bytes_uploaded=10, elapsed_s=1.0)
+    display.handle(RunFinished(so_far, interrupted=True))
+    assert display.result == so_far
+    assert summary_lines(display.result)[0].startswith("Uploaded 1 files (10 B) in 1.0 s")

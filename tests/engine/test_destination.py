@@ -13,11 +13,11 @@ from async_uploader.engine.adaptive import AdaptiveLimit
 from async_uploader.engine.budget import ByteBudget
 from async_uploader.engine.destination import LISTINGS_AT_ONCE, DestinationIndex, listing_units
 from async_uploader.engine.limits import Limits
-from async_uploader.engine.pipeline import run_upload
 from async_uploader.engine.plan import object_key
 from async_uploader.engine.state import StateFile
 from async_uploader.errors import BucketError
 from async_uploader.events import Event, FileDone, FileSkipped
+from async_uploader.runner import run
 from async_uploader.source.checksum import Algorithm, checksum_of
 from async_uploader.source.filters import PathFilter
 from async_uploader.source.scan import FileEntry, walk_tree_batches
@@ -43,33 +43,34 @@ def skipped(events: list[Event]) -> dict[str, str]:
 async def test_an_unchanged_rerun_uploads_nothing_and_asks_nothing_per_file(tmp_path: Path) -> None:
     make_tree(tmp_path, TREE)
     store = MemoryStore()
-    first = await run_upload(config_for(tmp_path), store)
+    first = await run(config_for(tmp_path), store)
     assert first.uploaded == len(TREE)
     requests_before, listings_before = store.requests, store.listings
     events: list[Event] = []
 
-    second = await run_upload(config_for(tmp_path), store, events.append)
+    second = await run(config_for(tmp_path), store, events.append)
 
     assert (second.uploaded, second.skipped, second.failed) == (0, len(TREE), 0)
     assert skipped(events) == dict.fromkeys(TREE, "unchanged")
     assert store.heads == 0
-    # The listings (the files directly under the prefix; "sub", the one top-level folder, split into its own
-    # files and its subfolder "sub/deeper") and one listing of open multipart uploads: nothing per file.
+    # The preflight's read check, the listings (the files directly under the prefix; "sub", the one top-level
+    # folder, split into its own files and its subfolder "sub/deeper") and one listing of open multipart uploads:
+    # nothing per file, and no write probe, since nothing is written.
     assert store.listings - listings_before == 3
-    assert store.requests - requests_before == 3 + 1
+    assert store.requests - requests_before == 1 + 3 + 1
 
 
 async def test_touched_and_edited_files_are_uploaded_again_and_only_they(tmp_path: Path) -> None:
     make_tree(tmp_path, TREE)
     store = MemoryStore()
-    await run_upload(config_for(tmp_path), store)
+    await run(config_for(tmp_path), store)
     st = os.stat(tmp_path / "a.txt")
     os.utime(tmp_path / "a.txt", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     (tmp_path / "sub" / "b.txt").write_bytes(b"BETA!")
     (tmp_path / "new.txt").write_bytes(b"new")
     events: list[Event] = []
 
-    result = await run_upload(config_for(tmp_path), store, events.append)
+    result = await run(config_for(tmp_path), store, events.append)
 
     assert sorted(e.path for e in events if isinstance(e, FileDone)) == ["a.txt", "new.txt", "sub/b.txt"]
     assert result.skipped == len(TREE) - 2
@@ -81,9 +82,9 @@ async def test_touched_and_edited_files_are_uploaded_again_and_only_they(tmp_pat
 async def test_without_state_an_existing_object_costs_one_head_and_is_still_skipped(tmp_path: Path) -> None:
     make_tree(tmp_path, TREE)
     store = MemoryStore()
-    await run_upload(config_for(tmp_path, use_state=False), store)
+    await run(config_for(tmp_path, use_state=False), store)
 
-    result = await run_upload(config_for(tmp_path, use_state=False), store)
+    result = await run(config_for(tmp_path, use_state=False), store)
 
     assert (result.uploaded, result.skipped) == (0, len(TREE))
     assert store.heads == len(TREE)
@@ -92,11 +93,11 @@ async def test_without_state_an_existing_object_costs_one_head_and_is_still_skip
 async def test_a_remembered_file_is_checked_again_when_someone_else_rewrote_its_key(tmp_path: Path) -> None:
     make_tree(tmp_path, TREE)
     store = MemoryStore()
-    await run_upload(config_for(tmp_path), store)
+    await run(config_for(tmp_path), store)
     store.objects["pre/a.txt"] = StoredBlob(b"ALPHA", {}, 1)  # same size, other bytes, no mtime: another writer
     events: list[Event] = []
 
-    await run_upload(config_for(tmp_path), store, events.append)
+    await run(config_for(tmp_path), store, events.append)
 
     assert [e.path for e in events if isinstance(e, FileDone)] == ["a.txt"]
     assert store.heads == 1
@@ -106,18 +107,18 @@ async def test_a_remembered_file_is_checked_again_when_someone_else_rewrote_its_
 async def test_overwrite_never_keeps_existing_objects_and_always_replaces_them(tmp_path: Path) -> None:
     make_tree(tmp_path, TREE)
     store = MemoryStore()
-    await run_upload(config_for(tmp_path), store)
+    await run(config_for(tmp_path), store)
     (tmp_path / "a.txt").write_bytes(b"changed, and longer")
     (tmp_path / "new.txt").write_bytes(b"new")
     events: list[Event] = []
 
-    never = await run_upload(config_for(tmp_path, overwrite="never"), store, events.append)
+    never = await run(config_for(tmp_path, overwrite="never"), store, events.append)
 
     assert never.uploaded == 1
     assert skipped(events)["a.txt"] == "already exists (--overwrite never)"
     assert store.objects["pre/a.txt"].data == b"alpha"
     listings = store.listings
-    always = await run_upload(config_for(tmp_path, overwrite="always"), store)
+    always = await run(config_for(tmp_path, overwrite="always"), store)
     assert always.uploaded == len(TREE) + 1
     assert store.listings == listings  # nothing to compare with: no listing at all
     assert store.objects["pre/a.txt"].data == b"changed, and longer"
@@ -126,16 +127,16 @@ async def test_overwrite_never_keeps_existing_objects_and_always_replaces_them(t
 async def test_write_access_is_only_asked_for_when_there_is_something_to_upload(tmp_path: Path) -> None:
     make_tree(tmp_path, TREE)
     store = MemoryStore()
-    await run_upload(config_for(tmp_path), store, write_probe_key="pre/probe")
+    await run(config_for(tmp_path), store)
     assert store.probes == 1
     store.read_only = True
 
-    result = await run_upload(config_for(tmp_path), store, write_probe_key="pre/probe")
+    result = await run(config_for(tmp_path), store)
     assert result.skipped == len(TREE)
 
     (tmp_path / "new.txt").write_bytes(b"new")
     with pytest.raises(BucketError, match="cannot write"):
-        await run_upload(config_for(tmp_path), store, write_probe_key="pre/probe")
+        await run(config_for(tmp_path), store)
     assert "pre/new.txt" not in store.objects
 
 
@@ -145,7 +146,7 @@ async def test_large_files_carry_the_whole_file_crc_where_the_store_can(tmp_path
     make_tree(tmp_path, {"big.bin": data})
     store = MemoryStore(full_object_checksums=full_object)
 
-    result = await run_upload(config_for(tmp_path), store)
+    result = await run(config_for(tmp_path), store)
 
     assert result.uploaded == 1
     expected = checksum_of(Algorithm.CRC32, data) if full_object else None
@@ -156,10 +157,10 @@ async def test_credentials_that_may_only_write_upload_everything_and_fail_nothin
     """A publish-only role (PutObject, no ListBucket or GetObject) must still publish: it cannot skip."""
     make_tree(tmp_path, TREE)
     store = MemoryStore()
-    await run_upload(config_for(tmp_path), store)
+    await run(config_for(tmp_path), store)
     store.deny_reads = True
 
-    result = await run_upload(config_for(tmp_path), store)
+    result = await run(config_for(tmp_path), store)
 
     assert (result.uploaded, result.skipped, result.failed) == (len(TREE), 0, 0)
 
@@ -186,7 +187,7 @@ async def test_once_its_folder_is_listed_an_unchanged_file_is_passed_over_by_the
     make_tree(tmp_path, TREE)
     store = MemoryStore()
     config = config_for(tmp_path)
-    await run_upload(config, store)
+    await run(config, store)
     (tmp_path / "sub" / "b.txt").write_bytes(b"BETA!")
     prefix = config.destination.prefix
     entries = [

@@ -9,8 +9,8 @@ import anyio
 
 from async_uploader.config import MIB, make_config
 from async_uploader.engine.multipart import checksum_mode
-from async_uploader.engine.pipeline import run_upload
 from async_uploader.events import Event, FileDone, PartDone
+from async_uploader.runner import run
 from async_uploader.source.checksum import Algorithm
 from tests.memory_store import MemoryStore
 from tests.trees import make_tree, random_bytes
@@ -44,7 +44,7 @@ async def interrupt_after_parts(source: Path, store: MemoryStore, parts: int, **
 
     with anyio.CancelScope() as scope:
         async with anyio.create_task_group() as group:
-            group.start_soon(run_upload, config_for(source, concurrency=1, **options), store, on_event)
+            group.start_soon(run, config_for(source, concurrency=1, **options), store, on_event)
             await done.wait()
             scope.cancel()
 
@@ -57,7 +57,7 @@ async def test_an_interrupted_upload_kept_open_is_resumed_from_its_parts(tmp_pat
     assert len(store.uploads) == 1
     events: list[Event] = []
 
-    result = await run_upload(config_for(tmp_path), store, events.append)
+    result = await run(config_for(tmp_path), store, events.append)
 
     assert result.uploaded == 1
     done = next(e for e in events if isinstance(e, FileDone))
@@ -76,7 +76,7 @@ async def test_a_part_that_no_longer_matches_the_file_is_uploaded_again(tmp_path
     kept = len(received)
     events: list[Event] = []
 
-    await run_upload(config_for(tmp_path), store, events.append)
+    await run(config_for(tmp_path), store, events.append)
 
     done = next(e for e in events if isinstance(e, FileDone))
     assert done.resumed_parts == kept - 1
@@ -94,7 +94,7 @@ async def test_uploads_that_cannot_be_resumed_are_aborted(tmp_path: Path) -> Non
     )  # one this machine knows nothing of
     events: list[Event] = []
 
-    await run_upload(config_for(tmp_path), store, events.append)
+    await run(config_for(tmp_path), store, events.append)
 
     assert next(e for e in events if isinstance(e, FileDone)).resumed_parts == 0
     assert store.uploads == {}
@@ -109,7 +109,7 @@ async def test_without_keep_partial_an_interruption_aborts_and_nothing_is_resume
     assert store.uploads == {}
     events: list[Event] = []
 
-    await run_upload(config_for(tmp_path), store, events.append)
+    await run(config_for(tmp_path), store, events.append)
 
     assert next(e for e in events if isinstance(e, FileDone)).resumed_parts == 0
 
@@ -120,7 +120,7 @@ async def test_an_upload_is_resumed_only_with_the_checksums_it_was_created_with(
     await interrupt_after_parts(tmp_path, store, 2, keep_partial=True)
     events: list[Event] = []
 
-    await run_upload(config_for(tmp_path, checksum="sha256"), store, events.append)
+    await run(config_for(tmp_path, checksum="sha256"), store, events.append)
 
     assert next(e for e in events if isinstance(e, FileDone)).resumed_parts == 0
     assert store.uploads == {}
