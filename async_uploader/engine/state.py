@@ -68,7 +68,6 @@ class StateFile:
 
     def __init__(self, path: Path | None, store: str) -> None:
         self._store = store
-        self.path = path
         try:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
