@@ -1,6 +1,7 @@
 """The library: ``await upload(source, destination, ...)``, and ``Uploader`` for applications that upload often.
 
-The CLI is a thin shell over the same ``run``; every entry point builds one validated ``UploadConfig``.
+The CLI is a thin shell over the same ``run`` (``runner.py``); every entry point builds one validated
+``UploadConfig``.
 aiobotocore (like the Azure SDK's aiohttp) is asyncio-only, so this runs on asyncio, directly or under
 ``anyio.run(..., backend="asyncio")``; trio is out of reach.
 """
@@ -29,49 +30,16 @@ from .config import (
     parse_destination,
     parse_duration,
 )
-from .engine.pipeline import run_upload
-from .events import Event, EventHandler, ResultBuilder, UploadResult
+from .events import Event, EventHandler, UploadResult
 from .options import RunOptions, make_config
 from .providers.base import ObjectStore
 from .providers.registry import Connection, ConnectOptions, StoreOptions, provider_for
 from .providers.s3 import S3Connection, client_tls_verify, open_s3_connection
 from .providers.s3_lean import LeanPool
-from .report import ReportWriter
+from .runner import run as run  # re-exported: async_uploader.run and api.run are runner.run
 
 if TYPE_CHECKING:
     from distributed import Client
-
-PREFLIGHT_KEY_NAME = ".async-uploader-preflight-"
-
-
-async def run(config: UploadConfig, *, store: ObjectStore | None, on_event: EventHandler | None = None) -> UploadResult:
-    """Run one upload with a validated config: preflight, then the pipeline; a dry run uses no store at all.
-
-    Raises ``CredentialsError``, ``EndpointError`` or ``BucketError`` before anything is walked when the
-    destination is unusable; failed files do not raise, they are in the result. With ``config.report`` every
-    finished file is appended to the report, and a run cut short still ends it with a summary.
-    """
-    report = ReportWriter(config.report) if config.report is not None else None
-    so_far = ResultBuilder()
-
-    def emit(event: Event) -> None:
-        so_far.add(event)
-        if report is not None:
-            report.handle(event)
-        if on_event is not None:
-            on_event(event)
-
-    try:
-        if config.dry_run:
-            return await run_upload(config, None, emit)
-        if store is None:
-            raise ValueError("a store is needed for anything but a dry run")
-        await store.check_readable()
-        probe_key = f"{config.destination.prefix}{PREFLIGHT_KEY_NAME}{os.urandom(16).hex()}"
-        return await run_upload(config, store, emit, write_probe_key=probe_key)
-    finally:
-        if report is not None:
-            report.close(so_far.result())
 
 
 class Uploader:
@@ -188,12 +156,15 @@ class Uploader:
         )
         return await self.run_config(config, on_event=on_event)
 
-    async def run_config(self, config: UploadConfig, *, on_event: EventHandler | None = None) -> UploadResult:
-        """Run a config built with ``make_config`` over this uploader's connection."""
+    async def run_config(
+        self, config: UploadConfig, *, on_event: EventHandler | None = None, count_totals: bool = True
+    ) -> UploadResult:
+        """Run a config built with ``make_config`` over this uploader's connection (see ``runner.run`` for
+        ``count_totals``)."""
         if self._connections is None:
             raise RuntimeError("use the Uploader inside 'async with'")
         store = None if config.dry_run else await self._store(config.destination, StoreOptions(lean=config.lean))
-        return await run(config, store=store, on_event=on_event)
+        return await run(config, store, on_event, count_totals=count_totals)
 
     async def cleanup(
         self, destination: str, *, older_than: str | float = DEFAULT_CLEANUP_AGE, dry_run: bool = False
@@ -298,10 +269,13 @@ async def upload_distributed(
     return await run_distributed(config, scheduler=scheduler, shards=shards, on_event=on_event)
 
 
-async def run_config(config: UploadConfig, *, on_event: EventHandler | None = None) -> UploadResult:
-    """Run a config built with ``make_config`` (the CLI's path), with its own connection."""
+async def run_config(
+    config: UploadConfig, *, on_event: EventHandler | None = None, count_totals: bool = True
+) -> UploadResult:
+    """Run a config built with ``make_config`` (the CLI's path), with its own connection. ``count_totals``: count
+    the tree for a progress display's totals (the CLI turns it off when it shows none)."""
     if config.dry_run:  # plans only: no client, no credentials, no request
-        return await run(config, store=None, on_event=on_event)
+        return await run(config, None, on_event, count_totals=count_totals)
     async with Uploader(
         endpoint_url=config.endpoint_url,
         region=config.region,
@@ -310,7 +284,7 @@ async def run_config(config: UploadConfig, *, on_event: EventHandler | None = No
         connect_timeout=config.connect_timeout_s,
         read_timeout=config.read_timeout_s,
     ) as uploader:
-        return await uploader.run_config(config, on_event=on_event)
+        return await uploader.run_config(config, on_event=on_event, count_totals=count_totals)
 
 
 async def cleanup(

@@ -1,12 +1,10 @@
 """``--dask ADDRESS``: one upload spread over a Dask cluster, a shard per task, its progress streamed back.
 
 The client plans ``N`` shards (``shards.Shard``: a pure function of the paths) and submits one task per shard.
-Each task runs the ordinary engine (``api.run_config``) on its worker, on a fresh event loop with its own
-connections, over the same SOURCE path (shared storage: NFS, Lustre, a mounted bucket), with the worker's own
-credentials and state file: the client sends no secret. A task's events travel back in batches (every
-``EVENT_BATCH_INTERVAL_S`` or ``MAX_EVENTS_PER_BATCH`` events, never one message per file) as Dask log events on
-a topic of the run's own; the client hands them to ``on_event`` (the CLI's display) and spools each attempt's
-records to a temporary report. When a worker dies, the scheduler runs its shard again (its
+Each task (``cluster_worker.run_shard``) runs the ordinary run on its worker over the same SOURCE path (shared
+storage: NFS, Lustre, a mounted bucket), with the worker's own credentials and state file, and streams its
+events back in batches on a topic of the run's own; the client hands them to ``on_event`` (the CLI's display)
+and spools each attempt's records to a temporary report. When a worker dies, the scheduler runs its shard again (its
 ``allowed-failures``); the retry skips what is already uploaded and resumes or aborts the multipart uploads left
 open, and ``merge_reports`` keeps each path once, at its best record. ``distributed`` is imported only when a
 run uses it, so the base install works without the ``dask`` extra.
@@ -21,7 +19,7 @@ import logging
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -29,24 +27,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
-from .api import run_config
+from .cluster_worker import ShardJob, ShardOutcome, decode_event, run_shard
 from .config import UploadConfig, default_state_path
-from .errors import ClusterError, ConfigError, UploaderError
-from .events import (
-    Event,
-    EventHandler,
-    FileDone,
-    FileFailed,
-    FilePlanned,
-    FileRetried,
-    FileSkipped,
-    FileStarted,
-    PartDone,
-    RunFinished,
-    TotalsKnown,
-    UploadResult,
-)
+from .errors import ClusterError, ConfigError
+from .events import EventHandler, RunFinished, TotalsKnown, UploadResult
 from .report import ReportWriter, merge_reports
+from .runner import end_cut_short
 from .source.shards import Shard
 
 if TYPE_CHECKING:
@@ -54,8 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EVENT_BATCH_INTERVAL_S: Final = 0.5
-MAX_EVENTS_PER_BATCH: Final = 500
 SHARD_RETRIES: Final = 2
 """Tries again a shard whose task raised (not a run-level error: that would fail the same way); a worker that
 dies is the scheduler's business (``distributed.scheduler.allowed-failures``, 3 by default)."""
@@ -64,11 +48,6 @@ WORKER_WAIT_S: Final = 60.0
 """How long a run waits for a first worker to join a cluster that has none yet (one scaling up)."""
 EVENTS_DRAIN_S: Final = 30.0
 """How long the client waits, once every shard is done, for batches still on their way through the scheduler."""
-
-_WIRE_TYPES: Final[dict[str, Callable[..., Event]]] = {
-    cls.__name__: cls
-    for cls in (TotalsKnown, FileStarted, PartDone, FileDone, FileFailed, FileSkipped, FilePlanned, FileRetried)
-}
 
 
 def import_distributed() -> ModuleType:
@@ -87,159 +66,6 @@ def check_options(config: UploadConfig, shards: int | None) -> None:
         raise ConfigError("--dask plans its own shards: give --shards N (or nothing), not --shard K/N")
     if shards is not None and shards < 1:
         raise ConfigError(f"--shards must be at least 1, got {shards}")
-
-
-def encode_event(event: Event) -> list[Any]:
-    """An event as msgpack-able values: its type's name, then its fields in order.
-
-    A name that is not UTF-8 (surrogate escapes) travels as bytes, which msgpack carries and ``decode_event``
-    turns back into the same string.
-    """
-    return [type(event).__name__, *(_to_wire(getattr(event, f.name)) for f in dataclasses.fields(event))]
-
-
-def decode_event(item: Sequence[Any]) -> Event:
-    cls = _WIRE_TYPES[item[0]]
-    return cls(*(value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value for value in item[1:]))
-
-
-def _to_wire(value: Any) -> Any:
-    if isinstance(value, str) and not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "surrogatepass")
-    return value
-
-
-class EventBatcher:
-    """Gathers a shard's events into batches for the trip to the client: one message per interval or per
-    ``max_events`` events, not one per file (100k files would be 100k messages through the scheduler).
-
-    ``RunFinished`` stays behind: the client adds the shards' results up itself. The clock is injected so the
-    batching is tested without sleeping.
-    """
-
-    def __init__(
-        self,
-        send: Callable[[int, list[list[Any]]], None],
-        *,
-        interval_s: float = EVENT_BATCH_INTERVAL_S,
-        max_events: int = MAX_EVENTS_PER_BATCH,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._send = send
-        self.interval_s = interval_s
-        self._max_events = max_events
-        self._clock = clock
-        self._pending: list[list[Any]] = []
-        self._last_sent = clock()
-        self.batches_sent = 0
-
-    def add(self, event: Event) -> None:
-        if isinstance(event, RunFinished):
-            return
-        self._pending.append(encode_event(event))
-        if len(self._pending) >= self._max_events:
-            self.flush()
-        else:
-            self.flush_if_due()
-
-    def flush_if_due(self) -> None:
-        if self._clock() - self._last_sent >= self.interval_s:
-            self.flush()
-
-    def flush(self) -> None:
-        """Send what is pending, if anything, as batch number ``batches_sent``."""
-        self._last_sent = self._clock()
-        if self._pending:
-            batch, self._pending = self._pending, []
-            self._send(self.batches_sent, batch)
-            self.batches_sent += 1
-
-
-@dataclass(frozen=True, slots=True)
-class ShardJob:
-    """One task's work: the run's config narrowed to a shard, and where to send its events."""
-
-    config: UploadConfig
-    topic: str
-    stop_event: str
-    """The name of the ``distributed.Event`` the client sets to stop every shard (Ctrl-C)."""
-    default_state: bool
-    """Keep the state in the worker's default state file, not the client's default path."""
-
-
-@dataclass(frozen=True, slots=True)
-class ShardOutcome:
-    """What a task returns: which attempt ran, how many batches it sent, and its result or run-level error."""
-
-    shard: int
-    attempt: str
-    batches: int
-    result: UploadResult | None
-    error: UploaderError | None = None
-
-
-def run_shard(job: ShardJob) -> ShardOutcome:
-    """On a worker: upload one shard on a fresh event loop, sending its events to the client as it goes.
-
-    A run-level error (credentials, bucket) comes back as a value rather than raised: Dask would try it again,
-    and it would fail the same way. A shard stopped by the client returns ``result=None``.
-    """
-    from distributed import Event as StopEvent
-    from distributed import get_client, get_worker
-
-    worker = get_worker()
-    shard = job.config.shard
-    assert shard is not None
-    attempt = uuid.uuid4().hex
-    config = dataclasses.replace(job.config, state_file=default_state_path()) if job.default_state else job.config
-
-    def send(seq: int, events: list[list[Any]]) -> None:
-        worker.log_event(job.topic, {"shard": shard.index, "attempt": attempt, "seq": seq, "events": events})
-
-    batcher = EventBatcher(send)
-    stop = StopEvent(job.stop_event, client=get_client())  # looked up here: the polling thread has no worker
-    try:
-        result = asyncio.run(_upload_shard(config, batcher, stop.is_set))
-    except UploaderError as exc:
-        return ShardOutcome(shard.index, attempt, batcher.batches_sent, None, exc)
-    finally:
-        batcher.flush()  # queued on the worker's stream ahead of the task's result
-    return ShardOutcome(shard.index, attempt, batcher.batches_sent, result)
-
-
-async def _upload_shard(
-    config: UploadConfig, batcher: EventBatcher, stopped: Callable[[], bool]
-) -> UploadResult | None:
-    """The shard's upload, beside a ticker; ``None`` if the client stopped it. Errors are raised bare, not grouped."""
-    outcome: UploadResult | UploaderError | None = None
-    async with anyio.create_task_group() as group:
-
-        async def tick() -> None:
-            """Sends a batch that waits for the next event too long, and stops the upload when asked to."""
-            while True:
-                await anyio.sleep(batcher.interval_s)
-                batcher.flush_if_due()
-                try:
-                    stop = await anyio.to_thread.run_sync(stopped)
-                except (OSError, TimeoutError, RuntimeError) as exc:  # the scheduler is unreachable: upload on
-                    log.debug("cannot tell whether to stop: %s", exc)
-                    stop = False
-                if stop:
-                    group.cancel_scope.cancel()  # aborts multipart uploads in flight, unless --keep-partial
-
-        group.start_soon(tick)
-        try:
-            outcome = await run_config(config, on_event=batcher.add)
-        except UploaderError as exc:
-            outcome = exc
-        finally:
-            group.cancel_scope.cancel()
-    if isinstance(outcome, UploaderError):
-        raise outcome
-    return outcome
 
 
 @dataclass(slots=True)
@@ -351,12 +177,15 @@ async def run_distributed(
     scheduler: str | Client,
     shards: int | None = None,
     on_event: EventHandler | None = None,
+    count_totals: bool = True,
 ) -> UploadResult:
     """Run ``config`` over a Dask cluster: ``shards`` tasks (default: one per worker thread), a shard each.
 
     ``scheduler`` is an address (``tcp://host:8786``) or a synchronous ``distributed.Client`` (which stays the
     caller's). Raises ``ClusterError`` when the cluster cannot be reached or a shard cannot finish there, and a
-    worker's run-level error (``CredentialsError``, ``BucketError``...) as it was raised there.
+    worker's run-level error (``CredentialsError``, ``BucketError``...) as it was raised there. As with
+    ``runner.run``, ``on_event`` gets a last ``RunFinished``, marked ``interrupted`` if the run was cut short;
+    ``count_totals`` is passed on to each shard's run.
     """
     check_options(config, shards)
     distributed = import_distributed()
@@ -381,6 +210,7 @@ async def run_distributed(
             client.subscribe_topic(topic, deliver)
             futures: list[Future[Any]] = []
             outcomes: list[ShardOutcome] = []
+            completed = False
             try:
                 for index in range(count):
                     job = ShardJob(
@@ -388,12 +218,14 @@ async def run_distributed(
                         topic,
                         stop.name,
                         default_state,
+                        count_totals,
                     )
                     key = f"{topic}-shard-{index}-of-{count}"
                     futures.append(client.submit(run_shard, job, key=key, pure=False, retries=SHARD_RETRIES))
                 await anyio.to_thread.run_sync(_wait_all, distributed, client, futures, abandon_on_cancel=True)
                 outcomes, failures = await anyio.to_thread.run_sync(collect_outcomes, futures)
                 await events.drain(outcomes)
+                completed = True
             except BaseException:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(CONNECT_TIMEOUT_S):
                     await anyio.to_thread.run_sync(_stop, stop, client, futures, abandon_on_cancel=True)
@@ -401,23 +233,37 @@ async def run_distributed(
             finally:
                 client.unsubscribe_topic(topic)
                 result = events.merge(outcomes, config.report)
+                if not completed:
+                    end_cut_short(on_event, dataclasses.replace(result, elapsed_s=time.monotonic() - started))
             with contextlib.suppress(Exception):  # the flag is the scheduler's memory; leaving it costs a name
                 await anyio.to_thread.run_sync(stop.clear)
-    if events.error is not None:
-        raise events.error
-    for outcome in outcomes:
-        if outcome.error is not None:
-            raise outcome.error
-    if failures:
-        shard, reason = failures[0]
-        raise ClusterError(
-            f"shard {shard}/{count} could not finish on the cluster ({reason}); {len(failures)} of {count} shards "
-            "did not finish: run again to upload the rest (what is uploaded is skipped)"
-        )
     result = dataclasses.replace(result, elapsed_s=time.monotonic() - started)
+    error = _run_error(events, outcomes, failures, count)
+    if error is not None:
+        end_cut_short(on_event, result)
+        raise error
     if on_event is not None:
         on_event(RunFinished(result))
     return result
+
+
+def _run_error(
+    events: ShardEvents, outcomes: Sequence[ShardOutcome], failures: Sequence[tuple[int, str]], count: int
+) -> BaseException | None:
+    """What ends a distributed run that every shard came back from: an ``on_event`` that raised, a shard's
+    run-level error as it was raised on its worker, or shards that could not finish."""
+    if events.error is not None:
+        return events.error
+    for outcome in outcomes:
+        if outcome.error is not None:
+            return outcome.error
+    if failures:
+        shard, reason = failures[0]
+        return ClusterError(
+            f"shard {shard}/{count} could not finish on the cluster ({reason}); {len(failures)} of {count} shards "
+            "did not finish: run again to upload the rest (what is uploaded is skipped)"
+        )
+    return None
 
 
 def _wait_all(distributed: ModuleType, client: Client, futures: Sequence[Future[Any]]) -> None:

@@ -293,10 +293,3 @@ class UploadConfig:
     """Upload only this shard of the tree (``--shard K/N``)."""
     lean: bool = True
     """Send file bodies (PutObject, UploadPart) over the lean signed-request path; off: through aiobotocore."""
-    count_first: bool = True
-    """Count the tree up front for the totals a progress display shows (``TotalsKnown``). Off when nothing shows
-    them: the count is a second walk in a thread, ~10% of the client's CPU on a tree of small files."""
-    cached_reads_on_loop: bool = False
-    """Let the event loop itself read a small file whose bytes are all in the page cache (``RWF_NOWAIT``: it never
-    waits for the disk), sparing a worker-thread hop: ~10% less CPU per small file. Off for the library, which
-    promises an application's loop no file reads or checksums; the CLI, whose loop is its own, turns it on."""

@@ -7,6 +7,9 @@ run: they become a ``FileFailed`` event and an entry in ``UploadResult.failures`
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class UploaderError(Exception):
     """Base class of every error async-uploader raises on purpose; its message is meant for a user."""
@@ -65,3 +68,23 @@ class StoreError(FileError):
 
 class VerificationError(FileError):
     """The store's answer does not match what was sent (checksum, size or part count)."""
+
+
+@contextlib.contextmanager
+def ungroup_run_errors() -> Iterator[None]:
+    """Raise bare the run-level error that a task group in the block wrapped in an exception group.
+
+    A task group reports what its tasks (or its own body) raised as an ``ExceptionGroup``; callers are promised
+    the ``UploaderError`` itself (``BucketError``, ``CredentialsError``...), as a user can act on it. The first one
+    in the group is raised; a group holding none (a bug) goes on as it is, and cancellation is never touched.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        run_level = group.subgroup(lambda exc: isinstance(exc, UploaderError))
+        if run_level is None:
+            raise
+        first: BaseException = run_level
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None

@@ -123,7 +123,11 @@ class UploadResult:
 
 @dataclass(frozen=True, slots=True)
 class RunFinished:
+    """The last event of every run: its result, or, for a run cut short (cancelled, or ended by a run-level error
+    such as ``BucketError``), what it did until then, with ``interrupted`` set."""
+
     result: UploadResult
+    interrupted: bool = False
 
 
 Event = (
@@ -133,7 +137,8 @@ EventHandler = Callable[[Event], None]
 
 
 class ResultBuilder:
-    """Adds events up into an ``UploadResult``: the engine's own tally, and the CLI's when a run is cut short."""
+    """Adds events up into an ``UploadResult``: the run's one tally (``runner.run`` keeps it), whose result the
+    ``RunFinished`` event carries to every subscriber, finished or cut short."""
 
     __slots__ = (
         "_failures",

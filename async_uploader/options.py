@@ -321,16 +321,13 @@ def make_config(
     destination: str,
     *,
     filters: Sequence[tuple[str, str]] = (),
-    count_first: bool = True,
-    cached_reads_on_loop: bool = False,
     **options: Unpack[ConfigOptions],
 ) -> UploadConfig:
     """Validate a run's options (see ``RunOptions``) into an ``UploadConfig``; a ``ConfigError`` says what is wrong.
 
     ``filters`` keeps the order of mixed ``--include``/``--exclude`` flags (the CLI passes it); ``include`` and
     ``exclude`` come after it, includes first. ``state_file`` defaults to ``config.default_state_path()``;
-    ``use_state=False`` keeps no state at all. ``count_first`` and ``cached_reads_on_loop`` are the caller's
-    display and process choices, not options (see ``UploadConfig``).
+    ``use_state=False`` keeps no state at all.
     """
     values: dict[str, Any] = dict(options)
     unknown = values.keys() - _CONFIG_KEYWORDS
@@ -353,8 +350,6 @@ def make_config(
         destination=config.parse_destination(destination),
         filters=rules,
         state_file=state_file if values.get("use_state", True) else None,
-        count_first=count_first,
-        cached_reads_on_loop=cached_reads_on_loop,
         **fields,
     )
 

@@ -34,7 +34,8 @@ def summary_record(result: UploadResult, *, interrupted: bool = False) -> dict[s
 
 
 class ReportWriter:
-    """Appends one line per finished file to an open report; ``close`` writes the summary if not yet written."""
+    """Appends one line per finished file to an open report, then the summary that ``RunFinished`` carries (marked
+    ``interrupted`` for a run cut short). A report whose run never got that far has no summary."""
 
     def __init__(self, path: Path, *, append: bool = False) -> None:
         """``append``: go on with a report written so far (a Dask client spools a shard's batches this way)."""
@@ -43,7 +44,6 @@ class ReportWriter:
             self._file: IO[str] = path.open("a" if append else "w", encoding="utf-8", errors="backslashreplace")
         except OSError as exc:
             raise ConfigError(f"cannot write report {str(path)!r}: {exc.strerror or exc}") from exc
-        self._summary_written = False
 
     def _write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -81,14 +81,9 @@ class ReportWriter:
                 }
             )
         elif isinstance(event, RunFinished):
-            self._write(summary_record(event.result))
-            self._summary_written = True
+            self._write(summary_record(event.result, interrupted=event.interrupted))
 
-    def close(self, result_if_cut_short: UploadResult | None = None) -> None:
-        """Close the report; a run that was cut short gets its summary here, marked ``interrupted``."""
-        if not self._summary_written and result_if_cut_short is not None:
-            self._write(summary_record(result_if_cut_short, interrupted=True))
-            self._summary_written = True
+    def close(self) -> None:
         self._file.close()
 
 

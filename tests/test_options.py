@@ -43,7 +43,7 @@ DOCS = Path(__file__).parent.parent / "docs" / "cli.md"
 LEAN_IN_RUN_OPTIONS = {"lean"}
 """Connection options that still travel as run options: ``lean`` becomes ``Uploader(lean=...)`` when it moves to
 ``ConnectOptions`` (another change); then this set is empty."""
-CONFIG_EXTRAS = {"source", "destination", "filters", "state_file", "count_first", "cached_reads_on_loop"}
+CONFIG_EXTRAS = {"source", "destination", "filters", "state_file"}
 """``UploadConfig`` fields ``make_config`` fills itself rather than from one option's field."""
 
 
@@ -69,7 +69,7 @@ def test_make_config_takes_every_option_that_fills_the_config() -> None:
     typing.get_type_hints(ConfigOptions)
     expected = {o.name for o in UPLOAD.options if o.field is not None} | {"include", "exclude", "use_state"}
     assert set(ConfigOptions.__optional_keys__) == expected | {"state_file"}
-    assert set(keyword_defaults(make_config)) == {"filters", "count_first", "cached_reads_on_loop"}
+    assert set(keyword_defaults(make_config)) == {"filters"}
 
 
 def test_every_config_field_comes_from_the_table() -> None:

@@ -136,24 +136,29 @@ def test_every_record_is_on_disk_as_soon_as_it_is_written(report: Path, writer: 
     assert list(failed_paths(report)) == [FAILED.path]
 
 
-def test_close_after_a_cut_short_run_writes_an_interrupted_summary(report: Path) -> None:
+def test_a_cut_short_run_ends_its_report_with_an_interrupted_summary(report: Path) -> None:
     writer = ReportWriter(report)
     writer.handle(DONE)
-    writer.close(UploadResult(uploaded=1, bytes_uploaded=DONE.size, elapsed_s=0.5))
+    writer.handle(RunFinished(UploadResult(uploaded=1, bytes_uploaded=DONE.size, elapsed_s=0.5), interrupted=True))
+    writer.close()
     assert summaries(report) == [
         {"uploaded": 1, "skipped": 0, "failed": 0, "bytes_uploaded": DONE.size, "elapsed_s": 0.5, "interrupted": True}
     ]
     assert "summary" in read_lines(report)[-1]
 
 
-def test_close_after_the_run_finished_writes_no_second_summary(report: Path) -> None:
+def test_a_finished_run_has_one_summary_and_a_run_that_never_ended_none(report: Path) -> None:
     writer = ReportWriter(report)
     writer.handle(DONE)
     writer.handle(RunFinished(RESULT))
-    writer.close(UploadResult(uploaded=5, elapsed_s=9.0))
+    writer.close()
     [summary] = summaries(report)
     assert summary["interrupted"] is False
     assert summary["uploaded"] == 1
+    killed = ReportWriter(report)
+    killed.handle(DONE)
+    killed.close()
+    assert summaries(report) == []
 
 
 UNUSUAL_NAMES = [
@@ -170,7 +175,8 @@ def test_unusual_names_survive_the_report_byte_for_byte(report: Path) -> None:
     writer.handle(FileDone("plain.txt", "plain.txt", 1, '"e"', "c", 1, 0.1))
     for name in UNUSUAL_NAMES:
         writer.handle(FileFailed(name, None, "cannot read file: Input/output error"))
-    writer.close(RESULT)
+    writer.handle(RunFinished(RESULT))
+    writer.close()
     found = list(failed_paths(report))
     assert found == UNUSUAL_NAMES
     # Retrying opens the very bytes that failed, not a replacement-character look-alike.
@@ -182,7 +188,8 @@ def test_a_report_with_a_non_utf8_name_is_still_valid_utf8_json(report: Path) ->
     """The README: a name that is not UTF-8 keeps its bytes as ``\\udcXX`` escapes, so jq or pandas can read it."""
     writer = ReportWriter(report)
     writer.handle(FileFailed(os.fsdecode(b"bad-\xff"), None, "file name is not valid UTF-8"))
-    writer.close(RESULT)
+    writer.handle(RunFinished(RESULT))
+    writer.close()
     text = report.read_bytes().decode("utf-8")  # strict, as any JSON reader decodes it
     assert "bad-\\udcff" in text
     assert json.loads(text.splitlines()[0])["path"] == os.fsdecode(b"bad-\xff")

@@ -24,6 +24,7 @@ from typing import Final, NoReturn
 from ..api import cleanup, run_config
 from ..config import UploadConfig, check_endpoint_url, parse_duration
 from ..errors import ConfigError, UploaderError
+from ..events import UploadResult
 from ..options import CLEANUP, PROG, Scope
 from ..report import merge_reports
 from .output import Runner, fail, open_display, print_cleanup, print_machine_summary, print_summary, run_with_display
@@ -40,14 +41,15 @@ EXIT_TERMINATED: Final = 128 + signal.SIGTERM
 
 def runner_from_args(args: argparse.Namespace, config: UploadConfig) -> Runner:
     """``run_config``, or with ``--dask`` the same run spread over that cluster (checked now, not mid-display)."""
+    count_totals = not (args.quiet or args.no_progress)  # the totals feed only the progress display
     if args.dask is None:
         if args.shards is not None:
             raise ConfigError("--shards needs --dask (for one shard of a job array, give --shard K/N)")
-        return run_config
+        return functools.partial(run_config, count_totals=count_totals)
     from ..cluster import check_options, run_distributed  # only with --dask: it needs the [dask] extra
 
     check_options(config, args.shards)
-    return functools.partial(run_distributed, scheduler=args.dask, shards=args.shards)
+    return functools.partial(run_distributed, scheduler=args.dask, shards=args.shards, count_totals=count_totals)
 
 
 def _upload_main(args: argparse.Namespace) -> NoReturn:
@@ -64,7 +66,7 @@ def _upload_main(args: argparse.Namespace) -> NoReturn:
         fail(EXIT_USAGE, exc, args.debug)
     except (KeyboardInterrupt, Stopped) as stop:  # KeyboardInterrupt: Ctrl-C before the loop took over
         code = stop.exit_code if isinstance(stop, Stopped) else EXIT_INTERRUPTED
-        print_summary(display.console, display.so_far.result())
+        print_summary(display.console, display.result or UploadResult())  # the run's last event
         word = "interrupted" if code == EXIT_INTERRUPTED else "terminated"
         fate = "left open to resume" if config.keep_partial else "aborted"
         fail(code, f"{word}: multipart uploads in flight were {fate}", False)

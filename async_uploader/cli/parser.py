@@ -127,7 +127,4 @@ def config_from_args(args: argparse.Namespace) -> UploadConfig:
         **keywords(args, UPLOAD, Scope.RUN),
         # UploadConfig carries the connection's options too, for Dask workers (see UploadConfig).
         **keywords(args, UPLOAD, Scope.CONNECTION),
-        # Display and process choices, not options; kept at this one place until they leave UploadConfig:
-        count_first=not (args.quiet or args.no_progress),  # the totals feed only the progress display
-        cached_reads_on_loop=True,  # the loop is ours: no application shares it
     )

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Coroutine
 from typing import Any, Final, TypeVar
 
 from ..options import PROG
+from ..source.reader import read_cached_files_on_loop
 
 T = TypeVar("T")
 
@@ -62,6 +63,7 @@ def run_event_loop(main_task: Coroutine[Any, Any, T]) -> T:
     asyncio`` keeps the standard loop, to compare or to rule uvloop out.
     """
     collect_garbage_less_often()
+    read_cached_files_on_loop()  # the loop is ours: no application shares it
     if os.environ.get(EVENT_LOOP_ENV, "").lower() != "asyncio":
         try:
             import uvloop

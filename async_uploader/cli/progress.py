@@ -23,9 +23,9 @@ from ..events import (
     FileSkipped,
     FileStarted,
     PartDone,
-    ResultBuilder,
     RunFinished,
     TotalsKnown,
+    UploadResult,
 )
 
 if TYPE_CHECKING:
@@ -120,7 +120,10 @@ class ProgressDisplay:
         self.out = out or console  # where --dry-run lists its plan: stdout, for scripts
         self.verbose = verbose
         self.quiet = quiet
-        self.so_far = ResultBuilder()
+        self.uploaded = self.skipped = self.failed = 0
+        """The label's counts; the run's own tally is the ``RunFinished`` result."""
+        self.result: UploadResult | None = None
+        """The run's result from its last event (``RunFinished``), once it came; a run cut short sends one too."""
         self.files_total: int | None = None
         self.bytes_total: int | None = None
         self.bytes_done = 0
@@ -168,21 +171,20 @@ class ProgressDisplay:
     @property
     def files_done(self) -> int:
         """Files finished one way or another: uploaded, skipped or failed."""
-        return self.so_far.uploaded + self.so_far.skipped + self.so_far.failed
+        return self.uploaded + self.skipped + self.failed
 
     def _files_label(self) -> str:
         total = "?" if self.files_total is None else str(self.files_total)
-        counts = [f"{self.so_far.uploaded} uploaded"]
-        if self.so_far.skipped:
-            counts.append(f"{self.so_far.skipped} skipped")
-        if self.so_far.failed:
-            counts.append(f"{self.so_far.failed} failed")
+        counts = [f"{self.uploaded} uploaded"]
+        if self.skipped:
+            counts.append(f"{self.skipped} skipped")
+        if self.failed:
+            counts.append(f"{self.failed} failed")
         return f"{self.files_done}/{total} files ({', '.join(counts)})"
 
     def handle(self, event: Event) -> None:
         """Count ``event`` and print what it asks for; called on the event loop for every event, so it is cheap."""
         self._seen_work = True
-        self.so_far.add(event)
         if isinstance(event, PartDone):
             self._partial[event.path] = self._partial.get(event.path, 0) + event.bytes
             self._advance(event.bytes)
@@ -196,15 +198,18 @@ class ProgressDisplay:
             size = event.size if isinstance(event, FileDone) else 0
             self._advance(size - self._partial.pop(event.path, 0))
             if isinstance(event, FileDone):
+                self.uploaded += 1
                 if self.verbose:
                     self.console.print(f"uploaded {event.path} -> {event.key}", markup=False, highlight=False)
             else:
+                self.failed += 1
                 self.console.print(f"failed {event.path}: {event.reason}", markup=False, highlight=False)
             bar = self._file_bars.pop(event.path, None)
             if bar is not None and self._progress is not None:
                 self._progress.remove_task(bar)
             self._relabel()
         elif isinstance(event, FileSkipped):
+            self.skipped += 1
             already_there = event.key is not None
             if already_there and event.size:
                 self._discount(event.size)
@@ -227,8 +232,10 @@ class ProgressDisplay:
             if self._progress is not None and self._overall is not None:
                 self._progress.update(self._overall, total=event.bytes)
             self._relabel()
-        elif isinstance(event, RunFinished) and self._progress is not None and self._overall is not None:
-            self._progress.update(self._overall, total=self.bytes_done, completed=self.bytes_done)
+        elif isinstance(event, RunFinished):
+            self.result = event.result
+            if not event.interrupted and self._progress is not None and self._overall is not None:
+                self._progress.update(self._overall, total=self.bytes_done, completed=self.bytes_done)
 
     def _advance(self, count: int) -> None:
         self.bytes_done += count

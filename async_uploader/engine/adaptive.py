@@ -49,7 +49,7 @@ class AdaptiveLimit:
     async def acquire(self) -> None:
         if not self._waiters and self.in_use < self.limit:
             # Uncontended (nearly always): a slot is taken without yielding to the loop. A scheduling point here
-            # cost two loop turns and a cancel scope per request; the request that follows yields anyway.
+            # costs two loop turns and a cancel scope per request; the request that follows yields anyway.
             await anyio.lowlevel.checkpoint_if_cancelled()
             if self.try_acquire():
                 return

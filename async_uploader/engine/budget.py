@@ -6,16 +6,14 @@ allocating. Waiters are served first come, first served, so a large part is not 
 files.
 
 A finished part's body can be given back with its bytes and kept as a spare for the next part of the same size:
-a fresh 8 MiB buffer costs the kernel 2,048 page faults to map and zero, ~0.4 s of system CPU per GiB here,
-more than the CRC. Spares live inside the budget: their bytes count as free, and they are dropped as soon as
+a fresh 8 MiB buffer costs the kernel 2,048 page faults to map and zero, more CPU than the part's CRC. Spares
+live inside the budget: their bytes count as free, and they are dropped as soon as
 the free bytes would no longer cover them, so what is held never exceeds the capacity.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import anyio
 import anyio.lowlevel
@@ -47,8 +45,6 @@ class ByteBudget:
         """The most bytes ever held at once: the instrument behind the flat-memory claim."""
         self._spares: list[tuple[Body, int]] = []
         self._spare_bytes = 0
-        self.reused = 0
-        """How many bodies were handed out again instead of allocated."""
 
     @property
     def available(self) -> int:
@@ -106,7 +102,6 @@ class ByteBudget:
             if size == amount:
                 del self._spares[index]
                 self._spare_bytes -= size
-                self.reused += 1
                 return body
         return None
 
@@ -142,11 +137,3 @@ class ByteBudget:
             self._spare_bytes -= self._spares[dropped][1]
             dropped += 1
         del self._spares[:dropped]
-
-    @asynccontextmanager
-    async def reserve(self, amount: int) -> AsyncIterator[int]:
-        taken = await self.acquire(amount)
-        try:
-            yield taken
-        finally:
-            self.release(taken)

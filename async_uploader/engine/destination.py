@@ -26,7 +26,7 @@ from ..errors import FileError, StoreError
 from ..providers.base import IncompleteUpload, ObjectStore
 from ..source.filters import PathFilter
 from ..source.scan import FileEntry
-from .multipart import Limits
+from .limits import Limits
 from .plan import Verdict, compare_with_destination, unchanged_by_metadata
 from .state import OpenUpload, StateFile
 

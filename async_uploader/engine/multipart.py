@@ -16,23 +16,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Final, TypeVar
 
 import anyio
 
-from ..errors import FileError, StoreError, VerificationError
-from ..providers.base import Body, IncompleteUpload, ObjectStore, StoredObject, UploadedPart, sweep_stale_uploads
-from ..source.checksum import Algorithm, composite, full_object_crc
-from ..source.reader import check_unchanged, digest_range, read_chunk
+from ..errors import FileError, VerificationError
+from ..providers.base import Body, ObjectStore, StoredObject, UploadedPart, sweep_stale_uploads
+from ..source.checksum import Algorithm, composite, full_object_crc, verify_stored_checksum
+from ..source.reader import check_unchanged, read_chunk
 from ..source.scan import FileEntry
-from .adaptive import AdaptiveLimit
-from .budget import ByteBudget
+from .limits import Limits, RetryNote
 from .plan import PartPlan, UploadPlan
 from .retry import RetryPolicy
-from .state import OpenUpload
-from .throttle import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -41,69 +38,6 @@ ABORT_ATTEMPTS: Final = 1000
 ABORT_MAX_DELAY_S: Final = 4.0
 
 T = TypeVar("T")
-RetryNote = Callable[[FileError], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What every request shares: the adaptive concurrency (files and parts alike), the memory budget, the
-    bandwidth cap and the retry policy."""
-
-    slots: AdaptiveLimit
-    budget: ByteBudget
-    bandwidth: TokenBucket | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-    def _noting(self, on_retry: RetryNote | None) -> RetryNote:
-        def note(exc: FileError) -> None:
-            if isinstance(exc, StoreError) and exc.throttled:
-                self.slots.decrease()
-            if on_retry is not None:
-                on_retry(exc)
-
-        return note
-
-    async def request(self, call: Callable[[], Awaitable[T]], *, deadline: float, on_retry: RetryNote | None) -> T:
-        """A request without a body, under a slot, retried by the policy."""
-
-        async def once() -> T:
-            async with self.slots:
-                result = await call()
-            self.slots.succeeded()
-            return result
-
-        return await self.retry.call(once, deadline=deadline, on_retry=self._noting(on_retry))
-
-    async def send_body(
-        self, size: int, send: Callable[[], Awaitable[T]], *, deadline: float, on_retry: RetryNote | None
-    ) -> T:
-        """A request with a body read inside ``send``: slot, then bytes from the budget, then the bandwidth."""
-
-        slots, budget, bandwidth = self.slots, self.budget, self.bandwidth
-
-        async def once() -> T:
-            # Spelled out rather than ``async with slots, budget.reserve(size)``: the generator-based context
-            # manager cost more per small file than the rest of the bookkeeping together. Free slots and bytes
-            # are taken without an await (the cancellation check of ``acquire`` costs two ``getpid`` calls);
-            # ``send`` awaits at once, which is where a cancelled request stops.
-            if not slots.try_acquire():
-                await slots.acquire()
-            try:
-                taken = budget.try_acquire(size)
-                if taken is None:
-                    taken = await budget.acquire(size)
-                try:
-                    if bandwidth is not None:
-                        await bandwidth.consume(size)
-                    result = await send()
-                finally:
-                    budget.release(taken)
-            finally:
-                slots.release()
-            slots.succeeded()
-            return result
-
-        return await self.retry.call(once, deadline=deadline, on_retry=self._noting(on_retry))
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,15 +124,13 @@ async def upload_multipart(
         raise
     finally:
         if not completed and not kept:
-            await _abort(store, key, upload_id, job.limits.retry)
+            await abort_upload(store, key, upload_id, job.limits.retry)
         if not kept:
             journal.closed(upload_id)
-    if full is not None:
-        expected = full.value
-    elif job.algorithm is not None:
-        expected = composite(part.checksum for part in parts if part.checksum is not None).value
-    if job.algorithm is not None and stored.checksum is not None and stored.checksum != expected:
-        raise VerificationError(f"store reports checksum {stored.checksum}, expected {expected}")
+    expected = full
+    if expected is None and job.algorithm is not None:
+        expected = composite(part.checksum for part in parts if part.checksum is not None)
+    verify_stored_checksum(stored.checksum, expected)
     info = await job.request(lambda: store.head_object(key))
     if info is None or info.size != entry.size:
         found = "no object" if info is None else f"{info.size} bytes"
@@ -238,7 +170,7 @@ async def _upload_parts(
     failure: list[BaseException] = []
     bodies: dict[int, Body] = {}
     """Each part's body while it is in flight: read into again on a retry, then handed back with its bytes."""
-    note = limits._noting(job.on_retry)
+    note = limits.note_retries(job.on_retry)
 
     async def send(part: PartPlan) -> UploadedPart:
         chunk = await read_chunk(
@@ -294,7 +226,7 @@ async def _upload_parts(
     return [part for part in uploaded if part is not None]
 
 
-async def _abort(store: ObjectStore, key: str, upload_id: str, policy: RetryPolicy) -> None:
+async def abort_upload(store: ObjectStore, key: str, upload_id: str, policy: RetryPolicy) -> None:
     """Abort even while the run is being cancelled, retrying for up to 30 s (the failure that brought us here
     may be an outage that is still going on); if it cannot be done, say so: the original error wins."""
     # Not the run's attempt count (a file may have 3 tries): an abort keeps trying, a few seconds apart at most,
@@ -313,57 +245,3 @@ async def _abort(store: ObjectStore, key: str, upload_id: str, policy: RetryPoli
                 upload_id,
                 exc,
             )
-
-
-async def find_resume_point(
-    job: FileUpload, open_uploads: Sequence[tuple[IncompleteUpload, OpenUpload | None]]
-) -> tuple[ResumePoint | None, list[str]]:
-    """Pick the upload to resume among the key's open uploads, and the ids of the others (to abort).
-
-    Only an upload this machine created for the same size, mtime, part size and checksums qualifies (a store
-    cannot tell an upload's metadata, so one created for another version of the file would store the wrong
-    one), and only parts whose bytes still match the file are reused: each is read again and compared with its
-    listed checksum or, failing that, its ETag (the part's MD5 on S3 without SSE-KMS, and on its compatibles).
-    """
-    entry, plan = job.entry, job.plan
-    modes = {checksum_mode(job.algorithm, full) for full in (False, True)}
-    ours = sorted(
-        (
-            (upload, record)
-            for upload, record in open_uploads
-            if record is not None
-            and (record.size, record.mtime_ns, record.part_size) == (entry.size, entry.mtime_ns, plan.part_size)
-            and record.checksum in modes
-        ),
-        key=lambda found: found[0].initiated,
-        reverse=True,
-    )
-    if not ours:
-        return None, [upload.upload_id for upload, _ in open_uploads]
-    chosen, record = ours[0]
-    others = [upload.upload_id for upload, _ in open_uploads if upload.upload_id != chosen.upload_id]
-    reused: dict[int, UploadedPart] = {}
-    crcs: dict[int, int] = {}
-    for stored in await job.request(lambda: job.store.list_parts(job.key, chosen.upload_id)):
-        part = plan.part(stored.number)
-        if part is None or part.size != stored.size:
-            continue
-        digest = await digest_range(
-            entry.path, part.offset, part.size, size=entry.size, mtime_ns=entry.mtime_ns, algorithm=job.algorithm
-        )
-        if stored.checksum is not None and digest.checksum is not None:
-            matches = stored.checksum == digest.checksum
-        else:
-            matches = stored.etag.strip('"') == digest.md5
-        if matches:
-            reused[stored.number] = UploadedPart(stored.number, stored.etag, digest.checksum)
-            crcs[stored.number] = digest.crc
-    if not reused:
-        return None, [*others, chosen.upload_id]
-    return ResumePoint(chosen.upload_id, record.checksum.endswith("/full"), reused, crcs), others
-
-
-async def abort_uploads(store: ObjectStore, key: str, upload_ids: Sequence[str], policy: RetryPolicy) -> None:
-    """Abort uploads of ``key`` that cannot be reused, so they stop being billed."""
-    for upload_id in upload_ids:
-        await _abort(store, key, upload_id, policy)

@@ -3,27 +3,27 @@
 Memory is flat by construction: the walk hands entries over a bounded stream (so a slow network pauses the
 walk instead of piling entries up), there are exactly ``concurrency`` workers whatever the number of files,
 every request holds one of ``concurrency`` slots, and every body holds its bytes in the ``ByteBudget``. Nothing
-is kept per finished file except counters. The engine knows no provider details and never asks a subscriber
-anything.
+is kept per finished file. The engine knows no provider details, reads no report and never asks a subscriber
+anything: it emits one event per thing that happened, and the caller (``runner.run``) adds them up.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..config import UploadConfig
-from ..errors import FileChangedError, FileError, UploaderError, VerificationError
+from ..errors import FileChangedError, FileError, UploaderError, ungroup_run_errors
 from ..events import (
     Event,
     EventHandler,
@@ -34,15 +34,12 @@ from ..events import (
     FileSkipped,
     FileStarted,
     PartDone,
-    ResultBuilder,
-    RunFinished,
     TotalsKnown,
-    UploadResult,
 )
 from ..providers.base import ObjectStore, StoredObject
-from ..report import failed_paths
+from ..source.checksum import verify_stored_checksum
 from ..source.filters import PathFilter
-from ..source.reader import CACHED_READ_MAX_BYTES, FileReader
+from ..source.reader import FileReader
 from ..source.scan import (
     FileEntry,
     ScanItem,
@@ -55,16 +52,10 @@ from ..source.scan import (
 from .adaptive import AdaptiveLimit, govern_cpu
 from .budget import ByteBudget
 from .destination import DestinationIndex
-from .multipart import (
-    FileUpload,
-    Journal,
-    Limits,
-    ResumePoint,
-    abort_uploads,
-    find_resume_point,
-    upload_multipart,
-)
+from .limits import Limits
+from .multipart import FileUpload, Journal, ResumePoint, upload_multipart
 from .plan import UploadPlan, object_key, object_metadata, plan_upload
+from .resume import abort_uploads, find_resume_point
 from .retry import RetryPolicy
 from .state import OpenUpload, StateFile
 from .throttle import TokenBucket
@@ -86,6 +77,20 @@ async def _fresh_stat(entry: FileEntry) -> FileEntry:
     return await anyio.to_thread.run_sync(_stat_again, entry)
 
 
+def _ignore(event: Event) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    """What the engine measured of a run beside its events: how long it took, and its limits' high-water marks."""
+
+    elapsed_s: float
+    peak_requests: int
+    peak_buffered_bytes: int
+    lowest_concurrency: int
+
+
 class _Run:
     def __init__(
         self,
@@ -94,24 +99,20 @@ class _Run:
         on_event: EventHandler | None,
         state: StateFile | None,
         write_probe_key: str | None,
+        only_paths: Sequence[str] | None,
     ) -> None:
         self.config = config
         self.store = store
+        self.emit: EventHandler = on_event if on_event is not None else _ignore
+        self._only_paths = only_paths
         self._write_probe_key = write_probe_key
         self._write_probe = anyio.Lock()
         bandwidth = TokenBucket(config.max_bandwidth) if config.max_bandwidth else None
         retry = RetryPolicy(attempts=config.retries, deadline_s=config.retry_deadline_s)
         self.limits = Limits(AdaptiveLimit(config.concurrency), ByteBudget(config.max_memory), bandwidth, retry)
         self.scan_options = ScanOptions(PathFilter.from_flags(config.filters), config.follow_symlinks, config.shard)
-        self.reader = FileReader(cached_read_max_bytes=CACHED_READ_MAX_BYTES if config.cached_reads_on_loop else 0)
-        self.tally = ResultBuilder()
-        self._on_event = on_event
+        self.reader = FileReader()
         self.index = DestinationIndex(store, state, config, self.limits) if store and state else None
-
-    def emit(self, event: Event) -> None:
-        self.tally.add(event)
-        if self._on_event is not None:
-            self._on_event(event)
 
     async def upload_file(self, entry: FileEntry) -> None:
         """Upload one file; every outcome becomes exactly one ``FileDone`` or ``FileFailed``.
@@ -244,11 +245,7 @@ class _Run:
         async def send() -> StoredObject:
             chunk = await reader.read(entry.path, size=entry.size, mtime_ns=entry.mtime_ns, algorithm=algorithm)
             stored = await store.put_object(key, chunk.body, checksum=chunk.checksum, metadata=metadata)
-            sent = chunk.checksum
-            if sent is not None and stored.checksum is not None and stored.checksum != sent.value:
-                raise VerificationError(
-                    f"store computed {sent.algorithm.name} {stored.checksum}, expected {sent.value}"
-                )
+            verify_stored_checksum(stored.checksum, chunk.checksum)
             return stored
 
         return await self.limits.send_body(entry.size, send, deadline=deadline, on_retry=on_retry)
@@ -276,10 +273,9 @@ class _Run:
 
     async def walk(self, send: MemoryObjectSendStream[ScanItem]) -> None:
         async with send:
-            if self.config.retry_failed is not None:
-                rels = await anyio.to_thread.run_sync(list, failed_paths(self.config.retry_failed))
-                batches = stat_paths_batches(self.config.source, rels, self.scan_options)
-                self.emit(TotalsKnown(len(rels), 0))
+            if self._only_paths is not None:
+                batches = stat_paths_batches(self.config.source, self._only_paths, self.scan_options)
+                self.emit(TotalsKnown(len(self._only_paths), 0))
             else:
                 batches = walk_tree_batches(self.config.source, self.scan_options)
             async for batch in batches:
@@ -309,7 +305,7 @@ class _Run:
                 skipped.add(id(entry))
         return skipped
 
-    async def precount(self, stop: threading.Event) -> None:
+    async def count_totals(self, stop: threading.Event) -> None:
         totals = await count_tree(self.config.source, stop, self.scan_options)
         if totals is not None:
             self.emit(TotalsKnown(totals.files, totals.bytes))
@@ -320,62 +316,43 @@ async def run_upload(
     store: ObjectStore | None,
     on_event: EventHandler | None = None,
     *,
-    precount: bool = True,
+    only_paths: Sequence[str] | None = None,
+    count_totals: bool = True,
     write_probe_key: str | None = None,
-) -> UploadResult:
+) -> RunStats:
     """Upload ``config.source`` to ``store``; returns when every file is uploaded, skipped or reported failed.
 
-    ``store`` may be ``None`` only for a dry run, which plans every file and sends nothing. With
-    ``write_probe_key``, write access is proven with it before the first upload; a refusal raises the
+    Every file's outcome is an event to ``on_event`` (which adds them up: ``runner.run`` does). ``store`` may be
+    ``None`` only for a dry run, which plans every file and sends nothing. ``only_paths``: upload only these
+    paths relative to the source (``--retry-failed``), not the whole tree. ``count_totals``: count the tree
+    beside the upload, for the ``TotalsKnown`` a progress display shows (a second walk: off when nothing shows
+    it). With ``write_probe_key``, write access is proven with it before the first upload; a refusal raises the
     store's run-level error (``BucketError``...) after cancelling the rest of the run.
     """
     state = StateFile(config.state_file, store.location) if store is not None else None
+    started = time.monotonic()
     try:
-        return await _run_upload(config, store, on_event, precount, state, write_probe_key)
-    except BaseExceptionGroup as group:
-        # Files' failures never escape a worker; what does is a run-level error, raised bare as the API promises.
-        run_level = group.subgroup(lambda exc: isinstance(exc, UploaderError))
-        if run_level is None:
-            raise
-        first: BaseException = run_level
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
+        run = _Run(config, store, on_event, state, write_probe_key, only_paths)
+        try:
+            # Files' failures never escape a worker; what does is a run-level error, raised bare as promised.
+            with ungroup_run_errors():
+                await _run_pipeline(run, count_totals and only_paths is None)
+        finally:
+            run.reader.close()
     finally:
         if state is not None:
             state.close()
+    slots = run.limits.slots
+    return RunStats(time.monotonic() - started, slots.peak_in_use, run.limits.budget.peak_used, slots.lowest)
 
 
-async def _run_upload(
-    config: UploadConfig,
-    store: ObjectStore | None,
-    on_event: EventHandler | None,
-    precount: bool,
-    state: StateFile | None,
-    write_probe_key: str | None,
-) -> UploadResult:
-    run = _Run(config, store, on_event, state, write_probe_key)
-    try:
-        await _run_pipeline(run, precount)
-    finally:
-        run.reader.close()
-    result = dataclasses.replace(
-        run.tally.result(),
-        peak_requests=run.limits.slots.peak_in_use,
-        peak_buffered_bytes=run.limits.budget.peak_used,
-        lowest_concurrency=run.limits.slots.lowest,
-    )
-    run.emit(RunFinished(result))
-    return result
-
-
-async def _run_pipeline(run: _Run, precount: bool) -> None:
+async def _run_pipeline(run: _Run, count_totals: bool) -> None:
     config = run.config
     send, receive = anyio.create_memory_object_stream[ScanItem](config.concurrency * QUEUE_SLOTS_PER_WORKER)
     stop_count = threading.Event()
     async with anyio.create_task_group() as outer:
-        if precount and config.count_first and config.retry_failed is None:
-            outer.start_soon(run.precount, stop_count)
+        if count_totals:
+            outer.start_soon(run.count_totals, stop_count)
         if config.max_cpu_percent is not None:
             outer.start_soon(govern_cpu, run.limits.slots, config.max_cpu_percent)
         if run.index is not None:

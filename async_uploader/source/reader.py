@@ -129,12 +129,24 @@ READ_THREADS: Final = 4
 """Batches read at once: parallel reads for a cold disk; while all are busy, the next batch grows."""
 CACHED_READ_MAX_BYTES: Final = 128 * 1024 if _RWF_NOWAIT else 0
 """Files up to this size whose bytes are in the page cache may be read on the loop's thread (``FileReader``):
-where the loop is the CLI's own (``UploadConfig.cached_reads_on_loop``), never an application's."""
+in a process whose loop is its own (``read_cached_files_on_loop``), never on an application's."""
 SLOW_CACHED_READ_S: Final = 0.001
 SLOW_CACHED_READS_MIN: Final = 16
 """Once this many cached reads, and a quarter of them all, took longer than ``SLOW_CACHED_READ_S`` (opening a
 file over NFS, say), the loop stops reading files itself for the rest of the run. A busy machine preempting the
-loop now and then (a few percent of reads here, with the server on the same two cores) does not stop it."""
+loop now and then delays a few reads only, and does not stop it."""
+
+_loop_read_max_bytes = 0
+"""The process's setting (``read_cached_files_on_loop``): what a ``FileReader`` may read on the loop's thread."""
+
+
+def read_cached_files_on_loop(enabled: bool = True) -> None:
+    """Let this process's runs read small files whose bytes are in the page cache on the event loop's own thread,
+    sparing each a worker-thread hop (see ``FileReader``): ~10% less CPU per small file. For a process whose event
+    loop is its own, as the CLI's is; a library never turns it on, since it promises an application's loop no
+    file reads or checksums."""
+    global _loop_read_max_bytes
+    _loop_read_max_bytes = CACHED_READ_MAX_BYTES if enabled else 0
 
 
 class _Read:
@@ -153,15 +165,15 @@ class _Read:
 class FileReader:
     """Whole files with their checksums, the small ones read on the loop's thread or many per worker-thread hop.
 
-    A thread hop costs the loop ~25-100 us, as much as the read itself of a small file: one per file was a fifth
-    of the client's CPU on a tree of small files, most of it in handing the GIL back and forth (18 futex calls
-    per file). So, where the loop is the CLI's own (``cached_read_max_bytes`` above 0; a library caller's loop
-    gets no file reads), a small file whose bytes are all in the page cache (just written, or read before: the
-    common case) is read right here, with ``RWF_NOWAIT`` so that the loop never waits for the disk; on a file
-    system that cannot read that way, or where opening files turns out slow, this stops for the run. Every other
-    small read asked for during one turn of the loop (or while all ``threads`` are busy) goes to a thread as one
-    batch, and its results come back in one callback. Each read is the same as ``read_chunk``'s (open, pread,
-    checksum, fstat; a torn read refused).
+    A thread hop costs the loop as much as the read itself of a small file, most of it in handing the GIL back
+    and forth, so one hop per file would dominate the client's CPU on a tree of small files. Where the loop is
+    the process's own (``read_cached_files_on_loop``, or ``cached_read_max_bytes`` above 0; a library caller's
+    loop gets no file reads), a small file whose bytes are all in the page cache (just written, or read before:
+    the common case) is read right here, with ``RWF_NOWAIT`` so that the loop never waits for the disk; on a
+    file system that cannot read that way, or where opening files turns out slow, this stops for the run. Every
+    other small read asked for during one turn of the loop (or while all ``threads`` are busy) goes to a thread
+    as one batch, and its results come back in one callback. Each read is the same as ``read_chunk``'s (open,
+    pread, checksum, fstat; a torn read refused).
 
     A caller cancelled while its read is in a thread returns at once and the read's result is dropped: unlike
     ``read_chunk``, the wait is not shielded, which for at most ``SMALL_FILE_MAX_BYTES`` costs nothing worth a
@@ -173,22 +185,20 @@ class FileReader:
         *,
         threads: int = READ_THREADS,
         small_file_max_bytes: int = SMALL_FILE_MAX_BYTES,
-        cached_read_max_bytes: int = 0,
+        cached_read_max_bytes: int | None = None,
     ) -> None:
+        """``cached_read_max_bytes``: files up to this size in the page cache are read on the loop's thread
+        (``None``: as ``read_cached_files_on_loop`` set for the process, by default none)."""
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="async-uploader-read")
         self._threads = threads
         self._small_file_max_bytes = small_file_max_bytes
-        self._cached_read_max_bytes = cached_read_max_bytes
+        self._cached_read_max_bytes = _loop_read_max_bytes if cached_read_max_bytes is None else cached_read_max_bytes
         self._cached_attempts = 0
         self._slow_cached_reads = 0
-        self.cached_reads = 0
-        """Files read on the loop's thread so far (an instrument for the tests and the benchmark)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[_Read] = []
         self._busy = 0
         self._flush_due = False
-        self.batches = 0
-        """Thread hops taken so far (an instrument for the tests and the benchmark)."""
 
     async def read(self, path: str, *, size: int, mtime_ns: int, algorithm: Algorithm | None) -> Chunk:
         """The whole file whose walked stat was ``size`` and ``mtime_ns``, with its checksum."""
@@ -225,8 +235,6 @@ class FileReader:
                 and 4 * self._slow_cached_reads >= self._cached_attempts
             ):
                 self._cached_read_max_bytes = 0
-        if chunk is not None:
-            self.cached_reads += 1
         return chunk
 
     def close(self) -> None:
@@ -239,7 +247,6 @@ class FileReader:
         self._pending = []
         if reads:
             self._busy += 1
-            self.batches += 1
             self._executor.submit(self._read_batch, loop, reads)
 
     def _read_batch(self, loop: asyncio.AbstractEventLoop, reads: list[_Read]) -> None:

@@ -166,20 +166,12 @@ def _classify(
     return ScanSkipped(rel, f"{_kind(st.st_mode)}, not a regular file")
 
 
-async def walk_tree(
-    source: Path, options: ScanOptions | None = None, *, batch_size: int = SCAN_BATCH_SIZE
-) -> AsyncIterator[ScanItem]:
-    """Every regular file below ``source`` (hidden ones included) that the filters take, and every place the
-    walk could not read or passed over."""
-    async for batch in walk_tree_batches(source, options, batch_size=batch_size):
-        for item in batch:
-            yield item
-
-
 async def walk_tree_batches(
     source: Path, options: ScanOptions | None = None, *, batch_size: int = SCAN_BATCH_SIZE
 ) -> AsyncIterator[list[ScanItem]]:
-    """``walk_tree``'s items in the batches the worker thread stats them in (at most ``batch_size`` each)."""
+    """Every regular file below ``source`` (hidden ones included) that the filters take, and every place the
+    walk could not read or passed over, in the batches the worker thread stats them in (at most ``batch_size``
+    each): the consumer takes a batch per thread hop, not an item."""
     batches = _walk_batches(str(source), batch_size, options or ScanOptions())
     sentinel: list[ScanItem] = []
     try:
@@ -215,19 +207,11 @@ def _stat_listed(root: str, rels: list[str], options: ScanOptions) -> list[ScanI
     return items
 
 
-async def stat_paths(
-    source: Path, rels: Iterable[str], options: ScanOptions | None = None, *, batch_size: int = SCAN_BATCH_SIZE
-) -> AsyncIterator[ScanItem]:
-    """The named files below ``source`` (for ``--retry-failed``), stated in batches in a worker thread."""
-    async for batch in stat_paths_batches(source, rels, options, batch_size=batch_size):
-        for item in batch:
-            yield item
-
-
 async def stat_paths_batches(
     source: Path, rels: Iterable[str], options: ScanOptions | None = None, *, batch_size: int = SCAN_BATCH_SIZE
 ) -> AsyncIterator[list[ScanItem]]:
-    """``stat_paths``'s items in the batches they are stated in."""
+    """The named files below ``source`` (for ``--retry-failed``), stated in batches in a worker thread; a named
+    directory (one an earlier run could not list) is walked."""
     batch: list[str] = []
     for rel in rels:
         batch.append(rel)
@@ -258,7 +242,7 @@ def _count(root: str, options: ScanOptions, stop: threading.Event) -> TreeTotals
 async def count_tree(
     source: Path, stop: threading.Event | None = None, options: ScanOptions | None = None
 ) -> TreeTotals | None:
-    """Count files and bytes with the same rules as ``walk_tree``, in a worker thread, holding no list.
+    """Count files and bytes with the same rules as ``walk_tree_batches``, in a worker thread, holding no list.
 
     Returns ``None`` if ``stop`` was set first: the upload finished before the count, which then has no use.
     """

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import sys
 from pathlib import Path
 
 import pytest
 
-from async_uploader.cli import main
+import async_uploader.cli.process
+import async_uploader.source.reader
+from async_uploader.cli import main, runner_from_args
+from async_uploader.cli.parser import build_parser, config_from_args
+from async_uploader.cli.process import run_event_loop
+from async_uploader.source.reader import CACHED_READ_MAX_BYTES, FileReader
 
 
 def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -51,6 +58,48 @@ def test_bad_input_is_one_line_and_exit_2(
     assert len(lines) == 1, err
     assert lines[0].startswith("async-uploader: error: ")
     assert message in lines[0]
+
+
+@pytest.mark.parametrize(("flags", "counted"), [((), True), (("-q",), False), (("--no-progress",), False)])
+def test_the_tree_is_counted_first_only_for_a_progress_display(
+    tmp_path: Path, flags: tuple[str, ...], counted: bool
+) -> None:
+    args = build_parser().parse_args(["upload", str(tmp_path), "s3://bucket", *flags])
+    runner = runner_from_args(args, config_from_args(args))
+    assert isinstance(runner, functools.partial)
+    assert runner.keywords["count_totals"] is counted
+
+
+@pytest.mark.skipif(not CACHED_READ_MAX_BYTES, reason="no RWF_NOWAIT reads on this platform")
+def test_the_cli_loop_reads_files_in_the_page_cache_itself_and_a_library_loop_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = async_uploader.source.reader
+    monkeypatch.setattr(module, "_loop_read_max_bytes", 0)  # the library's default, restored after the test
+    monkeypatch.setattr(async_uploader.cli.process, "collect_garbage_less_often", lambda: None)  # pytest's process
+    on_loop: list[str] = []
+    read_cached = module._read_cached
+
+    def recording_read_cached(path: str, *args: object) -> object:
+        on_loop.append(path)
+        return read_cached(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "_read_cached", recording_read_cached)
+    hot = tmp_path / "hot.txt"
+    hot.write_bytes(b"just written: in the page cache")
+
+    async def read() -> bytes:
+        reader, st = FileReader(), hot.stat()
+        try:
+            chunk = await reader.read(str(hot), size=st.st_size, mtime_ns=st.st_mtime_ns, algorithm=None)
+        finally:
+            reader.close()
+        return chunk.body.getvalue()
+
+    assert asyncio.run(read()) == hot.read_bytes()
+    assert on_loop == []  # an application's loop reads no files
+    assert run_event_loop(read()) == hot.read_bytes()
+    assert on_loop == [str(hot)]
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -55,13 +55,11 @@ def test_every_flag_means_what_its_keyword_means(tmp_path: Path) -> None:
         connect_timeout=2,
         read_timeout=3,
         lean=False,
-        count_first=True,
-        cached_reads_on_loop=True,
     )
     assert config.shard == Shard(1, 3)
     assert config.lean is False
     plain = config_from_args(build_parser().parse_args(["upload", str(tmp_path), "s3://bucket"]))
-    assert plain == make_config(tmp_path, "s3://bucket", count_first=True, cached_reads_on_loop=True)
+    assert plain == make_config(tmp_path, "s3://bucket")
 
 
 def test_include_and_exclude_keep_their_command_line_order(tmp_path: Path) -> None:
@@ -87,15 +85,6 @@ def test_no_state_keeps_no_state(tmp_path: Path) -> None:
 def test_options_of_one_group_exclude_each_other(tmp_path: Path, flags: list[str]) -> None:
     with pytest.raises(ConfigError, match="not allowed with"):
         build_parser().parse_args(["upload", str(tmp_path), "s3://bucket", *flags])
-
-
-@pytest.mark.parametrize(("flags", "counted"), [((), True), (("-q",), False), (("--no-progress",), False)])
-def test_the_tree_is_counted_first_only_for_a_progress_display(
-    tmp_path: Path, flags: tuple[str, ...], counted: bool
-) -> None:
-    config = config_from_args(build_parser().parse_args(["upload", str(tmp_path), "s3://bucket", *flags]))
-    assert config.count_first is counted
-    assert config.cached_reads_on_loop  # the CLI's loop is its own: it may read files in the page cache
 
 
 def test_cleanup_and_merge_reports_take_their_options() -> None:

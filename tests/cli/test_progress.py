@@ -14,6 +14,7 @@ from async_uploader.cli.progress import (
     format_duration,
     stream_is_terminal,
 )
+from async_uploader.cli.summaries import summary_lines
 from async_uploader.events import (
     Event,
     FileDone,
@@ -21,7 +22,9 @@ from async_uploader.events import (
     FileSkipped,
     FileStarted,
     PartDone,
+    RunFinished,
     TotalsKnown,
+    UploadResult,
 )
 
 
@@ -39,7 +42,7 @@ def test_bytes_count_parts_once_and_totals_come_from_the_precount() -> None:
     display.handle(PartDone("big", 2, 10))
     display.handle(FileDone("big", "k/big", 20, '"e-2"', "", 2, 1.0))
     display.handle(FileDone("small", "k/small", 10, '"e"', "", 1, 0.1))
-    assert (display.bytes_done, display.files_done, display.so_far.failed) == (30, 2, 0)
+    assert (display.bytes_done, display.files_done, display.failed) == (30, 2, 0)
     line = display.plain_line()
     assert "2/2 files" in line
     assert "(100%)" in line
@@ -52,7 +55,7 @@ def test_a_failed_multipart_file_does_not_leave_bytes_half_counted() -> None:
     display.handle(FileStarted("big", "big", 20, 2))
     display.handle(PartDone("big", 1, 10))
     display.handle(FileFailed("big", "big", "UploadPart 2 failed: boom"))
-    assert display.so_far.failed == 1
+    assert display.failed == 1
     assert display.bytes_done == 0
     assert "failed big: UploadPart 2 failed: boom" in out.getvalue()
 
@@ -128,3 +131,13 @@ def test_the_live_display_is_chosen_as_rich_would(
 
     stream = Stream()
     assert stream_is_terminal(stream) == Console(file=stream).is_terminal
+
+
+def test_the_run_s_last_event_gives_the_result_to_print_even_for_a_run_cut_short() -> None:
+    display, _ = plain_display()
+    display.handle(FileDone("a", "k/a", 10, '"e"', "", 1, 0.1))
+    assert display.result is None
+    so_far = UploadResult(uploaded=1, bytes_uploaded=10, elapsed_s=1.0)
+    display.handle(RunFinished(so_far, interrupted=True))
+    assert display.result == so_far
+    assert summary_lines(display.result)[0].startswith("Uploaded 1 files (10 B) in 1.0 s")

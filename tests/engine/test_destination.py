@@ -6,23 +6,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import anyio
 import pytest
 
 from async_uploader.config import MIB
 from async_uploader.engine.adaptive import AdaptiveLimit
 from async_uploader.engine.budget import ByteBudget
 from async_uploader.engine.destination import LISTINGS_AT_ONCE, DestinationIndex, listing_units
-from async_uploader.engine.multipart import Limits
-from async_uploader.engine.pipeline import run_upload
+from async_uploader.engine.limits import Limits
 from async_uploader.engine.plan import object_key
 from async_uploader.engine.state import StateFile
 from async_uploader.errors import BucketError
-from async_uploader.events import Event, FileDone, FileSkipped, PartDone
+from async_uploader.events import Event, FileDone, FileSkipped
 from async_uploader.options import make_config
+from async_uploader.runner import run
 from async_uploader.source.checksum import Algorithm, checksum_of
 from async_uploader.source.filters import PathFilter
-from async_uploader.source.scan import FileEntry, walk_tree
+from async_uploader.source.scan import FileEntry, walk_tree_batches
 from tests.memory_store import MemoryStore, StoredBlob
 from tests.trees import make_tree, random_bytes
 
@@ -45,33 +44,34 @@ def skipped(events: list[Event]) -> dict[str, str]:
 async def test_an_unchanged_rerun_uploads_nothing_and_asks_nothing_per_file(tmp_path: Path) -> None:
     make_tree(tmp_path, TREE)
     store = MemoryStore()
-    first = await run_upload(config_for(tmp_path), store)
+    first = await run(config_for(tmp_path), store)
     assert first.uploaded == len(TREE)
     requests_before, listings_before = store.requests, store.listings
     events: list[Event] = []
 
-    second = await run_upload(config_for(tmp_path), store, events.append)
+    second = await run(config_for(tmp_path), store, events.append)
 
     assert (second.uploaded, second.skipped, second.failed) == (0, len(TREE), 0)
     assert skipped(events) == dict.fromkeys(TREE, "unchanged")
     assert store.heads == 0
-    # The listings (the files directly under the prefix; "sub", the one top-level folder, split into its own
-    # files and its subfolder "sub/deeper") and one listing of open multipart uploads: nothing per file.
+    # The preflight's read check, the listings (the files directly under the prefix; "sub", the one top-level
+    # folder, split into its own files and its subfolder "sub/deeper") and one listing of open multipart uploads:
+    # nothing per file, and no write probe, since nothing is written.
     assert store.listings - listings_before == 3
-    assert store.requests - requests_before == 3 + 1
+    assert store.requests - requests_before == 1 + 3 + 1
 
 
 async def test_touched_and_edited_files_are_uploaded_again_and_only_they(tmp_path: Path) -> None:
     make_tree(tmp_path, TREE)
     store = MemoryStore()
-    await run_upload(config_for(tmp_path), store)
+    await run(config_for(tmp_path), store)
     st = os.stat(tmp_path / "a.txt")
     os.utime(tmp_path / "a.txt", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     (tmp_path / "sub" / "b.txt").write_bytes(b"BETA!")
     (tmp_path / "new.txt").write_bytes(b"new")
     events: list[Event] = []
 
-    result = await run_upload(config_for(tmp_path), store, events.append)
+    result = await run(config_for(tmp_path), store, events.append)
 
     assert sorted(e.path for e in events if isinstance(e, FileDone)) == ["a.txt", "new.txt", "sub/b.txt"]
     assert result.skipped == len(TREE) - 2
@@ -83,9 +83,9 @@ async def test_touched_and_edited_files_are_uploaded_again_and_only_they(tmp_pat
 async def test_without_state_an_existing_object_costs_one_head_and_is_still_skipped(tmp_path: Path) -> None:
     make_tree(tmp_path, TREE)
     store = MemoryStore()
-    await run_upload(config_for(tmp_path, use_state=False), store)
+    await run(config_for(tmp_path, use_state=False), store)
 
-    result = await run_upload(config_for(tmp_path, use_state=False), store)
+    result = await run(config_for(tmp_path, use_state=False), store)
 
     assert (result.uploaded, result.skipped) == (0, len(TREE))
     assert store.heads == len(TREE)
@@ -94,11 +94,11 @@ async def test_without_state_an_existing_object_costs_one_head_and_is_still_skip
 async def test_a_remembered_file_is_checked_again_when_someone_else_rewrote_its_key(tmp_path: Path) -> None:
     make_tree(tmp_path, TREE)
     store = MemoryStore()
-    await run_upload(config_for(tmp_path), store)
+    await run(config_for(tmp_path), store)
     store.objects["pre/a.txt"] = StoredBlob(b"ALPHA", {}, 1)  # same size, other bytes, no mtime: another writer
     events: list[Event] = []
 
-    await run_upload(config_for(tmp_path), store, events.append)
+    await run(config_for(tmp_path), store, events.append)
 
     assert [e.path for e in events if isinstance(e, FileDone)] == ["a.txt"]
     assert store.heads == 1
@@ -108,18 +108,18 @@ async def test_a_remembered_file_is_checked_again_when_someone_else_rewrote_its_
 async def test_overwrite_never_keeps_existing_objects_and_always_replaces_them(tmp_path: Path) -> None:
     make_tree(tmp_path, TREE)
     store = MemoryStore()
-    await run_upload(config_for(tmp_path), store)
+    await run(config_for(tmp_path), store)
     (tmp_path / "a.txt").write_bytes(b"changed, and longer")
     (tmp_path / "new.txt").write_bytes(b"new")
     events: list[Event] = []
 
-    never = await run_upload(config_for(tmp_path, overwrite="never"), store, events.append)
+    never = await run(config_for(tmp_path, overwrite="never"), store, events.append)
 
     assert never.uploaded == 1
     assert skipped(events)["a.txt"] == "already exists (--overwrite never)"
     assert store.objects["pre/a.txt"].data == b"alpha"
     listings = store.listings
-    always = await run_upload(config_for(tmp_path, overwrite="always"), store)
+    always = await run(config_for(tmp_path, overwrite="always"), store)
     assert always.uploaded == len(TREE) + 1
     assert store.listings == listings  # nothing to compare with: no listing at all
     assert store.objects["pre/a.txt"].data == b"changed, and longer"
@@ -128,101 +128,17 @@ async def test_overwrite_never_keeps_existing_objects_and_always_replaces_them(t
 async def test_write_access_is_only_asked_for_when_there_is_something_to_upload(tmp_path: Path) -> None:
     make_tree(tmp_path, TREE)
     store = MemoryStore()
-    await run_upload(config_for(tmp_path), store, write_probe_key="pre/probe")
+    await run(config_for(tmp_path), store)
     assert store.probes == 1
     store.read_only = True
 
-    result = await run_upload(config_for(tmp_path), store, write_probe_key="pre/probe")
+    result = await run(config_for(tmp_path), store)
     assert result.skipped == len(TREE)
 
     (tmp_path / "new.txt").write_bytes(b"new")
     with pytest.raises(BucketError, match="cannot write"):
-        await run_upload(config_for(tmp_path), store, write_probe_key="pre/probe")
+        await run(config_for(tmp_path), store)
     assert "pre/new.txt" not in store.objects
-
-
-async def interrupt_after_parts(source: Path, store: MemoryStore, parts: int, **options: object) -> None:
-    """Run until ``parts`` parts have landed, then cancel the run, as Ctrl-C does."""
-    landed = 0
-    done = anyio.Event()
-
-    def on_event(event: Event) -> None:
-        nonlocal landed
-        if isinstance(event, PartDone):
-            landed += 1
-            if landed == parts:
-                done.set()
-
-    with anyio.CancelScope() as scope:
-        async with anyio.create_task_group() as group:
-            group.start_soon(run_upload, config_for(source, concurrency=1, **options), store, on_event)
-            await done.wait()
-            scope.cancel()
-
-
-async def test_an_interrupted_upload_kept_open_is_resumed_from_its_parts(tmp_path: Path) -> None:
-    data = random_bytes(5 * PART + 7, seed=11)
-    make_tree(tmp_path, {"big.bin": data})
-    store = MemoryStore()
-    await interrupt_after_parts(tmp_path, store, 3, keep_partial=True)
-    assert len(store.uploads) == 1
-    events: list[Event] = []
-
-    result = await run_upload(config_for(tmp_path), store, events.append)
-
-    assert result.uploaded == 1
-    done = next(e for e in events if isinstance(e, FileDone))
-    assert done.resumed_parts >= 3
-    assert store.objects["pre/big.bin"].data == data
-    assert store.uploads == {}
-
-
-async def test_a_part_that_no_longer_matches_the_file_is_uploaded_again(tmp_path: Path) -> None:
-    data = random_bytes(4 * PART, seed=12)
-    make_tree(tmp_path, {"big.bin": data})
-    store = MemoryStore()
-    await interrupt_after_parts(tmp_path, store, 3, keep_partial=True)
-    (_, _, received) = next(iter(store.uploads.values()))
-    received[2] = b"\0" * len(received[2])  # damaged where it is stored
-    kept = len(received)
-    events: list[Event] = []
-
-    await run_upload(config_for(tmp_path), store, events.append)
-
-    done = next(e for e in events if isinstance(e, FileDone))
-    assert done.resumed_parts == kept - 1
-    assert store.objects["pre/big.bin"].data == data
-
-
-async def test_uploads_that_cannot_be_resumed_are_aborted(tmp_path: Path) -> None:
-    data = random_bytes(3 * PART, seed=13)
-    make_tree(tmp_path, {"big.bin": data})
-    store = MemoryStore()
-    await interrupt_after_parts(tmp_path, store, 1, keep_partial=True)
-    (tmp_path / "big.bin").write_bytes(random_bytes(3 * PART, seed=14))  # another version of the file
-    foreign = await store.create_multipart(
-        "pre/big.bin", metadata={}, checksum=None, full_object=False
-    )  # one this machine knows nothing of
-    events: list[Event] = []
-
-    await run_upload(config_for(tmp_path), store, events.append)
-
-    assert next(e for e in events if isinstance(e, FileDone)).resumed_parts == 0
-    assert store.uploads == {}
-    assert foreign not in store.uploads
-    assert store.objects["pre/big.bin"].data == random_bytes(3 * PART, seed=14)
-
-
-async def test_without_keep_partial_an_interruption_aborts_and_nothing_is_resumed(tmp_path: Path) -> None:
-    make_tree(tmp_path, {"big.bin": random_bytes(4 * PART, seed=15)})
-    store = MemoryStore()
-    await interrupt_after_parts(tmp_path, store, 2)
-    assert store.uploads == {}
-    events: list[Event] = []
-
-    await run_upload(config_for(tmp_path), store, events.append)
-
-    assert next(e for e in events if isinstance(e, FileDone)).resumed_parts == 0
 
 
 @pytest.mark.parametrize("full_object", [True, False])
@@ -231,33 +147,21 @@ async def test_large_files_carry_the_whole_file_crc_where_the_store_can(tmp_path
     make_tree(tmp_path, {"big.bin": data})
     store = MemoryStore(full_object_checksums=full_object)
 
-    result = await run_upload(config_for(tmp_path), store)
+    result = await run(config_for(tmp_path), store)
 
     assert result.uploaded == 1
     expected = checksum_of(Algorithm.CRC32, data) if full_object else None
     assert store.completed_checksums == [expected]
 
 
-async def test_an_upload_is_resumed_only_with_the_checksums_it_was_created_with(tmp_path: Path) -> None:
-    make_tree(tmp_path, {"big.bin": random_bytes(4 * PART, seed=17)})
-    store = MemoryStore()
-    await interrupt_after_parts(tmp_path, store, 2, keep_partial=True)
-    events: list[Event] = []
-
-    await run_upload(config_for(tmp_path, checksum="sha256"), store, events.append)
-
-    assert next(e for e in events if isinstance(e, FileDone)).resumed_parts == 0
-    assert store.uploads == {}
-
-
 async def test_credentials_that_may_only_write_upload_everything_and_fail_nothing(tmp_path: Path) -> None:
     """A publish-only role (PutObject, no ListBucket or GetObject) must still publish: it cannot skip."""
     make_tree(tmp_path, TREE)
     store = MemoryStore()
-    await run_upload(config_for(tmp_path), store)
+    await run(config_for(tmp_path), store)
     store.deny_reads = True
 
-    result = await run_upload(config_for(tmp_path), store)
+    result = await run(config_for(tmp_path), store)
 
     assert (result.uploaded, result.skipped, result.failed) == (len(TREE), 0, 0)
 
@@ -284,10 +188,15 @@ async def test_once_its_folder_is_listed_an_unchanged_file_is_passed_over_by_the
     make_tree(tmp_path, TREE)
     store = MemoryStore()
     config = config_for(tmp_path)
-    await run_upload(config, store)
+    await run(config, store)
     (tmp_path / "sub" / "b.txt").write_bytes(b"BETA!")
     prefix = config.destination.prefix
-    entries = [(e, object_key(prefix, e.rel)) async for e in walk_tree(tmp_path) if isinstance(e, FileEntry)]
+    entries = [
+        (e, object_key(prefix, e.rel))
+        async for batch in walk_tree_batches(tmp_path)
+        for e in batch
+        if isinstance(e, FileEntry)
+    ]
     state = StateFile(config.state_file, store.location)
     index = DestinationIndex(store, state, config, Limits(AdaptiveLimit(4), ByteBudget(MIB)))
     try:

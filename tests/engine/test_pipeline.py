@@ -9,7 +9,6 @@ import anyio
 import pytest
 
 from async_uploader.config import MIB
-from async_uploader.engine.pipeline import run_upload
 from async_uploader.engine.plan import object_metadata
 from async_uploader.events import (
     Event,
@@ -22,6 +21,7 @@ from async_uploader.events import (
     TotalsKnown,
 )
 from async_uploader.options import make_config
+from async_uploader.runner import run
 from tests.memory_store import MemoryStore
 from tests.trees import make_tree, random_bytes
 
@@ -48,7 +48,7 @@ async def test_every_file_lands_with_its_bytes_and_metadata(tmp_path: Path) -> N
     )
     store = MemoryStore()
     events: list[Event] = []
-    result = await run_upload(config_for(tmp_path), store, events.append)
+    result = await run(config_for(tmp_path), store, events.append)
 
     assert result.uploaded == len(files)
     assert result.failed == 0
@@ -70,7 +70,7 @@ async def test_failed_part_aborts_the_upload_and_the_rest_still_lands(tmp_path: 
     store = MemoryStore(fail_parts={("big.bin", 2)})
     events: list[Event] = []
     config = make_config(tmp_path, "s3://bucket", part_size=PART, multipart_threshold=PART)
-    result = await run_upload(config, store, events.append)
+    result = await run(config, store, events.append)
 
     assert (result.uploaded, result.failed) == (1, 1)
     assert result.failures[0][0] == "big.bin"
@@ -87,7 +87,7 @@ async def test_requests_and_bytes_in_flight_stay_within_the_limits(tmp_path: Pat
     make_tree(tmp_path, {f"big{i}.bin": random_bytes(4 * PART, seed=i) for i in range(3)})
     store = MemoryStore()
     config = config_for(tmp_path, concurrency=8, max_memory=2 * PART + PART // 2)
-    result = await run_upload(config, store)
+    result = await run(config, store)
 
     assert result.uploaded == 303
     assert result.failed == 0
@@ -107,7 +107,7 @@ async def test_a_file_that_changes_once_is_uploaded_again_from_a_fresh_stat(tmp_
                 f.write(b"more")
 
     store.before_request = append_on_first_part
-    result = await run_upload(config_for(tmp_path), store, events.append)
+    result = await run(config_for(tmp_path), store, events.append)
 
     assert result.uploaded == 1
     assert store.objects["pre/fix/growing.bin"].data == path.read_bytes()  # the new content, whole
@@ -127,7 +127,7 @@ async def test_a_file_that_keeps_changing_fails_and_leaves_nothing(tmp_path: Pat
             f.write(b"line\n")
 
     store.before_request = append_always
-    result = await run_upload(config_for(tmp_path), store)
+    result = await run(config_for(tmp_path), store)
 
     assert result.failed == 1
     assert "kept changing" in result.failures[0][1]
@@ -148,7 +148,7 @@ async def test_cancelling_the_run_aborts_multipart_uploads_in_flight(tmp_path: P
 
     with anyio.CancelScope() as scope:
         async with anyio.create_task_group() as group:
-            group.start_soon(run_upload, config_for(tmp_path, concurrency=2), store, on_event)
+            group.start_soon(run, config_for(tmp_path, concurrency=2), store, on_event)
             await parts_seen.wait()
             scope.cancel()
     assert scope.cancelled_caught
@@ -162,7 +162,7 @@ async def test_unreadable_names_are_reported_not_dropped(tmp_path: Path) -> None
     (tmp_path / bad).write_bytes(b"x")
     (tmp_path / "good.txt").write_bytes(b"y")
     store = MemoryStore()
-    result = await run_upload(config_for(tmp_path), store)
+    result = await run(config_for(tmp_path), store)
     assert (result.uploaded, result.failed) == (1, 1)
     assert "not valid UTF-8" in result.failures[0][1]
 
@@ -171,17 +171,17 @@ async def test_unreadable_names_are_reported_not_dropped(tmp_path: Path) -> None
 async def test_file_started_precedes_done_for_every_file(tmp_path: Path, concurrency: int) -> None:
     make_tree(tmp_path, {f"f{i}": b"z" * i for i in range(20)})
     events: list[Event] = []
-    await run_upload(config_for(tmp_path, concurrency=concurrency), MemoryStore(), events.append)
+    await run(config_for(tmp_path, concurrency=concurrency), MemoryStore(), events.append)
     started = [e.path for e in events if isinstance(e, FileStarted)]
     done = [e.path for e in events if isinstance(e, FileDone)]
     assert sorted(started) == sorted(done) == sorted(f"f{i}" for i in range(20))
 
 
-@pytest.mark.parametrize("count_first", [True, False])
-async def test_the_tree_is_counted_up_front_only_when_asked(tmp_path: Path, count_first: bool) -> None:
+@pytest.mark.parametrize("count_totals", [True, False])
+async def test_the_tree_is_counted_up_front_only_when_asked(tmp_path: Path, count_totals: bool) -> None:
     files = make_tree(tmp_path, {f"d{i % 3}/f{i}": random_bytes(100, seed=i) for i in range(12)})
     events: list[Event] = []
-    result = await run_upload(config_for(tmp_path, count_first=count_first), MemoryStore(), events.append)
+    result = await run(config_for(tmp_path), MemoryStore(), events.append, count_totals=count_totals)
     assert result.uploaded == len(files)
     totals = [event for event in events if isinstance(event, TotalsKnown)]
-    assert totals == ([TotalsKnown(len(files), 1200)] if count_first else [])
+    assert totals == ([TotalsKnown(len(files), 1200)] if count_totals else [])

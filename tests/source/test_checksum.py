@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from async_uploader.errors import ConfigError
+from async_uploader.errors import ConfigError, VerificationError
 from async_uploader.source import checksum as checksum_module
 from async_uploader.source.checksum import (
     Algorithm,
@@ -25,6 +25,7 @@ from async_uploader.source.checksum import (
     crc_combine,
     full_object_crc,
     parse_algorithm,
+    verify_stored_checksum,
 )
 
 FIVE_MIB_OF_X = b"x" * (5 * 1024 * 1024)
@@ -157,3 +158,12 @@ def test_crc32_runs_on_zlib_ng_where_the_fast_extra_installed_it() -> None:
 def test_crc32_falls_back_to_the_stdlib_without_zlib_ng(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "zlib_ng", None)  # an import of it now raises ImportError
     assert checksum_module._crc32_function() is zlib.crc32
+
+
+def test_a_stored_checksum_other_than_the_one_sent_is_refused() -> None:
+    sent = checksum_of(Algorithm.CRC32, b"abc")
+    verify_stored_checksum(sent.value, sent)
+    verify_stored_checksum(None, sent)  # a store that reports none (moto) checked the header or ignored it
+    verify_stored_checksum("anything", None)  # nothing was sent to compare with
+    with pytest.raises(VerificationError, match=f"part 2: store computed CRC32 AAAAAA==, expected {sent.value}"):
+        verify_stored_checksum("AAAAAA==", sent, what="part 2: ")

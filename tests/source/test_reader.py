@@ -9,11 +9,13 @@ import ctypes
 import errno
 import os
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import pytest
 
+import async_uploader.source.reader
 from async_uploader.errors import FileChangedError
 from async_uploader.providers.base import Body
 from async_uploader.source.checksum import Algorithm, checksum_of
@@ -39,7 +41,38 @@ def _cached_on_loop() -> FileReader:
     return FileReader(cached_read_max_bytes=CACHED_READ_MAX_BYTES)
 
 
-async def test_concurrent_small_reads_get_their_own_bytes_and_checksums_in_shared_hops(tmp_path: Path) -> None:
+@dataclass
+class Reads:
+    """Where a reader's files were read: on the loop's thread (from the page cache), or in thread hops."""
+
+    on_loop: int = 0
+    hops: int = 0
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> Reads:
+    """Counts, for every reader of the test, the files read on the loop and the batches handed to a thread."""
+    seen = Reads()
+    module = async_uploader.source.reader
+    read_cached, read_batch = module._read_cached, FileReader._read_batch
+
+    def counted_read_cached(*args: object) -> Chunk | None:
+        chunk = read_cached(*args)  # type: ignore[arg-type]
+        seen.on_loop += chunk is not None
+        return chunk
+
+    def counted_read_batch(self: FileReader, *args: object) -> None:
+        seen.hops += 1
+        read_batch(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "_read_cached", counted_read_cached)
+    monkeypatch.setattr(FileReader, "_read_batch", counted_read_batch)
+    return seen
+
+
+async def test_concurrent_small_reads_get_their_own_bytes_and_checksums_in_shared_hops(
+    tmp_path: Path, reads: Reads
+) -> None:
     files = {write_file(tmp_path, f"f{i}", random_bytes(100 + i * 37, seed=i)): random_bytes(100 + i * 37, seed=i)
              for i in range(SMALL_FILES)}  # fmt: skip
     reader = _threads_only()
@@ -61,7 +94,7 @@ async def test_concurrent_small_reads_get_their_own_bytes_and_checksums_in_share
     assert got == {
         path: (data, checksum_of(Algorithm.CRC32, data).value, zlib.crc32(data)) for path, data in files.items()
     }
-    assert reader.batches < SMALL_FILES  # reads asked for in the same turn of the loop shared a hop
+    assert reads.hops < SMALL_FILES  # reads asked for in the same turn of the loop shared a hop
 
 
 @pytest.mark.parametrize("in_thread", [True, False], ids=["thread", "cached"])
@@ -94,7 +127,7 @@ async def test_one_files_failure_is_raised_in_its_own_caller_only(tmp_path: Path
     assert outcomes == {"good": (b"fine", None), "changed": FileChangedError, "gone": FileNotFoundError}
 
 
-async def test_a_file_above_the_small_size_is_read_as_read_chunk_reads_it(tmp_path: Path) -> None:
+async def test_a_file_above_the_small_size_is_read_as_read_chunk_reads_it(tmp_path: Path, reads: Reads) -> None:
     data = random_bytes(5000, seed=7)
     path = write_file(tmp_path, "big", data)
     size, mtime_ns = _stat(path)
@@ -106,10 +139,10 @@ async def test_a_file_above_the_small_size_is_read_as_read_chunk_reads_it(tmp_pa
     expected = await read_chunk(str(path), 0, size, size=size, mtime_ns=mtime_ns, algorithm=Algorithm.SHA256)
     assert chunk.body.getvalue() == data
     assert chunk.checksum == expected.checksum
-    assert reader.batches == 0
+    assert reads == Reads(on_loop=0, hops=0)  # neither on the loop nor batched: read_chunk's own hop
 
 
-async def test_a_cancelled_read_leaves_the_others_in_its_batch_unharmed(tmp_path: Path) -> None:
+async def test_a_cancelled_read_leaves_the_others_in_its_batch_unharmed(tmp_path: Path, reads: Reads) -> None:
     paths = [write_file(tmp_path, f"f{i}", random_bytes(64, seed=i)) for i in range(3)]
     reader = _threads_only()
     got: dict[str, bytes] = {}
@@ -131,7 +164,7 @@ async def test_a_cancelled_read_leaves_the_others_in_its_batch_unharmed(tmp_path
         reader.close()
     assert cancelled.cancelled_caught
     assert got == {paths[0].name: paths[0].read_bytes(), paths[2].name: paths[2].read_bytes()}
-    assert reader.batches == 1
+    assert reads.hops == 1
 
 
 @pytest.mark.parametrize("in_thread", [True, False], ids=["thread", "cached"])
@@ -152,7 +185,7 @@ needs_nowait = pytest.mark.skipif(not CACHED_READ_MAX_BYTES, reason="no RWF_NOWA
 
 
 @needs_nowait
-async def test_a_file_in_the_page_cache_is_read_without_a_thread_hop(tmp_path: Path) -> None:
+async def test_a_file_in_the_page_cache_is_read_without_a_thread_hop(tmp_path: Path, reads: Reads) -> None:
     data = random_bytes(40_000, seed=3)
     path = write_file(tmp_path, "hot", data)  # just written: its bytes are in the page cache
     size, mtime_ns = _stat(path)
@@ -164,7 +197,7 @@ async def test_a_file_in_the_page_cache_is_read_without_a_thread_hop(tmp_path: P
     assert chunk.body.getvalue() == data
     assert chunk.checksum == checksum_of(Algorithm.CRC32, data)
     assert chunk.crc == zlib.crc32(data)
-    assert (reader.cached_reads, reader.batches) == (1, 0)
+    assert reads == Reads(on_loop=1, hops=0)
 
 
 @needs_nowait
@@ -174,7 +207,7 @@ async def test_a_file_in_the_page_cache_is_read_without_a_thread_hop(tmp_path: P
     ids=["not-in-cache", "unsupported"],
 )
 async def test_a_read_the_cache_cannot_serve_goes_to_a_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusal: OSError, cached_afterwards: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reads: Reads, refusal: OSError, cached_afterwards: bool
 ) -> None:
     data = random_bytes(5000, seed=4)
     path = write_file(tmp_path, "cold", data)
@@ -192,14 +225,14 @@ async def test_a_read_the_cache_cannot_serve_goes_to_a_thread(
     reader = _cached_on_loop()
     try:
         first = await reader.read(str(path), size=size, mtime_ns=mtime_ns, algorithm=Algorithm.SHA256)
-        assert (reader.cached_reads, reader.batches) == (0, 1)
+        assert reads == Reads(on_loop=0, hops=1)
         again = await reader.read(str(path), size=size, mtime_ns=mtime_ns, algorithm=Algorithm.SHA256)
     finally:
         reader.close()
     assert first.body.getvalue() == again.body.getvalue() == data
     assert first.checksum == again.checksum == checksum_of(Algorithm.SHA256, data)
     # Not in the cache: the next file is tried in the cache again. No support: never again this run.
-    assert (reader.cached_reads, reader.batches) == ((1, 1) if cached_afterwards else (0, 2))
+    assert reads == (Reads(on_loop=1, hops=1) if cached_afterwards else Reads(on_loop=0, hops=2))
 
 
 async def test_a_spare_body_is_read_into_without_touching_bytes_still_in_use(tmp_path: Path) -> None:

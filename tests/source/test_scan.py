@@ -23,8 +23,8 @@ from async_uploader.source.scan import (
     ScanSkipped,
     TreeTotals,
     count_tree,
-    stat_paths,
-    walk_tree,
+    stat_paths_batches,
+    walk_tree_batches,
 )
 from tests.trees import make_tree
 
@@ -34,7 +34,7 @@ DEEP_DIR = "/".join(f"d{level}" for level in range(50))
 
 async def collect(source: Path, options: ScanOptions | None = None, **kwargs: int) -> list[ScanItem]:
     with anyio.fail_after(DEADLINE_S):
-        return [item async for item in walk_tree(source, options, **kwargs)]
+        return [item async for batch in walk_tree_batches(source, options, **kwargs) for item in batch]
 
 
 def entries_of(items: list[ScanItem]) -> dict[str, FileEntry]:
@@ -382,14 +382,14 @@ async def test_count_tree_with_options_counts_what_the_walk_finds(tmp_path: Path
     assert totals.files != unfiltered.files  # the options made a difference
 
 
-# stat_paths (--retry-failed)
+# stat_paths_batches (--retry-failed)
 
 
 async def collect_listed(
     source: Path, rels: list[str], options: ScanOptions | None = None, **kwargs: int
 ) -> list[ScanItem]:
     with anyio.fail_after(DEADLINE_S):
-        return [item async for item in stat_paths(source, rels, options, **kwargs)]
+        return [item async for batch in stat_paths_batches(source, rels, options, **kwargs) for item in batch]
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 100])

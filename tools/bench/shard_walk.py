@@ -17,14 +17,14 @@ from pathlib import Path
 _MEASURE = """
 import json, resource, sys, time, anyio
 from pathlib import Path
-from async_uploader.source.scan import FileEntry, ScanOptions, walk_tree
+from async_uploader.source.scan import FileEntry, ScanOptions, walk_tree_batches
 from async_uploader.source.shards import Shard
 
 async def main() -> None:
     shard = Shard(int(sys.argv[2]), int(sys.argv[3])) if sys.argv[3] != "0" else None
     started, cpu = time.monotonic(), time.process_time()
-    items = walk_tree(Path(sys.argv[1]), ScanOptions(shard=shard))
-    files = sum([1 async for item in items if isinstance(item, FileEntry)])
+    batches = walk_tree_batches(Path(sys.argv[1]), ScanOptions(shard=shard))
+    files = sum([1 async for batch in batches for item in batch if isinstance(item, FileEntry)])
     print(json.dumps({"files": files, "wall_s": time.monotonic() - started, "cpu_s": time.process_time() - cpu}))
 
 anyio.run(main)
