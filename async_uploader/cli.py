@@ -272,7 +272,6 @@ def config_from_args(args: argparse.Namespace) -> UploadConfig:
         retry_deadline=args.retry_deadline,
         max_cpu=args.max_cpu,
         connect_timeout=args.connect_timeout,
-        lean=args.lean == "on",
         count_first=not (args.quiet or args.no_progress),  # the totals feed only the progress display
         cached_reads_on_loop=True,  # the loop is ours: no application shares it
         read_timeout=args.read_timeout,
@@ -294,11 +293,11 @@ def runner_from_args(args: argparse.Namespace, config: UploadConfig) -> Runner:
     if args.dask is None:
         if args.shards is not None:
             raise ConfigError("--shards needs --dask (for one shard of a job array, give --shard K/N)")
-        return run_config
+        return functools.partial(run_config, lean=args.lean == "on")
     from .cluster import check_options, run_distributed  # only with --dask: it needs the [dask] extra
 
     check_options(config, args.shards)
-    return functools.partial(run_distributed, scheduler=args.dask, shards=args.shards)
+    return functools.partial(run_distributed, scheduler=args.dask, shards=args.shards, lean=args.lean == "on")
 
 
 async def _upload_with_display(

@@ -168,6 +168,8 @@ class ShardJob:
     """The name of the ``distributed.Event`` the client sets to stop every shard (Ctrl-C)."""
     default_state: bool
     """Keep the state in the worker's default state file, not the client's default path."""
+    lean: bool = True
+    """The S3 connection's ``lean`` (``run_config``'s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +204,7 @@ def run_shard(job: ShardJob) -> ShardOutcome:
     batcher = EventBatcher(send)
     stop = StopEvent(job.stop_event, client=get_client())  # looked up here: the polling thread has no worker
     try:
-        result = asyncio.run(_upload_shard(config, batcher, stop.is_set))
+        result = asyncio.run(_upload_shard(config, job.lean, batcher, stop.is_set))
     except UploaderError as exc:
         return ShardOutcome(shard.index, attempt, batcher.batches_sent, None, exc)
     finally:
@@ -211,7 +213,7 @@ def run_shard(job: ShardJob) -> ShardOutcome:
 
 
 async def _upload_shard(
-    config: UploadConfig, batcher: EventBatcher, stopped: Callable[[], bool]
+    config: UploadConfig, lean: bool, batcher: EventBatcher, stopped: Callable[[], bool]
 ) -> UploadResult | None:
     """The shard's upload, beside a ticker; ``None`` if the client stopped it. Errors are raised bare, not grouped."""
     outcome: UploadResult | UploaderError | None = None
@@ -232,7 +234,7 @@ async def _upload_shard(
 
         group.start_soon(tick)
         try:
-            outcome = await run_config(config, on_event=batcher.add)
+            outcome = await run_config(config, lean=lean, on_event=batcher.add)
         except UploaderError as exc:
             outcome = exc
         finally:
@@ -350,9 +352,11 @@ async def run_distributed(
     *,
     scheduler: str | Client,
     shards: int | None = None,
+    lean: bool = True,
     on_event: EventHandler | None = None,
 ) -> UploadResult:
-    """Run ``config`` over a Dask cluster: ``shards`` tasks (default: one per worker thread), a shard each.
+    """Run ``config`` over a Dask cluster: ``shards`` tasks (default: one per worker thread), a shard each, each
+    over a connection of its worker's (``lean`` as ``run_config``'s).
 
     ``scheduler`` is an address (``tcp://host:8786``) or a synchronous ``distributed.Client`` (which stays the
     caller's). Raises ``ClusterError`` when the cluster cannot be reached or a shard cannot finish there, and a
@@ -388,6 +392,7 @@ async def run_distributed(
                         topic,
                         stop.name,
                         default_state,
+                        lean,
                     )
                     key = f"{topic}-shard-{index}-of-{count}"
                     futures.append(client.submit(run_shard, job, key=key, pure=False, retries=SHARD_RETRIES))

@@ -189,8 +189,6 @@ class UploadConfig:
     """The checksum every body carries for the server to verify (``None``: none)."""
     shard: Shard | None = None
     """Upload only this shard of the tree (``--shard K/N``)."""
-    lean: bool = True
-    """Send file bodies (PutObject, UploadPart) over the lean signed-request path; off: through aiobotocore."""
     count_first: bool = True
     """Count the tree up front for the totals a progress display shows (``TotalsKnown``). Off when nothing shows
     them: the count is a second walk in a thread, ~10% of the client's CPU on a tree of small files."""
@@ -230,7 +228,6 @@ def make_config(
     keep_partial: bool = False,
     checksum: str = "crc32",
     shard: str | Shard | None = None,
-    lean: bool = True,
     count_first: bool = True,
     cached_reads_on_loop: bool = False,
 ) -> UploadConfig:
@@ -306,7 +303,6 @@ def make_config(
         keep_partial=keep_partial,
         checksum=parse_algorithm(checksum),
         shard=parse_shard(shard) if isinstance(shard, str) else shard,
-        lean=lean,
         count_first=count_first,
         cached_reads_on_loop=cached_reads_on_loop,
     )

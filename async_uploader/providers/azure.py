@@ -55,7 +55,7 @@ from ..errors import (
 )
 from ..source.checksum import Algorithm, Checksum
 from .base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart
-from .registry import ConnectOptions, StoreOptions
+from .registry import ConnectOptions
 
 try:
     from azure.core.exceptions import (
@@ -149,8 +149,8 @@ class AzureConnection:
     account_url: str
     secrets: tuple[str, ...] = ()
 
-    def store(self, container: str, options: StoreOptions | None = None) -> AzureStore:
-        return AzureStore(self, container)  # no per-run option concerns Azure
+    def store(self, container: str) -> AzureStore:
+        return AzureStore(self, container)
 
 
 class AzureStore:

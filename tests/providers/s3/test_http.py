@@ -1,4 +1,5 @@
-"""The lean path's HTTP/1.1 client against small scripted servers: framing, reuse, stale connections, timeouts, TLS."""
+"""The direct path's HTTP/1.1 client against small scripted servers: framing, reuse, stale connections, timeouts,
+TLS."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from async_uploader.providers.http1 import Http1Pool, TransportError
-from async_uploader.providers.s3_lean import ssl_context
+from async_uploader.providers.s3.http import Http1Pool, TransportError, ssl_context
+
+pytestmark = pytest.mark.every_event_loop
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 HEADERS = {"host": "example", "content-length": "5"}
