@@ -33,9 +33,7 @@ from .config import (
 from .events import Event, EventHandler, UploadResult
 from .options import RunOptions, make_config
 from .providers.base import ObjectStore
-from .providers.registry import Connection, ConnectOptions, StoreOptions, provider_for
-from .providers.s3 import S3Connection, client_tls_verify, open_s3_connection
-from .providers.s3_lean import LeanPool
+from .providers.registry import Connection, ConnectOptions, provider_for
 from .runner import run as run  # re-exported: async_uploader.run and api.run are runner.run
 
 if TYPE_CHECKING:
@@ -48,8 +46,10 @@ class Uploader:
     ``async with Uploader(endpoint_url=...) as uploader: await uploader.upload("dist/", "s3://b/p")``. The
     destination's scheme picks the provider (``s3://``, ``az://``, or one an installed package registers), whose
     connection is opened at its first use and closed on exit. ``endpoint_url`` is an S3-compatible endpoint, or
-    for ``az://`` the account URL. Pass ``client=`` to use an aiobotocore S3 client the application already has
-    (it stays the application's to close), or ``session=`` to create the S3 clients from an existing ``AioSession``.
+    for ``az://`` the account URL. For S3: pass ``client=`` to use an aiobotocore S3 client the application already
+    has (it stays the application's to close), or ``session=`` to create the S3 clients from an existing
+    ``AioSession`` (either opens the S3 connection on entry); ``lean=False`` sends every request through aiobotocore
+    rather than on the direct signed-request path (the CLI's ``--lean off``).
     """
 
     def __init__(
@@ -61,6 +61,7 @@ class Uploader:
         concurrency: int = DEFAULT_CONCURRENCY,
         client: Any | None = None,
         session: Any | None = None,
+        lean: bool = True,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
         read_timeout: float = DEFAULT_READ_TIMEOUT_S,
     ) -> None:
@@ -70,6 +71,7 @@ class Uploader:
         self.concurrency = concurrency
         self._client = client
         self._session = session
+        self._lean = lean
         self._timeouts = (connect_timeout, read_timeout)
         self._connections: dict[str, Connection] | None = None
         self._opening = anyio.Lock()
@@ -83,32 +85,15 @@ class Uploader:
             max_connections=self.concurrency,
             connect_timeout_s=self._timeouts[0],
             read_timeout_s=self._timeouts[1],
+            lean=self._lean,
+            client=self._client,
+            session=self._session,
         )
 
     async def __aenter__(self) -> Uploader:
         self._connections = {}
-        if self._client is not None:
-            pool = LeanPool(
-                max_connections=self.concurrency,
-                connect_timeout_s=self._timeouts[0],
-                read_timeout_s=self._timeouts[1],
-                verify=client_tls_verify(self._client),
-            )
-            self._stack.push_async_callback(pool.close)
-            self._connections["s3"] = S3Connection.from_client(self._client, pool)
-        elif self._session is not None:
-            options = self._options()
-            self._connections["s3"] = await self._stack.enter_async_context(
-                open_s3_connection(
-                    endpoint_url=options.endpoint_url,
-                    region=options.region,
-                    profile=options.profile,
-                    max_connections=options.max_connections,
-                    session=self._session,
-                    connect_timeout_s=options.connect_timeout_s,
-                    read_timeout_s=options.read_timeout_s,
-                )
-            )
+        if self._client is not None or self._session is not None:
+            await self._connection("s3")  # the application's S3 client or session: set up (or refused) now
         return self
 
     async def __aexit__(
@@ -117,17 +102,21 @@ class Uploader:
         self._connections = None
         await self._stack.aclose()
 
-    async def _store(self, destination: Destination, options: StoreOptions | None = None) -> ObjectStore:
-        """The store of ``destination``, over its provider's connection (opened now if this is its first use)."""
+    async def _connection(self, scheme: str) -> Connection:
+        """The connection of ``scheme``'s provider, opened now if this is its first use."""
         if self._connections is None:
             raise RuntimeError("use the Uploader inside 'async with'")
         async with self._opening:
-            connection = self._connections.get(destination.scheme)
+            connection = self._connections.get(scheme)
             if connection is None:
-                provider = provider_for(destination.scheme)
+                provider = provider_for(scheme)
                 connection = await self._stack.enter_async_context(provider(self._options()))
-                self._connections[destination.scheme] = connection
-        return connection.store(destination.bucket, options)
+                self._connections[scheme] = connection
+        return connection
+
+    async def _store(self, destination: Destination) -> ObjectStore:
+        """The store of ``destination``, over its provider's connection."""
+        return (await self._connection(destination.scheme)).store(destination.bucket)
 
     async def upload(
         self,
@@ -163,7 +152,7 @@ class Uploader:
         ``count_totals``)."""
         if self._connections is None:
             raise RuntimeError("use the Uploader inside 'async with'")
-        store = None if config.dry_run else await self._store(config.destination, StoreOptions(lean=config.lean))
+        store = None if config.dry_run else await self._store(config.destination)
         return await run(config, store, on_event, count_totals=count_totals)
 
     async def cleanup(
@@ -212,19 +201,22 @@ async def upload(
     profile: str | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
     read_timeout: float = DEFAULT_READ_TIMEOUT_S,
+    lean: bool = True,
     on_event: EventHandler | None = None,
     **options: Unpack[RunOptions],
 ) -> UploadResult:
     """Upload every regular file below ``source`` to ``destination`` (``s3://bucket/prefix``), once.
 
-    A one-shot ``Uploader``: see ``RunOptions`` for the options, which mirror the CLI flags. Returns an
-    ``UploadResult``; raises an ``async_uploader.errors.UploaderError`` subclass only for run-level failures.
+    A one-shot ``Uploader`` (whose arguments these connection keywords are): see ``RunOptions`` for the options,
+    which mirror the CLI flags. Returns an ``UploadResult``; raises an ``async_uploader.errors.UploaderError``
+    subclass only for run-level failures.
     """
     async with Uploader(
         endpoint_url=endpoint_url,
         region=region,
         profile=profile,
         concurrency=options.get("concurrency", DEFAULT_CONCURRENCY),
+        lean=lean,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
     ) as uploader:
@@ -242,6 +234,7 @@ async def upload_distributed(
     profile: str | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
     read_timeout: float = DEFAULT_READ_TIMEOUT_S,
+    lean: bool = True,
     on_event: EventHandler | None = None,
     **options: Unpack[RunOptions],
 ) -> UploadResult:
@@ -266,14 +259,15 @@ async def upload_distributed(
         read_timeout=read_timeout,
         **options,
     )
-    return await run_distributed(config, scheduler=scheduler, shards=shards, on_event=on_event)
+    return await run_distributed(config, scheduler=scheduler, shards=shards, lean=lean, on_event=on_event)
 
 
 async def run_config(
-    config: UploadConfig, *, on_event: EventHandler | None = None, count_totals: bool = True
+    config: UploadConfig, *, lean: bool = True, on_event: EventHandler | None = None, count_totals: bool = True
 ) -> UploadResult:
-    """Run a config built with ``make_config`` (the CLI's path), with its own connection. ``count_totals``: count
-    the tree for a progress display's totals (the CLI turns it off when it shows none)."""
+    """Run a config built with ``make_config`` (the CLI's path), with its own connection (``lean`` as
+    ``Uploader``'s). ``count_totals``: count the tree for a progress display's totals (the CLI turns it off
+    when it shows none)."""
     if config.dry_run:  # plans only: no client, no credentials, no request
         return await run(config, None, on_event, count_totals=count_totals)
     async with Uploader(
@@ -281,6 +275,7 @@ async def run_config(
         region=config.region,
         profile=config.profile,
         concurrency=config.concurrency,
+        lean=lean,
         connect_timeout=config.connect_timeout_s,
         read_timeout=config.read_timeout_s,
     ) as uploader:

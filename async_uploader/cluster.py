@@ -178,6 +178,7 @@ async def run_distributed(
     shards: int | None = None,
     on_event: EventHandler | None = None,
     count_totals: bool = True,
+    lean: bool = True,
 ) -> UploadResult:
     """Run ``config`` over a Dask cluster: ``shards`` tasks (default: one per worker thread), a shard each.
 
@@ -185,7 +186,8 @@ async def run_distributed(
     caller's). Raises ``ClusterError`` when the cluster cannot be reached or a shard cannot finish there, and a
     worker's run-level error (``CredentialsError``, ``BucketError``...) as it was raised there. As with
     ``runner.run``, ``on_event`` gets a last ``RunFinished``, marked ``interrupted`` if the run was cut short;
-    ``count_totals`` is passed on to each shard's run.
+    ``count_totals`` is passed on to each shard's run, and ``lean`` to each worker's connection
+    (``ConnectOptions.lean``).
     """
     check_options(config, shards)
     distributed = import_distributed()
@@ -219,6 +221,7 @@ async def run_distributed(
                         stop.name,
                         default_state,
                         count_totals,
+                        lean,
                     )
                     key = f"{topic}-shard-{index}-of-{count}"
                     futures.append(client.submit(run_shard, job, key=key, pure=False, retries=SHARD_RETRIES))

@@ -36,7 +36,7 @@ from .events import (
     TotalsKnown,
     UploadResult,
 )
-from .providers.registry import ConnectOptions, StoreOptions, provider_for
+from .providers.registry import ConnectOptions, provider_for
 from .runner import run
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,8 @@ class ShardJob:
     """Keep the state in the worker's default state file, not the client's default path."""
     count_totals: bool = True
     """Count the shard's files for the display's totals (``runner.run``)."""
+    lean: bool = True
+    """The S3 connection's ``lean`` (``ConnectOptions.lean``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +167,7 @@ def run_shard(job: ShardJob) -> ShardOutcome:
     batcher = EventBatcher(send)
     stop = StopEvent(job.stop_event, client=get_client())  # looked up here: the polling thread has no worker
     try:
-        result = asyncio.run(_upload_shard(config, batcher, stop.is_set, job.count_totals))
+        result = asyncio.run(_upload_shard(config, batcher, stop.is_set, job.count_totals, job.lean))
     except UploaderError as exc:
         return ShardOutcome(shard.index, attempt, batcher.batches_sent, None, exc)
     finally:
@@ -174,7 +176,7 @@ def run_shard(job: ShardJob) -> ShardOutcome:
 
 
 async def _upload_shard(
-    config: UploadConfig, batcher: EventBatcher, stopped: Callable[[], bool], count_totals: bool
+    config: UploadConfig, batcher: EventBatcher, stopped: Callable[[], bool], count_totals: bool, lean: bool
 ) -> UploadResult | None:
     """The shard's upload, beside a ticker; ``None`` if the client stopped it. Errors are raised bare, not grouped."""
     result: UploadResult | None = None
@@ -196,13 +198,13 @@ async def _upload_shard(
 
             group.start_soon(tick)
             try:
-                result = await _run_connected(config, batcher.add, count_totals)
+                result = await _run_connected(config, batcher.add, count_totals, lean)
             finally:
                 group.cancel_scope.cancel()
     return result
 
 
-async def _run_connected(config: UploadConfig, on_event: EventHandler, count_totals: bool) -> UploadResult:
+async def _run_connected(config: UploadConfig, on_event: EventHandler, count_totals: bool, lean: bool) -> UploadResult:
     """``runner.run`` over a connection of the worker's own, opened through the provider registry."""
     if config.dry_run:  # plans only: no connection, no credentials, no request
         return await run(config, None, on_event, count_totals=count_totals)
@@ -214,7 +216,8 @@ async def _run_connected(config: UploadConfig, on_event: EventHandler, count_tot
         endpoint_url=config.endpoint_url,
         region=config.region,
         profile=config.profile,
+        lean=lean,
     )
     async with provider(options) as connection:
-        store = connection.store(config.destination.bucket, StoreOptions(lean=config.lean))
+        store = connection.store(config.destination.bucket)
         return await run(config, store, on_event, count_totals=count_totals)

@@ -291,5 +291,3 @@ class UploadConfig:
     """The checksum every body carries for the server to verify (``None``: none)."""
     shard: Shard | None = None
     """Upload only this shard of the tree (``--shard K/N``)."""
-    lean: bool = True
-    """Send file bodies (PutObject, UploadPart) over the lean signed-request path; off: through aiobotocore."""

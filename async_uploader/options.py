@@ -151,7 +151,6 @@ UPLOAD: Final = Command(
             default=config.DEFAULT_READ_TIMEOUT_S, field="read_timeout_s", validate=config.check_seconds,
             help="seconds to wait for each read of an answer"),
         Option("lean", ("--lean",), Scope.CONNECTION, kind=Kind.SWITCH, default=True,
-            field="lean",  # UploadConfig carries it until it moves to the Uploader's ConnectOptions
             help="send file bodies (PutObject, UploadPart) over the lean signed-request path (on) or through "
             "aiobotocore (off)"),
         Option("concurrency", ("--concurrency",), Scope.RUN, cli_type=int, metavar="N",
@@ -299,7 +298,6 @@ class RunOptions(TypedDict, total=False):
     keep_partial: bool
     checksum: str
     shard: str | None
-    lean: bool  # a connection's option, here until it moves to Uploader(lean=...) with ConnectOptions
 
 
 class ConfigOptions(RunOptions, total=False):
@@ -314,6 +312,8 @@ class ConfigOptions(RunOptions, total=False):
 
 _CONFIG_KEYWORDS: Final = ConfigOptions.__required_keys__ | ConfigOptions.__optional_keys__
 _FIELD_OPTIONS: Final = tuple(option for option in UPLOAD.options if option.field is not None)
+CONFIG_CONNECTION_KEYWORDS: Final = frozenset(o.name for o in _FIELD_OPTIONS if o.scope is Scope.CONNECTION)
+"""The connection's options that ``UploadConfig`` carries too (for Dask workers); ``lean`` is the connection's alone."""
 
 
 def make_config(

@@ -40,9 +40,6 @@ from async_uploader.options import (
 )
 
 DOCS = Path(__file__).parent.parent / "docs" / "cli.md"
-LEAN_IN_RUN_OPTIONS = {"lean"}
-"""Connection options that still travel as run options: ``lean`` becomes ``Uploader(lean=...)`` when it moves to
-``ConnectOptions`` (another change); then this set is empty."""
 CONFIG_EXTRAS = {"source", "destination", "filters", "state_file"}
 """``UploadConfig`` fields ``make_config`` fills itself rather than from one option's field."""
 
@@ -61,7 +58,7 @@ def keyword_defaults(function: Callable[..., Any]) -> dict[str, Any]:
 
 def test_run_options_are_the_tables_run_options() -> None:
     typing.get_type_hints(RunOptions)  # every annotation resolves
-    expected = {option.name for option in keyword_options(Scope.RUN)} | LEAN_IN_RUN_OPTIONS
+    expected = {option.name for option in keyword_options(Scope.RUN)}
     assert set(RunOptions.__optional_keys__) == expected
 
 
@@ -87,8 +84,7 @@ def test_the_configs_defaults_are_the_tables(tmp_path: Path) -> None:
 def test_connection_options_are_keywords_of_the_uploader(function: Callable[..., Any]) -> None:
     defaults = keyword_defaults(function)
     for option in keyword_options(Scope.CONNECTION):
-        if option.name not in LEAN_IN_RUN_OPTIONS:
-            assert defaults[option.name] == option.default, option.name
+        assert defaults[option.name] == option.default, option.name
     if function is Uploader:  # the pool is as large as the run's concurrency
         assert defaults["concurrency"] == DEFAULT_CONCURRENCY
 

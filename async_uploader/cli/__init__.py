@@ -45,11 +45,13 @@ def runner_from_args(args: argparse.Namespace, config: UploadConfig) -> Runner:
     if args.dask is None:
         if args.shards is not None:
             raise ConfigError("--shards needs --dask (for one shard of a job array, give --shard K/N)")
-        return functools.partial(run_config, count_totals=count_totals)
+        return functools.partial(run_config, count_totals=count_totals, lean=args.lean)
     from ..cluster import check_options, run_distributed  # only with --dask: it needs the [dask] extra
 
     check_options(config, args.shards)
-    return functools.partial(run_distributed, scheduler=args.dask, shards=args.shards, count_totals=count_totals)
+    return functools.partial(
+        run_distributed, scheduler=args.dask, shards=args.shards, count_totals=count_totals, lean=args.lean
+    )
 
 
 def _upload_main(args: argparse.Namespace) -> NoReturn:

@@ -13,7 +13,18 @@ from typing import Any, NoReturn
 from .. import __version__
 from ..config import UploadConfig
 from ..errors import ConfigError
-from ..options import COMMANDS, DESCRIPTION, PROG, UPLOAD, Command, Kind, Option, Scope, make_config
+from ..options import (
+    COMMANDS,
+    CONFIG_CONNECTION_KEYWORDS,
+    DESCRIPTION,
+    PROG,
+    UPLOAD,
+    Command,
+    Kind,
+    Option,
+    Scope,
+    make_config,
+)
 
 FILTERS_DEST = "filters"
 """Where ``--include`` and ``--exclude`` gather, in command-line order: ``make_config``'s ``filters``."""
@@ -126,5 +137,5 @@ def config_from_args(args: argparse.Namespace) -> UploadConfig:
         filters=getattr(args, FILTERS_DEST, None) or (),
         **keywords(args, UPLOAD, Scope.RUN),
         # UploadConfig carries the connection's options too, for Dask workers (see UploadConfig).
-        **keywords(args, UPLOAD, Scope.CONNECTION),
+        **{k: v for k, v in keywords(args, UPLOAD, Scope.CONNECTION).items() if k in CONFIG_CONNECTION_KEYWORDS},
     )

@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -48,14 +47,12 @@ from ..errors import (
     ConfigError,
     CredentialsError,
     EndpointError,
-    FileError,
-    StoreError,
-    UploaderError,
     VerificationError,
 )
 from ..source.checksum import Algorithm, Checksum
+from ._errors import ErrorCodes, Redactor, answer_error, credentials_rejected, request_failed
 from .base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart
-from .registry import ConnectOptions, StoreOptions
+from .registry import ConnectOptions
 
 try:
     from azure.core.exceptions import (
@@ -86,12 +83,15 @@ PROBE_BLOCK_ID: Final = "async-uploader-write-probe"
 CONNECTION_STRING_ENV: Final = "AZURE_STORAGE_CONNECTION_STRING"
 SAS_TOKEN_ENV: Final = "AZURE_STORAGE_SAS_TOKEN"
 
-_VERIFICATION_CODES: Final = frozenset({"Md5Mismatch", "InvalidMd5", "Crc64Mismatch", "InvalidCrc64"})
-_THROTTLE_CODES: Final = frozenset({"ServerBusy", "OperationTimedOut"})
+_CODES: Final = ErrorCodes(
+    verification=frozenset({"Md5Mismatch", "InvalidMd5", "Crc64Mismatch", "InvalidCrc64"}),
+    checksum_name="MD5",
+    throttle=frozenset({"ServerBusy", "OperationTimedOut"}),
+    retryable_statuses=frozenset({408}),
+)
 _DENIED_CODES: Final = frozenset(
     {"AuthorizationFailure", "AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch"}
 )
-_SAS_SIGNATURE: Final = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)
 _NO_CREDENTIALS_HINT: Final = (
     f"az:// needs credentials: set {CONNECTION_STRING_ENV}, or give --account-url "
     "https://ACCOUNT.blob.core.windows.net with a SAS token or an Azure login"
@@ -149,8 +149,8 @@ class AzureConnection:
     account_url: str
     secrets: tuple[str, ...] = ()
 
-    def store(self, container: str, options: StoreOptions | None = None) -> AzureStore:
-        return AzureStore(self, container)  # no per-run option concerns Azure
+    def store(self, container: str) -> AzureStore:
+        return AzureStore(self, container)
 
 
 class AzureStore:
@@ -161,46 +161,27 @@ class AzureStore:
         self._client: ContainerClient = connection.service.get_container_client(container)
         self._preflight: ContainerClient = connection.preflight.get_container_client(container)
         self._account_url = connection.account_url
-        self._secrets = tuple(s for s in connection.secrets if s and len(s) >= 8)
+        self._redact = Redactor(connection.secrets)
         self.location = f"{connection.account_url.rstrip('/')}/{container}"
         self.full_object_checksums = False
         self.lists_incomplete_uploads = False
 
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return _SAS_SIGNATURE.sub(r"\1***", text)
-
     def _object_error(self, operation: str, exc: Exception) -> NoReturn:
-        try:
-            self._raise_object_error(operation, exc)
-        except FileError as error:
-            error.args = (self._redact(str(error)),)
-            raise
-
-    def _raise_object_error(self, operation: str, exc: Exception) -> NoReturn:
-        if isinstance(exc, ClientAuthenticationError):
-            # The preflight proved the credentials good: a token or SAS expiring mid-run is retried afresh.
-            raise StoreError(f"{operation}: credentials rejected ({_first_line(exc)})", retryable=True) from exc
-        if isinstance(exc, HttpResponseError) and exc.status_code is not None:
-            code, status = _code(exc), int(exc.status_code)
-            if code in _VERIFICATION_CODES or (status == 400 and "md5" in str(exc).lower()):
-                raise VerificationError(f"{operation}: the store refused the body's MD5 ({code})") from exc
-            throttled = status in {429, 503} or code in _THROTTLE_CODES
-            retryable = throttled or status >= 500 or status == 408
-            raise StoreError(
-                f"{operation} failed: {code or status}: {_first_line(exc)}", retryable=retryable, throttled=throttled
-            ) from exc
-        # Connection refused or reset, timeouts, a body cut short: all worth another try.
-        retryable = isinstance(exc, ServiceRequestError | ServiceResponseError)
-        raise StoreError(f"{operation} failed: {_first_line(exc)}", retryable=retryable) from exc
+        with self._redact.scrubbing():
+            if isinstance(exc, ClientAuthenticationError):  # a token or SAS expiring mid-run
+                raise credentials_rejected(operation, _first_line(exc)) from exc
+            if isinstance(exc, HttpResponseError) and exc.status_code is not None:
+                code, status = _code(exc), int(exc.status_code)
+                if status == 400 and code not in _CODES.verification and "md5" in str(exc).lower():
+                    raise VerificationError(f"{operation}: the store refused the body's MD5 ({code})") from exc
+                raise answer_error(operation, status, code, f"{code or status}: {_first_line(exc)}", _CODES) from exc
+            # Connection refused or reset, timeouts, a body cut short: all worth another try.
+            retryable = isinstance(exc, ServiceRequestError | ServiceResponseError)
+            raise request_failed(operation, _first_line(exc), retryable=retryable) from exc
 
     async def check_readable(self) -> None:
-        try:
+        with self._redact.scrubbing():
             await self._check_container()
-        except UploaderError as error:
-            error.args = (self._redact(str(error)),)
-            raise
 
     async def _check_container(self) -> None:
         try:

@@ -12,7 +12,8 @@ stored, and billed, until it is aborted or a lifecycle rule removes it; the engi
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Final, Protocol, runtime_checkable
@@ -161,3 +162,14 @@ async def sweep_stale_uploads(store: ObjectStore, key: str, *, keep: str, since:
             await store.abort_multipart(key, upload.upload_id)
     except FileError as exc:
         log.warning("could not sweep the uploads a retried create left for %s: %s", key, exc)
+
+
+async def sweep_after_create(store: ObjectStore, key: str, create: Callable[[], Awaitable[tuple[str, bool]]]) -> str:
+    """The upload id ``create`` answers, after sweeping up (``sweep_stale_uploads``) what its earlier attempts may
+    have left when it says it took more than one: a create whose answer was lost may still have created an upload,
+    billed until aborted, whose id nobody heard of. ``create`` answers the id and whether it was retried."""
+    started = time.time()
+    upload_id, retried = await create()
+    if retried:
+        await sweep_stale_uploads(store, key, keep=upload_id, since=started)
+    return upload_id

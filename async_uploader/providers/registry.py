@@ -16,7 +16,7 @@ import importlib
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Final, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 from ..errors import ConfigError
 from .base import ObjectStore
@@ -39,20 +39,18 @@ class ConnectOptions:
     """S3: an S3-compatible endpoint (default AWS). Azure: the account URL, ``https://ACCOUNT.blob.core.windows.net``."""
     region: str | None = None
     profile: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoreOptions:
-    """Per-run choices a provider may apply to its store (each ignores what does not concern it)."""
-
     lean: bool = True
-    """S3: send bodies on the lean signed-request path (``--lean``); off: through aiobotocore."""
+    """S3: send requests on the direct signed-request path (``--lean on``); off: every request through aiobotocore."""
+    client: Any | None = None
+    """S3: an aiobotocore S3 client the application owns (and closes): the connection's requests go through it."""
+    session: Any | None = None
+    """S3: an aiobotocore session the application owns, which the connection creates its clients from."""
 
 
 class Connection(Protocol):
     """One open connection to a cloud account, shared by every run of an ``Uploader``."""
 
-    def store(self, container: str, options: StoreOptions | None = None) -> ObjectStore:
+    def store(self, container: str) -> ObjectStore:
         """The store of one bucket (S3) or container (Azure) over this connection."""
         ...
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 
+from async_uploader.cli import runner_from_args
 from async_uploader.cli.parser import build_parser, config_from_args
 from async_uploader.errors import ConfigError
 from async_uploader.options import COMMANDS, Command, make_config
@@ -35,7 +37,8 @@ def test_every_flag_means_what_its_keyword_means(tmp_path: Path) -> None:
         "--max-cpu", "50", "--overwrite", "never", "--state-file", str(tmp_path / "s.db"), "--shard", "1/3",
         "--checksum", "sha256", "--keep-partial", "--connect-timeout", "2", "--read-timeout", "3", "--lean", "off",
     ]  # fmt: skip
-    config = config_from_args(build_parser().parse_args(["upload", str(tmp_path), "s3://bucket", *flags]))
+    args = build_parser().parse_args(["upload", str(tmp_path), "s3://bucket", *flags])
+    config = config_from_args(args)
     assert config == make_config(
         tmp_path,
         "s3://bucket",
@@ -54,10 +57,11 @@ def test_every_flag_means_what_its_keyword_means(tmp_path: Path) -> None:
         keep_partial=True,
         connect_timeout=2,
         read_timeout=3,
-        lean=False,
     )
     assert config.shard == Shard(1, 3)
-    assert config.lean is False
+    runner = runner_from_args(args, config)  # lean is the connection's: it goes to run_config, not the config
+    assert isinstance(runner, functools.partial)
+    assert runner.keywords["lean"] is False
     plain = config_from_args(build_parser().parse_args(["upload", str(tmp_path), "s3://bucket"]))
     assert plain == make_config(tmp_path, "s3://bucket")
 

@@ -196,8 +196,8 @@ async def test_botocore_tries_a_request_at_most_twice(
         def on_event(event: Event) -> None:
             proxy.fault_rate = 1.0  # the first two tries of the PUT are throttled, the third would go through
 
-        async with uploader(s3_server, proxy.url) as up:
-            result = await up.upload(tmp_path, f"s3://{bucket}", on_event=on_event, lean=lean)
+        async with uploader(s3_server, proxy.url, lean=lean) as up:
+            result = await up.upload(tmp_path, f"s3://{bucket}", on_event=on_event)
     assert (result.uploaded, result.failed, proxy.counts["slowdown"]) == (1, 0, 2), result.failures
     if result.retries == 0:
         raise HiddenAttemptsError("botocore absorbed two SlowDown answers: it tried the PUT a third time itself")

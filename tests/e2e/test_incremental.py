@@ -106,7 +106,7 @@ def test_a_cli_rerun_of_an_unchanged_tree_never_imports_aiobotocore(
     summary = json.loads(second.stdout)
     assert (summary["uploaded"], summary["skipped"], summary["failed"]) == (0, files, 0)
     imported = imported_modules(second.stderr)
-    assert "async_uploader.providers.s3" in imported
+    assert "async_uploader.providers.s3.store" in imported
     assert not {name for name in imported if name.split(".")[0] in {"aiobotocore", "aiohttp"}}
 
 
@@ -193,7 +193,7 @@ def test_a_killed_multipart_upload_resumes_from_the_parts_already_there(
     assert record["resumed_parts"] >= kept - 1  # a part still arriving at the kill may be missing or torn
     # The resume's ListParts went over the lean path like the rest: aiobotocore was never needed.
     imported = imported_modules(result.stderr)
-    assert "async_uploader.providers.s3_lean" in imported
+    assert "async_uploader.providers.s3.store" in imported
     assert not {name for name in imported if name.split(".")[0] == "aiobotocore"}
     assert read_bucket(s3_client, bucket)["huge.bin"][0] == data
     assert_no_orphans(s3_client, bucket)

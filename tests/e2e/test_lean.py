@@ -17,11 +17,12 @@ import pytest
 import async_uploader
 from async_uploader.config import MIB
 from async_uploader.errors import StoreError, VerificationError
-from async_uploader.providers.s3 import S3Store, open_s3_connection
+from async_uploader.providers.base import ObjectStore
 from async_uploader.source.checksum import Algorithm, checksum_of
 from tests.e2e.test_faults import RotatingCredentials, rotating_session
 from tests.e2e.test_upload import assert_bucket_holds, run_cli
 from tests.fault_proxy import FaultProxy
+from tests.providers.s3.stores import open_store
 from tests.trees import make_tree, random_bytes
 from tools.seaweedfs import S3Server
 
@@ -39,11 +40,14 @@ AWKWARD_NAMES = [
 @asynccontextmanager
 async def s3_store(
     server: S3Server, bucket: str, *, lean: bool, secret_key: str | None = None, session: Any = None
-) -> AsyncIterator[S3Store]:
+) -> AsyncIterator[ObjectStore]:
+    """The store of ``bucket`` over the application's ``session`` (one with the server's keys unless given)."""
     if session is None:
         session = _session(server, secret_key)
-    async with open_s3_connection(endpoint_url=server.endpoint_url, region=server.region, session=session) as conn:
-        yield S3Store(conn, bucket, lean=lean)
+    async with open_store(
+        bucket, endpoint_url=server.endpoint_url, region=server.region, session=session, lean=lean
+    ) as store:
+        yield store
 
 
 @pytest.mark.parametrize("lean", [True, False], ids=["lean", "aiobotocore"])
@@ -53,11 +57,9 @@ async def test_awkward_names_and_multipart_land_byte_for_byte(
     make_tree(tmp_path, {name: f"body of {name}".encode() for name in AWKWARD_NAMES})
     make_tree(tmp_path, {"big/ünï code+%.bin": random_bytes(11 * MIB, seed=7), "empty": b""})
     async with async_uploader.Uploader(
-        endpoint_url=s3_server.endpoint_url, region=s3_server.region, session=_session(s3_server)
+        endpoint_url=s3_server.endpoint_url, region=s3_server.region, session=_session(s3_server), lean=lean
     ) as up:
-        result = await up.upload(
-            tmp_path, f"s3://{bucket}/p q+", lean=lean, multipart_threshold="5MiB", part_size="5MiB"
-        )
+        result = await up.upload(tmp_path, f"s3://{bucket}/p q+", multipart_threshold="5MiB", part_size="5MiB")
     assert (result.uploaded, result.failed) == (len(AWKWARD_NAMES) + 2, 0), result.failures
     assert_bucket_holds(s3_client, bucket, "p q+/", tmp_path)
 
@@ -73,10 +75,19 @@ def _session(server: S3Server, secret_key: str | None = None) -> Any:
     return session
 
 
+def sent_by_botocore(session: Any) -> list[str]:
+    """The S3 operations botocore sends from now on, for every client of ``session``."""
+    sent: list[str] = []
+    session.register("before-send.s3", lambda event_name, **_: sent.append(event_name.rpartition(".")[2]))
+    return sent
+
+
 async def test_the_lean_path_is_the_one_taken(bucket: str, s3_server: S3Server, s3_client: Any) -> None:
-    async with s3_store(s3_server, bucket, lean=True) as store:
+    session = _session(s3_server)
+    sent = sent_by_botocore(session)
+    async with s3_store(s3_server, bucket, lean=True, session=session) as store:
         await store.put_object("k", BytesIO(b"v"), checksum=checksum_of(Algorithm.CRC32, b"v"), metadata={"size": "1"})
-        assert store.sends_lean
+    assert "PutObject" not in sent
     assert s3_client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
 
 
@@ -117,9 +128,11 @@ async def test_credentials_are_read_again_for_every_request(bucket: str, s3_serv
     """Refreshable credentials: once they rotate (here to a key the server does not know), the very next body is
     signed with the new key; nothing was cached from the first."""
     rotation = RotatingCredentials((s3_server.access_key, s3_server.secret_key), ("UNKNOWNKEY0000000000", "z" * 40))
-    async with s3_store(s3_server, bucket, lean=True, session=rotating_session(rotation)) as store:
+    session = rotating_session(rotation)
+    sent = sent_by_botocore(session)
+    async with s3_store(s3_server, bucket, lean=True, session=session) as store:
         await store.put_object("before", BytesIO(b"1"), checksum=checksum_of(Algorithm.CRC32, b"1"), metadata={})
-        assert store.sends_lean
+        assert "PutObject" not in sent  # the lean path's, signed with the credentials botocore holds
         rotation.expire_soon()
         with pytest.raises(StoreError, match="credentials rejected"):
             await store.put_object("after", BytesIO(b"2"), checksum=checksum_of(Algorithm.CRC32, b"2"), metadata={})
@@ -185,6 +198,31 @@ async def test_a_write_probe_whose_answer_was_lost_leaves_no_upload_behind(
     assert_bucket_holds(s3_client, bucket, "probe/", tmp_path)
 
 
+async def test_uploads_a_create_botocore_tried_twice_may_have_left_are_swept(
+    bucket: str, s3_server: S3Server, s3_client: Any
+) -> None:
+    """botocore tries a create again when the first try's answer was lost, though its upload may exist: the write
+    probe and a multipart create on the aiobotocore path abort what the first try left, and keep the second's."""
+    lose = {"probe", "big"}
+
+    def lose_first_answer(request_dict: dict[str, Any], **_: Any) -> int | None:
+        key = request_dict["url_path"].partition("?")[0].rsplit("/", 1)[-1]
+        if key in lose:
+            lose.discard(key)
+            return 0  # try again at once, as after an answer that never came
+        return None  # botocore decides
+
+    session = _session(s3_server)
+    session.register("needs-retry.s3.CreateMultipartUpload", lose_first_answer)
+    async with s3_store(s3_server, bucket, lean=False, session=session) as store:
+        await store.check_writable("probe")
+        upload_id = await store.create_multipart("big", metadata={}, checksum=Algorithm.CRC32, full_object=False)
+    assert lose == set()
+    uploads = s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert [(upload["Key"], upload["UploadId"]) for upload in uploads] == [("big", upload_id)]
+    s3_client.abort_multipart_upload(Bucket=bucket, Key="big", UploadId=upload_id)
+
+
 def test_an_upload_never_imports_aiobotocore(
     tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
 ) -> None:
@@ -203,8 +241,9 @@ def test_an_upload_never_imports_aiobotocore(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     imported = imported_modules(result.stderr)
-    assert "async_uploader.providers.s3_lean" in imported
+    assert "async_uploader.providers.s3.store" in imported
     assert not {name for name in imported if name.split(".")[0] in {"aiobotocore", "aiohttp"}}
+    assert "botocore.session" not in imported  # the environment alone settled the credentials
     assert_bucket_holds(s3_client, bucket, "small/", source)
     head = s3_client.head_object(Bucket=bucket, Key="small/big.bin", ChecksumMode="ENABLED")
     assert head["ContentLength"] == 11 * MIB

@@ -21,8 +21,10 @@ from pathlib import Path
 
 from async_uploader.cli.process import run_event_loop
 from async_uploader.engine.plan import object_metadata
-from async_uploader.providers.s3 import BotocoreCredentials
-from async_uploader.providers.s3_lean import BucketEndpoint, LeanPool, LeanS3
+from async_uploader.providers.s3.bucket import BucketClient
+from async_uploader.providers.s3.credentials import BotocoreCredentials
+from async_uploader.providers.s3.http import HttpClient
+from async_uploader.providers.s3.wire import BucketEndpoint
 from async_uploader.source.checksum import Algorithm
 from async_uploader.source.reader import CACHED_READ_MAX_BYTES, SMALL_FILE_MAX_BYTES, FileReader
 from async_uploader.source.scan import FileEntry, walk_tree_batches
@@ -45,10 +47,10 @@ class _EnvironmentKeys:
 
 async def upload(source: Path, bucket: str, prefix: str, endpoint_url: str, concurrency: int) -> int:
     """Every file below ``source`` to ``prefix/<relative path>``; the number of files sent."""
-    pool = LeanPool(max_connections=concurrency, connect_timeout_s=10.0, read_timeout_s=60.0)
+    http = HttpClient(max_connections=concurrency, connect_timeout_s=10.0, read_timeout_s=60.0)
     region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
     credentials = BotocoreCredentials(_EnvironmentKeys())
-    store = LeanS3(pool, BucketEndpoint.path_style(endpoint_url, bucket, region), credentials)
+    store = BucketClient(http, BucketEndpoint.path_style(endpoint_url, bucket, region), credentials)
     reader = FileReader(cached_read_max_bytes=CACHED_READ_MAX_BYTES)
     queue: asyncio.Queue[FileEntry | None] = asyncio.Queue(QUEUE_SLOTS)
     sent = 0
@@ -79,7 +81,7 @@ async def upload(source: Path, bucket: str, prefix: str, endpoint_url: str, conc
                 group.create_task(work())
     finally:
         reader.close()
-        await pool.close()
+        await http.close()
     return sent
 
 

@@ -10,7 +10,7 @@ CLI. It complements ``--memory`` (one number per run, measured from outside) whe
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -53,26 +53,32 @@ def show(phase: str) -> None:
 
 def main(argv: list[str]) -> None:
     show("start")
-    from async_uploader import api, cli  # cli.main pins glibc's mmap threshold itself, after the imports, as ever
+    from async_uploader import cli  # cli.main pins glibc's mmap threshold itself, after the imports, as ever
     from async_uploader.providers import s3
+    from async_uploader.providers.registry import ConnectOptions
+    from async_uploader.providers.s3.boto import BotoStore
+    from async_uploader.providers.s3.store import DirectStore
 
     show("imports")
-    opened = s3.open_s3_connection
+    opened = s3.connect
 
     @asynccontextmanager
-    async def open_and_show(**options: Any) -> AsyncIterator[s3.S3Connection]:
-        async with opened(**options) as connection:
+    async def open_and_show(options: ConnectOptions) -> AsyncIterator[s3.S3Connection]:
+        async with opened(options) as connection:
             show("clients")
             yield connection
 
-    checked = s3.S3Store.check_writable
+    def showing_preflight(checked: Callable[[Any, str], Awaitable[None]]) -> Callable[[Any, str], Awaitable[None]]:
+        async def check_and_show(store: Any, probe_key: str) -> None:
+            await checked(store, probe_key)
+            show("preflight")
 
-    async def check_and_show(store: s3.S3Store, probe_key: str) -> None:
-        await checked(store, probe_key)
-        show("preflight")
+        return check_and_show
 
-    api.open_s3_connection = open_and_show  # type: ignore[attr-defined]
-    s3.S3Store.check_writable = check_and_show  # type: ignore[method-assign,assignment]
+    s3.connect = open_and_show  # the registry looks it up when the run connects
+    # The store classes whose write probe ends the preflight (a LearningStore's probe is its BotoStore's).
+    DirectStore.check_writable = showing_preflight(DirectStore.check_writable)  # type: ignore[method-assign,assignment]
+    BotoStore.check_writable = showing_preflight(BotoStore.check_writable)  # type: ignore[method-assign,assignment]
     try:
         cli.main(argv)
     finally:

@@ -1,14 +1,14 @@
-"""A minimal HTTP/1.1 keep-alive client on asyncio protocols: just enough for the lean data path's PUTs.
+"""A minimal HTTP/1.1 keep-alive client on asyncio protocols: just enough for the direct path's requests.
 
-Profiling the lean path on aiohttp showed aiohttp's request machinery (``ClientSession._request``, its request
-and response objects, yarl URLs, the streaming payload writers) as the largest share of the client's CPU per
-small file. A PUT of an in-memory body needs none of it: one write of the head and the body, one parse of a
-small response. What it does need, and this does: connections kept alive and reused (a pooled connection the
-server closed is detected and not reused; the caller tries a request that fails on one once more), TLS with a
-verifying context, ``Content-Length`` request bodies, responses framed by ``Content-Length``, chunked encoding or
-the end of the connection, interim ``1xx`` answers skipped, a connect timeout and a read timeout (counted from
-when the body has been handed to the kernel, so a slow link does not time out a large part), and a connection
-closed whenever a request does not end cleanly (error, timeout, cancellation).
+aiohttp's request machinery (``ClientSession._request``, its request and response objects, yarl URLs, the
+streaming payload writers) is the largest share of a client's CPU per small file, and a PUT of an in-memory body
+needs none of it: one write of the head and the body, one parse of a small response. What it does need, and this
+does: connections kept alive and reused (a pooled connection the server closed is detected and not reused; the
+caller tries a request that fails on one once more), TLS with a verifying context, ``Content-Length`` request
+bodies, responses framed by ``Content-Length``, chunked encoding or the end of the connection, interim ``1xx``
+answers skipped, a connect timeout and a read timeout (counted from when the body has been handed to the kernel,
+so a slow link does not time out a large part), and a connection closed whenever a request does not end cleanly
+(error, timeout, cancellation).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import asyncio
 import ssl
 from dataclasses import dataclass
 from typing import Final, cast
+from urllib.parse import urlsplit
 
 MAX_HEAD_BYTES: Final = 64 * 1024
 MAX_ERROR_BODY_BYTES: Final = 1024 * 1024
@@ -346,3 +347,54 @@ class Http1Pool:
             connection.close()
         self._open.clear()
         self._idle.clear()
+
+
+def ssl_context(verify: bool | str) -> ssl.SSLContext:
+    """The TLS settings botocore would use: its CA bundle (a path), or no verification when ``verify`` is false."""
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+
+
+class HttpClient:
+    """A connection's HTTP client: one keep-alive pool per origin, opened on first use, all closed together."""
+
+    def __init__(
+        self, *, max_connections: int, connect_timeout_s: float, read_timeout_s: float, verify: bool | str = True
+    ) -> None:
+        self._max_connections = max_connections
+        self._connect_timeout_s = connect_timeout_s
+        self._read_timeout_s = read_timeout_s
+        self._verify = verify
+        self._ssl: ssl.SSLContext | None = None
+        self._pools: dict[str, Http1Pool] = {}
+
+    def _pool(self, origin: str) -> Http1Pool:
+        pool = self._pools.get(origin)
+        if pool is None:
+            parts = urlsplit(origin)
+            https = parts.scheme == "https"
+            if https and self._ssl is None:
+                self._ssl = ssl_context(self._verify)
+            pool = self._pools[origin] = Http1Pool(
+                scheme=parts.scheme,
+                host=parts.hostname or "",
+                port=parts.port or (443 if https else 80),
+                max_connections=self._max_connections,
+                connect_timeout_s=self._connect_timeout_s,
+                read_timeout_s=self._read_timeout_s,
+                ssl_context=self._ssl,
+            )
+        return pool
+
+    async def request(self, origin: str, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
+        """One request to ``origin`` + ``target`` (encoded path and query). Raises ``TransportError``."""
+        return await self._pool(origin).request(method, target, headers, body)
+
+    async def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()

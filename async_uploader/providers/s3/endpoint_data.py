@@ -15,9 +15,9 @@ _ENDPOINT_SERVICES_USED: Final = frozenset({"s3", "sts", "sso", "sso-oidc"})
 class _UsedEndpointsLoader(Loader):  # type: ignore[misc]  # botocore has no type hints
     """botocore's data loader, keeping from ``endpoints.json`` only the services this process calls.
 
-    botocore keeps the endpoints of every AWS service in memory for the session's lifetime (6.7 MiB of dicts,
-    a tenth of the process). Trimmed as soon as it is loaded, the space is reused by the S3 model loaded next,
-    and the upload's peak RSS drops by about 5.5 MiB. Partitions and their defaults stay whole: a service
+    botocore keeps the endpoints of every AWS service in memory for the session's lifetime, megabytes of dicts.
+    Trimmed as soon as it is loaded, the space is reused by the S3 model loaded next, which lowers the upload's
+    peak RSS. Partitions and their defaults stay whole: a service
     missing from the list would still resolve from its partition's defaults, as a new AWS service does.
     """
 

@@ -1,4 +1,5 @@
-"""The lean path's HTTP/1.1 client against small scripted servers: framing, reuse, stale connections, timeouts, TLS."""
+"""The direct path's HTTP/1.1 client against small scripted servers: framing, reuse, stale connections, timeouts,
+TLS."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from async_uploader.providers.http1 import Http1Pool, TransportError
-from async_uploader.providers.s3_lean import ssl_context
+from async_uploader.providers.s3.http import Http1Pool, HttpClient, TransportError, ssl_context
+
+pytestmark = pytest.mark.every_event_loop
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 HEADERS = {"host": "example", "content-length": "5"}
@@ -90,6 +92,34 @@ async def test_a_connection_is_kept_alive_and_reused() -> None:
     assert server.connections == 1
     assert [r[0] for r in state.requests] == [f"PUT /b/k{n}?partNumber=1 HTTP/1.1" for n in range(3)]
     assert all(r[2] == b"hello" and r[1]["host"] == "example" for r in state.requests)
+
+
+async def test_the_client_keeps_a_pool_per_origin_and_closes_them_together() -> None:
+    hung_up: list[asyncio.Event] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer every request until the client hangs up."""
+        closed = asyncio.Event()
+        hung_up.append(closed)
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(5)
+                writer.write(OK)
+                await writer.drain()
+        finally:
+            closed.set()
+
+    async with serving(serve) as first, serving(serve) as second:
+        http = HttpClient(max_connections=4, connect_timeout_s=2.0, read_timeout_s=5.0)
+        for server in (first, first, second):
+            response = await http.request(f"http://127.0.0.1:{server.port}", "PUT", "/b/k", dict(HEADERS), b"hello")
+            assert response.status == 200
+        assert (first.connections, second.connections) == (1, 1)
+        await http.close()
+        async with asyncio.timeout(5):
+            for event in hung_up:
+                await event.wait()
 
 
 async def test_chunked_and_interim_answers_are_read_whole() -> None:

@@ -1,4 +1,4 @@
-"""The lean signer against botocore's: byte-equal canonical requests and Authorization headers."""
+"""The direct path's signer against botocore's: byte-equal canonical requests and Authorization headers."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from botocore.credentials import Credentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from async_uploader.providers.sigv4 import (
+from async_uploader.providers.s3.sigv4 import (
     UNSIGNED_PAYLOAD,
     SigV4Signer,
     amz_timestamp,

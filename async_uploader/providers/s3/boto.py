@@ -1,0 +1,280 @@
+"""The S3 store on aiobotocore's clients: every request through botocore (``--lean off``), and the fallback where
+the direct path cannot be set up.
+
+This module imports botocore's exceptions only; aiobotocore itself (``clients``) is imported when the first request
+needs a client, by the factory the connection hands ``BotoClients``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from io import BytesIO
+from typing import Any, NoReturn
+
+import anyio
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+
+from ...errors import CredentialsError, EndpointError, StoreError
+from ...source.checksum import Algorithm, Checksum
+from .._errors import Redactor, request_failed
+from ..base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart, sweep_after_create
+from .answers import (
+    NO_CREDENTIALS_HINT,
+    bucket_refusal,
+    checked_part,
+    detail,
+    full_object_refused,
+    head_refused_but_listing_works,
+    object_error,
+    write_refused,
+)
+from .wire import checksum_param, create_params, returned_checksum, stored_part
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def _message(exc: ClientError) -> str | None:
+    message = exc.response.get("Error", {}).get("Message")
+    return str(message) if message else None
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def _retried(response: Mapping[str, Any]) -> bool:
+    """Whether botocore tried the request again: its first attempt's answer was lost, not necessarily its effect."""
+    return bool(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+
+
+class BotoClients:
+    """aiobotocore's two clients, created when first asked for, or handed over ready-made (the application's).
+
+    The run's client carries the requests; the preflight's makes two attempts at most, so that a wrong endpoint
+    fails in seconds, not after the retry schedule an upload deserves.
+    """
+
+    def __init__(
+        self, make: Callable[[], Awaitable[tuple[Any, Any]]] | None, ready: tuple[Any, Any] | None = None
+    ) -> None:
+        self._make = make
+        self.ready = ready
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> tuple[Any, Any]:
+        """``(client, preflight_client)``."""
+        if self.ready is None:
+            async with self._lock:
+                if self.ready is None:
+                    assert self._make is not None
+                    self.ready = await self._make()
+        return self.ready
+
+    async def client(self) -> Any:
+        ready = self.ready
+        return (ready if ready is not None else await self.get())[0]
+
+    async def preflight(self) -> Any:
+        ready = self.ready
+        return (ready if ready is not None else await self.get())[1]
+
+
+class BotoStore:
+    """``ObjectStore`` for one S3 bucket over aiobotocore's clients."""
+
+    def __init__(self, clients: BotoClients, bucket: str, endpoint: str, redact: Redactor) -> None:
+        self.clients = clients
+        self.bucket = bucket
+        self.endpoint = endpoint
+        self.redact = redact
+        self.location = f"{endpoint.rstrip('/')}/{bucket}"
+        self.full_object_checksums = True
+        self.lists_incomplete_uploads = True
+
+    def _object_error(self, operation: str, exc: Exception) -> NoReturn:
+        """Turn a per-object failure into a one-line ``StoreError`` (or ``VerificationError`` for a bad digest)."""
+        with self.redact.scrubbing():
+            if isinstance(exc, ClientError):
+                raise object_error(operation, _status(exc), _code(exc), _message(exc)) from exc
+            if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+                raise StoreError(f"{operation}: {NO_CREDENTIALS_HINT}") from exc
+            # Connection refused or reset, timeouts, a body cut short: botocore's own errors, worth another try.
+            raise request_failed(operation, str(exc), retryable=isinstance(exc, BotoCoreError)) from exc
+
+    async def check_readable(self) -> None:
+        with self.redact.scrubbing():
+            try:
+                preflight = await self.clients.preflight()
+                await preflight.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                await self._explain_refusal(exc)
+            except (NoCredentialsError, PartialCredentialsError) as exc:
+                raise CredentialsError(NO_CREDENTIALS_HINT) from exc
+            except (EndpointConnectionError, ConnectTimeoutError) as exc:
+                raise EndpointError(f"cannot reach {self.endpoint}: {exc}") from exc
+            except BotoCoreError as exc:
+                raise EndpointError(f"cannot talk to {self.endpoint}: {exc}") from exc
+
+    async def _explain_refusal(self, head_error: ClientError) -> NoReturn:
+        """A HEAD answer has no body, so no error code; a one-key listing says why (and whether this is S3)."""
+        try:
+            preflight = await self.clients.preflight()
+            await preflight.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
+        except ClientError as exc:
+            raise bucket_refusal(self.bucket, self.endpoint, _code(exc), _message(exc)) from exc
+        raise head_refused_but_listing_works(self.bucket, _code(head_error)) from head_error
+
+    async def check_writable(self, probe_key: str) -> None:
+        # As the direct path's probe (``DirectStore.check_writable``), on the preflight's client, which gives up
+        # in seconds.
+        with self.redact.scrubbing():
+            try:
+                with anyio.CancelScope(shield=True):
+                    preflight = await self.clients.preflight()
+
+                    async def create() -> tuple[str, bool]:
+                        created = await preflight.create_multipart_upload(Bucket=self.bucket, Key=probe_key)
+                        return str(created["UploadId"]), _retried(created)
+
+                    upload_id = await sweep_after_create(self, probe_key, create)
+                    await preflight.abort_multipart_upload(Bucket=self.bucket, Key=probe_key, UploadId=upload_id)
+            except ClientError as exc:
+                raise write_refused(self.bucket, detail(_code(exc), _message(exc))) from exc
+            except BotoCoreError as exc:
+                raise EndpointError(f"cannot talk to {self.endpoint}: {exc}") from exc
+
+    async def put_object(
+        self, key: str, body: BytesIO, *, checksum: Checksum | None, metadata: Mapping[str, str]
+    ) -> StoredObject:
+        try:
+            client = await self.clients.client()
+            response = await client.put_object(
+                Bucket=self.bucket, Key=key, Body=body, Metadata=dict(metadata), **checksum_param(checksum)
+            )
+        except (ClientError, BotoCoreError) as exc:
+            self._object_error("PutObject", exc)
+        return StoredObject(etag=response.get("ETag", ""), checksum=returned_checksum(response, checksum))
+
+    async def create_multipart(
+        self, key: str, *, metadata: Mapping[str, str], checksum: Algorithm | None, full_object: bool
+    ) -> str:
+        async def create() -> tuple[str, bool]:
+            try:
+                client = await self.clients.client()
+                response = await client.create_multipart_upload(
+                    Bucket=self.bucket, Key=key, Metadata=dict(metadata), **create_params(checksum, full_object)
+                )
+            except ClientError as exc:
+                refused = full_object_refused(_code(exc), _message(exc)) if full_object else None
+                if refused is None:
+                    self._object_error("CreateMultipartUpload", exc)
+                self.full_object_checksums = False
+                raise refused from exc
+            except BotoCoreError as exc:
+                self._object_error("CreateMultipartUpload", exc)
+            return str(response["UploadId"]), _retried(response)
+
+        return await sweep_after_create(self, key, create)
+
+    async def upload_part(
+        self, key: str, upload_id: str, number: int, body: BytesIO, *, checksum: Checksum | None
+    ) -> UploadedPart:
+        try:
+            client = await self.clients.client()
+            response = await client.upload_part(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=body,
+                **checksum_param(checksum),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            self._object_error(f"UploadPart {number}", exc)
+        return checked_part(number, response.get("ETag"), returned_checksum(response, checksum), checksum)
+
+    async def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[UploadedPart], *, full_checksum: Checksum | None
+    ) -> StoredObject:
+        algorithm = parts[0].checksum if parts and parts[0].checksum is not None else full_checksum
+        listing = [{"PartNumber": p.number, "ETag": p.etag, **checksum_param(p.checksum)} for p in parts]
+        options: dict[str, str] = {}
+        if full_checksum is not None:
+            options = {**checksum_param(full_checksum), "ChecksumType": "FULL_OBJECT"}
+        try:
+            client = await self.clients.client()
+            response = await client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listing}, **options
+            )
+        except (ClientError, BotoCoreError) as exc:
+            self._object_error("CompleteMultipartUpload", exc)
+        return StoredObject(etag=response.get("ETag", ""), checksum=returned_checksum(response, algorithm))
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            client = await self.clients.client()
+            await client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if _code(exc) in {"NoSuchUpload", "404"}:
+                return  # already gone: what we wanted
+            self._object_error("AbortMultipartUpload", exc)
+        except BotoCoreError as exc:
+            self._object_error("AbortMultipartUpload", exc)
+
+    async def incomplete_uploads(self, prefix: str) -> AsyncIterator[IncompleteUpload]:
+        paginator = (await self.clients.client()).get_paginator("list_multipart_uploads")
+        try:
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Uploads", ()):
+                    initiated = item.get("Initiated")
+                    stamp = initiated.timestamp() if initiated is not None else 0.0
+                    yield IncompleteUpload(item["Key"], str(item["UploadId"]), stamp)
+        except (ClientError, BotoCoreError) as exc:
+            self._object_error("ListMultipartUploads", exc)
+
+    async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        found: list[StoredPart] = []
+        paginator = (await self.clients.client()).get_paginator("list_parts")
+        try:
+            async for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
+                found.extend(stored_part(item) for item in page.get("Parts", ()))
+        except (ClientError, BotoCoreError) as exc:
+            self._object_error("ListParts", exc)
+        return found
+
+    async def head_object(self, key: str) -> ObjectInfo | None:
+        try:
+            client = await self.clients.client()
+            response = await client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            self._object_error("HeadObject", exc)
+        except BotoCoreError as exc:
+            self._object_error("HeadObject", exc)
+        return ObjectInfo(
+            key=key,
+            size=int(response["ContentLength"]),
+            etag=response.get("ETag", ""),
+            metadata=response.get("Metadata", {}),
+        )
+
+    async def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:
+        paginator = (await self.clients.client()).get_paginator("list_objects_v2")
+        shape = {} if recursive else {"Delimiter": "/"}
+        try:
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **shape):
+                for item in page.get("Contents", ()):
+                    yield ObjectInfo(key=item["Key"], size=int(item["Size"]), etag=item["ETag"], metadata={})
+        except (ClientError, BotoCoreError) as exc:
+            self._object_error("ListObjectsV2", exc)
