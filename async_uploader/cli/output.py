@@ -17,7 +17,7 @@ import anyio
 
 from ..cleanup import CleanupResult
 from ..config import UploadConfig
-from ..errors import UploaderError
+from ..errors import UploaderError, ungroup_run_errors
 from ..events import Event, UploadResult
 from ..options import PROG
 from .progress import LineConsole, PlainConsole, ProgressDisplay, stream_is_terminal
@@ -52,21 +52,17 @@ async def run_with_display(
     def on_event(event: Event) -> None:
         display.handle(event)
 
-    # Errors are caught inside the group and raised after it, so the caller sees them bare, not grouped.
-    outcome: UploadResult | UploaderError
-    async with anyio.create_task_group() as group:
-        if plain_ticker:
-            group.start_soon(display.tick_plain)
-        try:
-            with display:
-                outcome = await runner(config, on_event=on_event)
-        except UploaderError as exc:
-            outcome = exc
-        finally:
-            group.cancel_scope.cancel()
-    if isinstance(outcome, UploaderError):
-        raise outcome
-    return outcome
+    result = UploadResult()
+    with ungroup_run_errors():
+        async with anyio.create_task_group() as group:
+            if plain_ticker:
+                group.start_soon(display.tick_plain)
+            try:
+                with display:
+                    result = await runner(config, on_event=on_event)
+            finally:
+                group.cancel_scope.cancel()
+    return result
 
 
 def print_summary(console: LineConsole, result: UploadResult) -> None:

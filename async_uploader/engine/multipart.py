@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypeVar
@@ -23,7 +22,7 @@ from typing import Final, TypeVar
 import anyio
 
 from ..errors import FileError, VerificationError
-from ..providers.base import Body, ObjectStore, StoredObject, UploadedPart, sweep_stale_uploads
+from ..providers.base import Body, ObjectStore, StoredObject, UploadedPart, sweep_after_create
 from ..source.checksum import Algorithm, composite, full_object_crc, verify_stored_checksum
 from ..source.reader import check_unchanged, read_chunk
 from ..source.scan import FileEntry
@@ -140,7 +139,6 @@ async def upload_multipart(
 
 async def _create(job: FileUpload, metadata: Mapping[str, str]) -> tuple[str, bool]:
     tries = 0
-    started = time.time()
     full_object = False
 
     async def create() -> str:
@@ -152,10 +150,12 @@ async def _create(job: FileUpload, metadata: Mapping[str, str]) -> tuple[str, bo
             job.key, metadata=metadata, checksum=job.algorithm, full_object=full_object
         )
 
-    upload_id = await job.request(create)
-    if tries > 1:  # an earlier try may have created an upload whose answer never came back
-        await sweep_stale_uploads(job.store, job.key, keep=upload_id, since=started)
-    return upload_id, full_object
+    async def retried_create() -> tuple[str, bool]:
+        upload_id = await job.request(create)
+        return upload_id, tries > 1
+
+    # The engine's retries are attempts too: an earlier one may have created an upload whose answer never came.
+    return await sweep_after_create(job.store, job.key, retried_create), full_object
 
 
 async def _upload_parts(

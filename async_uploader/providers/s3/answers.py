@@ -15,9 +15,8 @@ from ...errors import (
     FileError,
     StoreError,
     UploaderError,
-    VerificationError,
 )
-from ...source.checksum import Checksum
+from ...source.checksum import Checksum, verify_stored_checksum
 from .._errors import ErrorCodes, answer_error
 from ..base import UploadedPart
 
@@ -99,10 +98,7 @@ def write_refused(bucket: str, detail: str) -> BucketError:
 def checked_part(number: int, etag: str | None, returned: str | None, checksum: Checksum | None) -> UploadedPart:
     """A part the store took, once its answer is checked: the checksum the store computed (if it says) must be
     the one sent, and an ETag is needed to complete the upload."""
-    if checksum is not None and returned is not None and returned != checksum.value:
-        raise VerificationError(
-            f"part {number}: store computed {checksum.algorithm.name} {returned}, expected {checksum.value}"
-        )
+    verify_stored_checksum(returned, checksum, what=f"part {number}: ")
     if not etag:
         raise StoreError(f"UploadPart {number}: the store's answer has no ETag", retryable=True)
     return UploadedPart(number=number, etag=etag, checksum=checksum)
