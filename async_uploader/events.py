@@ -10,9 +10,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 MAX_FAILURES_KEPT: Final = 1000
+
+Verification = Literal["checksum", "size"]
+"""How a file's upload was confirmed: ``checksum``, the store's checksum of the whole object matched the one
+computed from the file (or the store checked the whole body against it); ``size``, by size only: the store
+returned no checksum (moto, a committed Azure block list, ``--checksum none``), so only the byte count
+(the request's length, the HEAD after a multipart upload) says the object is the file."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,8 @@ class FileDone:
     seconds: float
     resumed_parts: int = 0
     """Parts an earlier, interrupted run had uploaded and this one reused."""
+    verified: Verification = "checksum"
+    """Whether the store confirmed the whole object's checksum, or only its size was checked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +117,9 @@ class UploadResult:
     """...and the most file bytes held in memory at once (never above ``max_memory``)."""
     lowest_concurrency: int = 0
     """The lowest the adaptive concurrency went (below the configured one: the store throttled)."""
+    checked_by_size: int = 0
+    """Uploaded files whose whole-object checksum the store did not confirm (it returned none): checked by size
+    only (``FileDone.verified``)."""
     failures: tuple[tuple[str, str], ...] = field(default=())
     """``(path, reason)`` for the first ``MAX_FAILURES_KEPT`` failed files."""
 
@@ -145,6 +156,7 @@ class ResultBuilder:
         "_started",
         "bytes_planned",
         "bytes_uploaded",
+        "checked_by_size",
         "failed",
         "planned",
         "retries",
@@ -154,7 +166,7 @@ class ResultBuilder:
 
     def __init__(self) -> None:
         self.uploaded = self.skipped = self.failed = self.bytes_uploaded = self.planned = self.bytes_planned = 0
-        self.retries = 0
+        self.retries = self.checked_by_size = 0
         self._failures: list[tuple[str, str]] = []
         self._started = time.monotonic()
 
@@ -162,6 +174,8 @@ class ResultBuilder:
         if isinstance(event, FileDone):
             self.uploaded += 1
             self.bytes_uploaded += event.size
+            if event.verified == "size":
+                self.checked_by_size += 1
         elif isinstance(event, FileSkipped):
             self.skipped += 1
         elif isinstance(event, FileRetried):
@@ -184,5 +198,6 @@ class ResultBuilder:
             planned=self.planned,
             bytes_planned=self.bytes_planned,
             retries=self.retries,
+            checked_by_size=self.checked_by_size,
             failures=tuple(self._failures),
         )

@@ -3,7 +3,7 @@
 A subscriber to the engine's events. Each record is written and flushed as the file finishes, so a crash or a
 kill leaves a valid prefix that ``--retry-failed`` can still read. Schema (documented in the README):
 ``{"path", "key", "size", "status": "uploaded"|"skipped"|"failed", "error", "etag", "checksum", "parts",
-"seconds"}`` per file, then ``{"summary": {...}}``.
+"seconds", "verified": "checksum"|"size"}`` per file, then ``{"summary": {...}}``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def summary_record(result: UploadResult, *, interrupted: bool = False) -> dict[s
             "failed": result.failed,
             "bytes_uploaded": result.bytes_uploaded,
             "elapsed_s": round(result.elapsed_s, 3),
+            "checked_by_size": result.checked_by_size,
             "interrupted": interrupted,
         }
     }
@@ -63,6 +64,7 @@ class ReportWriter:
                     "parts": event.parts,
                     "seconds": round(event.seconds, 6),
                     "resumed_parts": event.resumed_parts,
+                    "verified": event.verified,
                 }
             )
         elif isinstance(event, FileFailed | FileSkipped):
@@ -78,6 +80,7 @@ class ReportWriter:
                     "checksum": None,
                     "parts": None,
                     "seconds": None,
+                    "verified": None,
                 }
             )
         elif isinstance(event, RunFinished):
@@ -112,7 +115,7 @@ class _Tally:
     """Counts file records into an ``UploadResult``, copying each to the merged report if there is one."""
 
     def __init__(self, writer: IO[str] | None) -> None:
-        self.uploaded = self.skipped = self.failed = self.bytes_uploaded = self.records = 0
+        self.uploaded = self.skipped = self.failed = self.bytes_uploaded = self.records = self.checked_by_size = 0
         self.failures: list[tuple[str, str]] = []
         self._writer = writer
 
@@ -122,6 +125,7 @@ class _Tally:
         if status == "uploaded":
             self.uploaded += 1
             self.bytes_uploaded += int(record.get("size") or 0)
+            self.checked_by_size += record.get("verified") == "size"
         elif status == "skipped":
             self.skipped += 1
         elif status == "failed":
@@ -159,6 +163,7 @@ def merge_reports(reports: Sequence[Path | Sequence[Path]], output: Path | None 
             failed=tally.failed,
             bytes_uploaded=tally.bytes_uploaded,
             elapsed_s=elapsed,
+            checked_by_size=tally.checked_by_size,
             failures=tuple(tally.failures),
         )
         if writer is not None:

@@ -109,6 +109,7 @@ def test_each_finished_file_gets_one_record_then_a_summary(report: Path, writer:
         "seconds": None,
     }
     assert skipped["reason"] == "a FIFO, not a regular file"
+    assert (uploaded["verified"], failed["verified"], skipped["verified"]) == ("checksum", None, None)
     assert summary == {
         "summary": {
             "uploaded": 1,
@@ -116,6 +117,7 @@ def test_each_finished_file_gets_one_record_then_a_summary(report: Path, writer:
             "failed": 1,
             "bytes_uploaded": 20_000_000,
             "elapsed_s": 2.346,
+            "checked_by_size": 0,
             "interrupted": False,
         }
     }
@@ -142,7 +144,15 @@ def test_a_cut_short_run_ends_its_report_with_an_interrupted_summary(report: Pat
     writer.handle(RunFinished(UploadResult(uploaded=1, bytes_uploaded=DONE.size, elapsed_s=0.5), interrupted=True))
     writer.close()
     assert summaries(report) == [
-        {"uploaded": 1, "skipped": 0, "failed": 0, "bytes_uploaded": DONE.size, "elapsed_s": 0.5, "interrupted": True}
+        {
+            "uploaded": 1,
+            "skipped": 0,
+            "failed": 0,
+            "bytes_uploaded": DONE.size,
+            "elapsed_s": 0.5,
+            "checked_by_size": 0,
+            "interrupted": True,
+        }
     ]
     assert "summary" in read_lines(report)[-1]
 
@@ -260,13 +270,14 @@ def write_report(path: Path, records: list[dict[str, object]], summary: dict[str
     return path
 
 
-def record(path: str, status: str, size: int = 1) -> dict[str, object]:
-    return {"path": path, "key": path, "size": size, "status": status, "error": "boom" if status == "failed" else None}
+def record(path: str, status: str, size: int = 1, verified: str | None = None) -> dict[str, object]:
+    error = "boom" if status == "failed" else None
+    return {"path": path, "key": path, "size": size, "status": status, "error": error, "verified": verified}
 
 
 def test_merged_reports_count_every_shard_and_copy_every_record(tmp_path: Path) -> None:
     done = {"uploaded": 2, "skipped": 0, "failed": 0, "bytes_uploaded": 5, "elapsed_s": 3.0, "interrupted": False}
-    one = write_report(tmp_path / "0.jsonl", [record("a", "uploaded", 2), record("b", "uploaded", 3)], done)
+    one = write_report(tmp_path / "0.jsonl", [record("a", "uploaded", 2), record("b", "uploaded", 3, "size")], done)
     two = write_report(
         tmp_path / "1.jsonl", [record("c", "skipped"), record("d", "failed")], {**done, "elapsed_s": 4.5}
     )
@@ -278,10 +289,11 @@ def test_merged_reports_count_every_shard_and_copy_every_record(tmp_path: Path) 
     assert merged.result.bytes_uploaded == 5
     assert merged.result.elapsed_s == 4.5
     assert merged.result.failures == (("d", "boom"),)
+    assert merged.result.checked_by_size == 1
     assert merged.incomplete == ()
     lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert [line.get("path") for line in lines[:-1]] == ["a", "b", "c", "d"]
-    assert lines[-1]["summary"]["failed"] == 1
+    assert (lines[-1]["summary"]["failed"], lines[-1]["summary"]["checked_by_size"]) == (1, 1)
 
 
 def test_a_shard_that_did_not_finish_is_named(tmp_path: Path) -> None:

@@ -50,6 +50,7 @@ async def test_a_finished_run_ends_with_its_result_in_the_last_event_and_the_rep
         "failed": 0,
         "bytes_uploaded": 10,
         "elapsed_s": round(result.elapsed_s, 3),
+        "checked_by_size": 0,
         "interrupted": False,
     }
 

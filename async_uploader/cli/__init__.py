@@ -68,11 +68,12 @@ def _upload_main(args: argparse.Namespace) -> NoReturn:
         fail(EXIT_USAGE, exc, args.debug)
     except (KeyboardInterrupt, Stopped) as stop:  # KeyboardInterrupt: Ctrl-C before the loop took over
         code = stop.exit_code if isinstance(stop, Stopped) else EXIT_INTERRUPTED
-        print_summary(display.console, display.result or UploadResult())  # the run's last event
+        asked = config.checksum is not None
+        print_summary(display.console, display.result or UploadResult(), checksums_asked=asked)  # its last event
         word = "interrupted" if code == EXIT_INTERRUPTED else "terminated"
         fate = "left open to resume" if config.keep_partial else "aborted"
         fail(code, f"{word}: multipart uploads in flight were {fate}", False)
-    print_summary(display.console, result)
+    print_summary(display.console, result, checksums_asked=config.checksum is not None)
     print_machine_summary(
         args.summary_format, result, destination=str(config.destination), report=config.report, github_files=True
     )

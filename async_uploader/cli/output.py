@@ -65,8 +65,8 @@ async def run_with_display(
     return result
 
 
-def print_summary(console: LineConsole, result: UploadResult) -> None:
-    for line in summary_lines(result):
+def print_summary(console: LineConsole, result: UploadResult, *, checksums_asked: bool = True) -> None:
+    for line in summary_lines(result, checksums_asked=checksums_asked):
         console.print(line, markup=False, highlight=False)
 
 

@@ -18,8 +18,15 @@ from .progress import format_bytes
 MAX_FAILURES_LISTED: Final = 20
 
 
-def summary_lines(result: UploadResult) -> list[str]:
-    """The closing summary: one line of totals, then the failed files (up to ``MAX_FAILURES_LISTED``, then a count)."""
+def size_only(result: UploadResult) -> str:
+    """What the files whose checksum the store did not confirm are: never passed off as verified."""
+    return f"the store returned no checksum: {result.checked_by_size} files were checked by size only"
+
+
+def summary_lines(result: UploadResult, *, checksums_asked: bool = True) -> list[str]:
+    """The closing summary: one line of totals, a line if files were checked by size only (a warning unless
+    ``--checksum none`` asked for no checksum), then the failed files (up to ``MAX_FAILURES_LISTED``, then a
+    count)."""
     if result.planned:
         return [f"Dry run: would upload {result.planned} files ({format_bytes(result.bytes_planned)}); nothing sent"]
     lines = [
@@ -27,6 +34,10 @@ def summary_lines(result: UploadResult) -> list[str]:
         f"in {result.elapsed_s:.1f} s, {format_bytes(result.throughput_bps)}/s; "
         f"{result.skipped} skipped, {result.failed} failed" + (f"; {result.retries} retries" if result.retries else "")
     ]
+    if result.checked_by_size and checksums_asked:
+        lines.append(f"  warning: {size_only(result)}")
+    elif result.checked_by_size:
+        lines.append(f"  {result.checked_by_size} files were checked by size only (--checksum none)")
     for path, reason in result.failures[:MAX_FAILURES_LISTED]:
         lines.append(f"  failed: {path}: {reason}")
     if result.failed > MAX_FAILURES_LISTED:
@@ -44,6 +55,7 @@ def summary_json(result: UploadResult, *, destination: str, report: Path | None)
             "failed": result.failed,
             "bytes": result.bytes_uploaded,
             "elapsed_s": round(result.elapsed_s, 3),
+            "checked_by_size": result.checked_by_size,
             "report": str(report) if report is not None else None,
             "failures": [{"path": path, "error": reason} for path, reason in result.failures],
         },
@@ -66,6 +78,8 @@ def summary_markdown(result: UploadResult, *, destination: str) -> str:
         f"| {result.uploaded} | {result.skipped} | {result.failed} | {format_bytes(result.bytes_uploaded)} "
         f"| {result.elapsed_s:.1f} s | {format_bytes(result.throughput_bps)}/s |",
     ]
+    if result.checked_by_size:
+        lines += ["", f"**Warning**: {size_only(result)}."]
     if result.failures:
         lines += ["", "| failed file | reason |", "| --- | --- |"]
         lines += [f"| `{_cell(path)}` | {_cell(reason)} |" for path, reason in result.failures[:MAX_FAILURES_LISTED]]
@@ -87,4 +101,5 @@ def write_github_files(result: UploadResult, *, destination: str, report: Path |
             f.write(f"skipped={result.skipped}\n")
             f.write(f"failed={result.failed}\n")
             f.write(f"bytes={result.bytes_uploaded}\n")
+            f.write(f"checked_by_size={result.checked_by_size}\n")
             f.write(f"report={report or ''}\n")

@@ -35,6 +35,7 @@ from ..events import (
     FileStarted,
     PartDone,
     TotalsKnown,
+    Verification,
 )
 from ..providers.base import ObjectStore, StoredObject
 from ..source.checksum import verify_stored_checksum
@@ -204,8 +205,15 @@ class _Run:
                 plan.part_count,
                 time.monotonic() - started,
                 resumed,
+                self._verification(stored),
             )
         )
+
+    def _verification(self, stored: StoredObject) -> Verification:
+        """``checksum`` when the store confirmed the checksum sent (one it answered was compared and matched, or it
+        checked the body itself); ``size`` when it answered none, which must not pass for a verified object."""
+        confirmed = stored.checksum is not None or stored.body_verified
+        return "checksum" if self.config.checksum is not None and confirmed else "size"
 
     async def _ensure_writable(self, store: ObjectStore) -> None:
         """Prove write access once, before the first upload: a run with nothing to upload needs none. A refusal

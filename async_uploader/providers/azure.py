@@ -14,8 +14,9 @@ is a one-line ``ConfigError``. The engine's operations map onto block blobs:
 Integrity: Azure cannot check the CRC32/CRC32C/SHA-256 the engine computes, so every body (unless the user chose
 ``--checksum none``) carries its MD5 as ``Content-MD5``, computed in a worker thread, which the service verifies
 for that request: a body damaged in transit is refused (``VerificationError``, retried). A committed block list
-has no whole-object checksum; the engine's HEAD after the commit confirms the size. ``StoredObject.checksum`` is
-always ``None`` because the service answers no checksum in the engine's algorithm.
+has no whole-object checksum; the engine's HEAD after the commit confirms the size (the file is reported as checked
+by size only). ``StoredObject.checksum`` is always ``None`` because the service answers no checksum in the engine's
+algorithm; a single put's is ``body_verified``.
 
 Resuming is not supported (``lists_incomplete_uploads`` is false): uncommitted blocks can only be listed blob by
 blob, a request per object on every run; a killed run's large files are uploaded again, and their stale blocks
@@ -240,7 +241,8 @@ class AzureStore:
             )
         except AzureError as exc:
             self._object_error("PutBlob", exc)
-        return StoredObject(etag=_etag(response.get("etag")), checksum=None)
+        # The service refuses a body whose MD5 is not the one sent: the whole object was checked.
+        return StoredObject(etag=_etag(response.get("etag")), checksum=None, body_verified=bool(md5))
 
     async def create_multipart(
         self, key: str, *, metadata: Mapping[str, str], checksum: Algorithm | None, full_object: bool

@@ -40,6 +40,9 @@ class StoredObject:
     checksum: str | None
     """The store's checksum of what it received, in the algorithm the request named (base64, ``-N`` suffixed
     when composite), if it says."""
+    body_verified: bool = False
+    """The store checked the whole body against a checksum sent with it, though it answers none in the engine's
+    algorithm (Azure's ``Content-MD5`` on a single put): as good as a ``checksum`` that matches."""
 
 
 @dataclass(frozen=True, slots=True)

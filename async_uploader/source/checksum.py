@@ -189,7 +189,8 @@ def verify_stored_checksum(stored: str | None, sent: Checksum | None, *, what: s
     """Refuse a store's answer whose checksum is not the one sent (``VerificationError``, prefixed ``what``).
 
     A store that reports no checksum (moto, a store without checksums) is not a mismatch: it checked the header
-    or ignored it, and the size is checked on its own.
+    or ignored it, and the size is checked on its own; the file is then reported as checked by size only
+    (``FileDone.verified``), never as verified.
     """
     if sent is not None and stored is not None and stored != sent.value:
         raise VerificationError(f"{what}store computed {sent.algorithm.name} {stored}, expected {sent.value}")

@@ -20,6 +20,19 @@ def test_summary_lists_twenty_failures_then_a_count() -> None:
     assert lines[21] == "  ... and 5 more failed files"
 
 
+def test_files_checked_by_size_only_are_a_warning_unless_no_checksum_was_asked_for() -> None:
+    result = UploadResult(uploaded=3, checked_by_size=2, failed=1, failures=(("f", "reason"),))
+    assert summary_lines(result)[1:] == [
+        "  warning: the store returned no checksum: 2 files were checked by size only",
+        "  failed: f: reason",
+    ]
+    assert summary_lines(result, checksums_asked=False)[1] == "  2 files were checked by size only (--checksum none)"
+    assert len(summary_lines(UploadResult(uploaded=3))) == 1
+    markdown = summary_markdown(result, destination="s3://b/").splitlines()
+    assert "**Warning**: the store returned no checksum: 2 files were checked by size only." in markdown
+    assert json.loads(summary_json(result, destination="s3://b/", report=None))["checked_by_size"] == 2
+
+
 def test_json_summary_is_one_line_of_ascii_json() -> None:
     name = "caf\u00e9-\udcff"  # a name that is not UTF-8 keeps its escape
     result = UploadResult(uploaded=2, failed=1, bytes_uploaded=10, elapsed_s=1.23456, failures=((name, "boom"),))
@@ -33,6 +46,7 @@ def test_json_summary_is_one_line_of_ascii_json() -> None:
         "failed": 1,
         "bytes": 10,
         "elapsed_s": 1.235,
+        "checked_by_size": 0,
         "report": "r.jsonl",
         "failures": [{"path": name, "error": "boom"}],
     }
@@ -60,5 +74,6 @@ def test_github_files_get_the_table_and_the_outputs(tmp_path: Path, monkeypatch:
         "skipped=1",
         "failed=0",
         "bytes=40",
+        "checked_by_size=0",
         "report=",
     ]

@@ -1,6 +1,7 @@
-"""Real servers for the whole session (SeaweedFS for S3, Azurite for Azure Blob Storage), a fresh private bucket
-or container for each test, and ``backend``: one fixture, parametrised over both, for the cases every provider
-must pass the same way."""
+"""Real servers for the whole session (SeaweedFS and moto for S3, Azurite for Azure Blob Storage), a fresh private
+bucket or container for each test, and ``backend``: one fixture, parametrised over SeaweedFS and Azurite, for the
+cases every provider must pass the same way; ``s3_backend``, over SeaweedFS and moto, for the cases every S3
+implementation must (upload, re-run, multipart, resume, checksums)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 import botocore.session
 import pytest
 
+from tests.moto_server import running_moto
 from tools.azurite import BlobServer, missing_tools, running_azurite
 from tools.seaweedfs import S3Server, running_seaweedfs
 
@@ -36,34 +38,100 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 
 @pytest.fixture(scope="session")
-def s3_client(s3_server: S3Server) -> Any:
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's S3 server: no checksums in its answers, a closed connection after each, any credentials taken."""
+    with running_moto(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+def sync_s3_client(server: S3Server) -> Any:
     """A plain synchronous botocore client: checks what is on the server independently of our code path."""
     return botocore.session.get_session().create_client(
         "s3",
-        endpoint_url=s3_server.endpoint_url,
-        aws_access_key_id=s3_server.access_key,
-        aws_secret_access_key=s3_server.secret_key,
-        region_name=s3_server.region,
+        endpoint_url=server.endpoint_url,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name=server.region,
     )
 
 
-@pytest.fixture
-def bucket(s3_client: Any) -> str:
+@pytest.fixture(scope="session")
+def s3_client(s3_server: S3Server) -> Any:
+    return sync_s3_client(s3_server)
+
+
+@pytest.fixture(scope="session")
+def moto_client(moto_server: S3Server) -> Any:
+    return sync_s3_client(moto_server)
+
+
+def new_bucket(s3_client: Any) -> str:
     name = f"test-bucket-{os.getpid()}-{next(_bucket_numbers)}"
     s3_client.create_bucket(Bucket=name)
     return name
 
 
 @pytest.fixture
-def server_env(s3_server: S3Server, tmp_path: Path) -> dict[str, str]:
+def bucket(s3_client: Any) -> str:
+    return new_bucket(s3_client)
+
+
+def cli_env(server: S3Server, tmp_path: Path) -> dict[str, str]:
     """Environment for a CLI subprocess: this server's credentials, and no stray AWS config from the host."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(s3_server.env())
+    env.update(server.env())
     env.pop("AWS_ENDPOINT_URL_S3", None)  # tests pass --endpoint-url explicitly, as users do
     env["AWS_CONFIG_FILE"] = str(tmp_path / "no-aws-config")
     env["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "no-aws-credentials")
     env["AWS_EC2_METADATA_DISABLED"] = "true"
     return env
+
+
+@pytest.fixture
+def server_env(s3_server: S3Server, tmp_path: Path) -> dict[str, str]:
+    return cli_env(s3_server, tmp_path)
+
+
+@dataclass(frozen=True)
+class S3Backend:
+    """One S3 implementation and a fresh bucket on it, as the S3 matrix sees it."""
+
+    name: str
+    server: S3Server
+    client: Any
+    """A plain synchronous botocore client of this server (not our code path)."""
+    bucket: str
+    env: dict[str, str]
+    """For a CLI subprocess: this server's credentials, no stray AWS config."""
+
+    @property
+    def returns_checksums(self) -> bool:
+        """SeaweedFS answers the checksum it computed; moto answers none, so files are checked by size only."""
+        return self.name != "moto"
+
+    @property
+    def verified(self) -> str:
+        """What ``FileDone.verified`` and the report's ``verified`` say of a file uploaded with a checksum."""
+        return "checksum" if self.returns_checksums else "size"
+
+    def url(self, prefix: str = "") -> str:
+        return f"s3://{self.bucket}/{prefix}".rstrip("/")
+
+    def cli_args(self) -> tuple[str, ...]:
+        return ("--endpoint-url", self.server.endpoint_url)
+
+
+@pytest.fixture(params=["seaweedfs", "moto"])
+def s3_backend(request: pytest.FixtureRequest, tmp_path: Path) -> S3Backend:
+    """SeaweedFS, then moto: the cases every S3 implementation must pass alike. moto is slow per request (and
+    closes every connection): the cases that use it keep their trees small."""
+    return _s3_backend(request, request.param, tmp_path)
+
+
+def _s3_backend(request: pytest.FixtureRequest, name: str, tmp_path: Path) -> S3Backend:
+    server: S3Server = request.getfixturevalue("s3_server" if name == "seaweedfs" else "moto_server")
+    client = request.getfixturevalue("s3_client" if name == "seaweedfs" else "moto_client")
+    return S3Backend(name, server, client, new_bucket(client), cli_env(server, tmp_path))
 
 
 def read_bucket(s3_client: Any, bucket: str, prefix: str = "") -> dict[str, tuple[bytes, dict[str, str]]]:
@@ -164,14 +232,13 @@ class Backend:
 
 @pytest.fixture(params=["seaweedfs", "azurite"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """SeaweedFS, then Azurite; moto too where a test asks for it (``indirect``: moto takes any credentials)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AZURE_"))}
-    if request.param == "seaweedfs":
-        server: S3Server = request.getfixturevalue("s3_server")
-        client = request.getfixturevalue("s3_client")
-        name = request.getfixturevalue("bucket")
-        env = dict(request.getfixturevalue("server_env"))
+    if request.param in ("seaweedfs", "moto"):
+        s3 = _s3_backend(request, request.param, tmp_path)
+        server, client, name, env = s3.server, s3.client, s3.bucket, s3.env
         return Backend(
-            name="seaweedfs",
+            name=request.param,
             scheme="s3",
             bucket=name,
             env=env,

@@ -1,9 +1,11 @@
 """Integrity against a real SeaweedFS: every checksum algorithm is sent and checked, a large file's whole CRC
-is checked by the server, and a body damaged on its way is refused, never stored."""
+is checked by the server, and a body damaged on its way is refused, never stored. Against moto, which answers no
+checksum: its files are reported as checked by size only, never as verified."""
 
 from __future__ import annotations
 
 import base64
+import json
 import zlib
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,8 @@ import pytest
 
 from async_uploader.config import MIB
 from async_uploader.events import Event, FileDone, FileRetried
-from tests.e2e.conftest import read_bucket
+from tests.e2e.conftest import S3Backend, read_bucket
+from tests.e2e.test_cli_features import report_records
 from tests.e2e.test_faults import MULTIPART, assert_no_orphans, uploader
 from tests.e2e.test_upload import run_cli
 from tests.fault_proxy import FaultProxy
@@ -32,17 +35,50 @@ def test_every_checksum_choice_uploads_and_a_large_file_carries_its_whole_crc(
 ) -> None:
     source = tmp_path / "src"
     files = make_tree(source, {"small.txt": b"small", "big.bin": random_bytes(11 * MIB, seed=3), "empty": b""})
+    report = tmp_path / "report.jsonl"
     result = run_cli(
         server_env, str(source), f"s3://{bucket}", "--endpoint-url", s3_server.endpoint_url,
-        "--part-size", "5MiB", "--checksum", algorithm,
+        "--part-size", "5MiB", "--checksum", algorithm, "--report", str(report),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    verified = {r["path"]: r["verified"] for r in report_records(report) if "path" in r}
+    assert verified == dict.fromkeys(files, "size" if algorithm == "none" else "checksum")
+    assert ("3 files were checked by size only (--checksum none)" in result.stderr) == (algorithm == "none")
+    assert "warning" not in result.stderr
     assert {key: data for key, (data, _) in read_bucket(s3_client, bucket).items()} == files
     head = s3_client.head_object(Bucket=bucket, Key="big.bin", ChecksumMode="ENABLED")
     if algorithm in WHOLE_CRC:
         field, crc = WHOLE_CRC[algorithm]
         assert head[field] == base64.b64encode(crc(files["big.bin"]).to_bytes(4, "big")).decode()
         assert head.get("ChecksumType") == "FULL_OBJECT"
+
+
+def test_a_store_that_returns_no_checksum_is_said_to_have_checked_by_size_only(
+    tmp_path: Path, s3_backend: S3Backend
+) -> None:
+    """moto answers no checksum: its files are never reported as verified, the run says so once, and the report,
+    its summary and the JSON summary count them. SeaweedFS answers the checksums, which match: nothing to say."""
+    source = tmp_path / "src"
+    files = make_tree(source, {"small.txt": b"small", "two-parts.bin": random_bytes(10 * MIB, seed=5), "empty": b""})
+    report = tmp_path / "report.jsonl"
+    result = run_cli(
+        s3_backend.env, str(source), s3_backend.url("p"), *s3_backend.cli_args(), "--part-size", "5MiB",
+        "--report", str(report), "--summary-format", "json", "--no-progress",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert {key: data for key, (data, _) in read_bucket(s3_backend.client, s3_backend.bucket, "p/").items()} == {
+        f"p/{rel}": data for rel, data in files.items()
+    }
+    records = report_records(report)
+    assert {r["path"]: r["verified"] for r in records if "path" in r} == dict.fromkeys(files, s3_backend.verified)
+    unverified = 0 if s3_backend.returns_checksums else len(files)
+    assert records[-1]["summary"]["checked_by_size"] == unverified
+    assert json.loads(result.stdout)["checked_by_size"] == unverified
+    warnings = [line for line in result.stderr.splitlines() if "checked by size only" in line]
+    if s3_backend.returns_checksums:
+        assert warnings == []
+    else:
+        assert warnings == ["  warning: the store returned no checksum: 3 files were checked by size only"]
 
 
 @pytest.mark.parametrize("persistent", [False, True])

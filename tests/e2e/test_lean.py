@@ -1,4 +1,5 @@
-"""The lean data path against a real SeaweedFS, next to the aiobotocore path: same objects, same errors."""
+"""The lean data path against a real SeaweedFS (and moto, for awkward names and multipart), next to the aiobotocore
+path: same objects, same errors."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ import pytest
 import async_uploader
 from async_uploader.config import MIB
 from async_uploader.errors import StoreError, VerificationError
+from async_uploader.events import Event, FileDone
 from async_uploader.providers.base import ObjectStore
 from async_uploader.source.checksum import Algorithm, checksum_of
+from tests.e2e.conftest import S3Backend
 from tests.e2e.test_faults import RotatingCredentials, rotating_session
 from tests.e2e.test_upload import assert_bucket_holds, run_cli
 from tests.fault_proxy import FaultProxy
@@ -52,16 +55,26 @@ async def s3_store(
 
 @pytest.mark.parametrize("lean", [True, False], ids=["lean", "aiobotocore"])
 async def test_awkward_names_and_multipart_land_byte_for_byte(
-    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any, lean: bool
+    tmp_path: Path, s3_backend: S3Backend, lean: bool
 ) -> None:
+    """On SeaweedFS and on moto, on either path; each file says how it was verified: by the checksum SeaweedFS
+    answers, by size only on moto, which answers none."""
     make_tree(tmp_path, {name: f"body of {name}".encode() for name in AWKWARD_NAMES})
-    make_tree(tmp_path, {"big/ünï code+%.bin": random_bytes(11 * MIB, seed=7), "empty": b""})
+    make_tree(tmp_path, {"big/ünï code+%.bin": random_bytes(10 * MIB, seed=7), "empty": b""})
+    server = s3_backend.server
+    events: list[Event] = []
     async with async_uploader.Uploader(
-        endpoint_url=s3_server.endpoint_url, region=s3_server.region, session=_session(s3_server), lean=lean
+        endpoint_url=server.endpoint_url, region=server.region, session=_session(server), lean=lean
     ) as up:
-        result = await up.upload(tmp_path, f"s3://{bucket}/p q+", multipart_threshold="5MiB", part_size="5MiB")
+        result = await up.upload(
+            tmp_path, s3_backend.url("p q+"), multipart_threshold="5MiB", part_size="5MiB", on_event=events.append
+        )
     assert (result.uploaded, result.failed) == (len(AWKWARD_NAMES) + 2, 0), result.failures
-    assert_bucket_holds(s3_client, bucket, "p q+/", tmp_path)
+    assert_bucket_holds(s3_backend.client, s3_backend.bucket, "p q+/", tmp_path)
+    done = {e.path: e for e in events if isinstance(e, FileDone)}
+    assert done["big/ünï code+%.bin"].parts == 2
+    assert {e.verified for e in done.values()} == {s3_backend.verified}
+    assert result.checked_by_size == (0 if s3_backend.returns_checksums else len(done))
 
 
 def imported_modules(importtime_stderr: str) -> set[str]:

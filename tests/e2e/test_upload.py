@@ -1,4 +1,5 @@
-"""End to end against a real SeaweedFS: the CLI and the library upload real trees, read back byte for byte."""
+"""End to end against a real SeaweedFS (and moto, for the library's upload): the CLI and the library upload real
+trees, read back byte for byte."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 import async_uploader
 from async_uploader.config import MIB
 from async_uploader.engine.plan import object_metadata
-from tests.e2e.conftest import read_bucket
+from tests.e2e.conftest import S3Backend, read_bucket
 from tests.trees import make_tree, random_bytes, read_tree
 from tools.seaweedfs import S3Server
 
@@ -104,25 +105,26 @@ def test_cli_uploads_an_awkward_tree_byte_for_byte(
 
 
 async def test_library_upload_without_prefix_puts_keys_at_the_bucket_root(
-    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, s3_backend: S3Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in s3_server.env().items():
+    for name, value in s3_backend.server.env().items():
         monkeypatch.setenv(name, value)
     source = tmp_path / "src"
     make_tree(source, {"a.txt": b"a", "sub/b.txt": b"b", "big.bin": random_bytes(PART + 7, seed=9)})
     events: list[async_uploader.events.Event] = []
     result = await async_uploader.upload(
         source,
-        f"s3://{bucket}",
-        endpoint_url=s3_server.endpoint_url,
+        s3_backend.url(),
+        endpoint_url=s3_backend.server.endpoint_url,
         multipart_threshold="5MiB",
         part_size="5MiB",
         on_event=events.append,
     )
     assert result.ok
     assert (result.uploaded, result.failed, result.bytes_uploaded) == (3, 0, PART + 9)
-    assert_bucket_holds(s3_client, bucket, "", source)
+    assert_bucket_holds(s3_backend.client, s3_backend.bucket, "", source)
     assert any(isinstance(e, async_uploader.events.PartDone) for e in events)
+    assert result.checked_by_size == (0 if s3_backend.returns_checksums else 3)
 
 
 def test_unnameable_file_fails_alone_with_exit_1(

@@ -21,6 +21,7 @@ from async_uploader.events import (
     TotalsKnown,
 )
 from async_uploader.options import make_config
+from async_uploader.providers.base import StoredObject
 from async_uploader.runner import run
 from tests.memory_store import MemoryStore
 from tests.trees import make_tree, random_bytes
@@ -185,3 +186,44 @@ async def test_the_tree_is_counted_up_front_only_when_asked(tmp_path: Path, coun
     assert result.uploaded == len(files)
     totals = [event for event in events if isinstance(event, TotalsKnown)]
     assert totals == ([TotalsKnown(len(files), 1200)] if count_totals else [])
+
+
+class NoChecksumStore(MemoryStore):
+    """Answers no checksum, as moto does; ``checks_bodies``: checks each body itself without saying its checksum,
+    as Azure does for a single put with ``Content-MD5``."""
+
+    checks_bodies = False
+
+    async def put_object(self, key, stream, *, checksum, metadata):  # type: ignore[no-untyped-def]
+        stored = await super().put_object(key, stream, checksum=checksum, metadata=metadata)
+        return StoredObject(stored.etag, None, body_verified=self.checks_bodies and checksum is not None)
+
+    async def complete_multipart(self, key, upload_id, parts, *, full_checksum):  # type: ignore[no-untyped-def]
+        stored = await super().complete_multipart(key, upload_id, parts, full_checksum=full_checksum)
+        return StoredObject(stored.etag, None)
+
+
+class BodyCheckingStore(NoChecksumStore):
+    checks_bodies = True
+
+
+@pytest.mark.parametrize(
+    ("store_type", "checksum", "expected"),
+    [
+        (MemoryStore, "crc32", {"small": "checksum", "big": "checksum"}),
+        (MemoryStore, "none", {"small": "size", "big": "size"}),
+        (NoChecksumStore, "crc32", {"small": "size", "big": "size"}),
+        (BodyCheckingStore, "sha256", {"small": "checksum", "big": "size"}),
+    ],
+    ids=["checksums", "checksum-none", "no-checksum-answered", "bodies-checked"],
+)
+async def test_a_file_is_verified_by_checksum_only_when_the_store_confirmed_it(
+    tmp_path: Path, store_type: type[MemoryStore], checksum: str, expected: dict[str, str]
+) -> None:
+    """The checksum a store answered was compared and matched; one it did not answer proves nothing: that file
+    was checked by size only, and counted so, whatever the user asked for."""
+    make_tree(tmp_path, {"small": b"small", "big": random_bytes(PART + 1, seed=2)})
+    events: list[Event] = []
+    result = await run(config_for(tmp_path, checksum=checksum), store_type(), events.append)
+    assert {e.path: e.verified for e in events if isinstance(e, FileDone)} == expected
+    assert result.checked_by_size == list(expected.values()).count("size")
