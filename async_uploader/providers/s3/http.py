@@ -322,7 +322,7 @@ class Http1Pool:
         oldest_usable = asyncio.get_running_loop().time() - self._idle_expiry_s
         while idle:
             connection = idle.pop()
-            if connection.idle_since < oldest_usable:
+            if connection.idle_since <= oldest_usable:
                 # Idle too long, and every connection under it in the stack longer still: close them all.
                 self._discard(connection)
                 self._drop_idle()

@@ -65,7 +65,7 @@ class NetworkSettings:
         if not proxy:
             return None
         parts = urlsplit(_fixed_proxy_url(proxy))
-        if parts.scheme != "http" or not parts.hostname:
+        if parts.scheme != "http" or not parts.hostname or "://" in parts.netloc + parts.path:  # socks5://...
             raise ValueError("only http:// proxies are used by the direct path")
         authorization = None
         if parts.username and parts.password:
@@ -79,7 +79,7 @@ class NetworkSettings:
             try:
                 self.proxy_for(origin)
             except ValueError as exc:
-                return f"{exc}; the proxy for {urlsplit(origin).scheme}:// is not"
+                return f"{exc}, and the proxy for {urlsplit(origin).scheme}:// requests is not one"
         return None
 
 
