@@ -4,7 +4,9 @@ with a private CA, proxy credentials; every misconfiguration one line and exit 2
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+import async_uploader
+from async_uploader.providers.s3 import http
+from tests.e2e.conftest import read_bucket
 from tests.e2e.test_upload import assert_bucket_holds
+from tests.fault_proxy import FaultProxy
 from tests.proxy_front import INVALID_HOST, CertificateAuthority, ForwardProxy, TlsFront, make_ca
 from tests.trees import make_tree
 from tools.seaweedfs import S3Server
@@ -228,3 +234,55 @@ async def test_tls_through_a_connect_tunnel(
     assert_bucket_holds(s3_client, bucket, "", tree)
     assert proxy.counts["connects"] >= 1
     assert proxy.counts["requests"] == 0
+
+
+# -- dead pooled connections --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def direct_env(server_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's keys in this process's environment: the library's lean path then needs no botocore client."""
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    for name, value in server_env.items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+
+
+@pytest.mark.usefixtures("direct_env")
+async def test_a_reused_uploader_does_not_wait_on_connections_a_nat_dropped(
+    tmp_path: Path, s3_server: S3Server, s3_client: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http, "IDLE_EXPIRY_S", 0.5)  # the front drops them after 1 s; S3 and NATs after ~20 s+
+    first, second = tmp_path / "first", tmp_path / "second"
+    make_tree(first, FILES)
+    make_tree(second, {f"again/{name}": body for name, body in FILES.items()})
+    async with FaultProxy(s3_server.endpoint_url, idle_drop_s=1.0) as proxy:
+        options = {"endpoint_url": proxy.url, "region": s3_server.region, "read_timeout": 30.0}
+        async with async_uploader.Uploader(**options) as up:
+            assert (await up.upload(first, f"s3://{bucket}/")).failed == 0
+            async with asyncio.timeout(15):
+                await proxy.idle_dropped.wait()  # the pooled connections are dead now, silently
+            started = time.monotonic()
+            result = await up.upload(second, f"s3://{bucket}/")
+            took = time.monotonic() - started
+    assert (result.uploaded, result.failed) == (len(FILES), 0), result.failures
+    assert took < 15, f"the second run waited {took:.1f} s on dead connections"
+    assert len(read_bucket(s3_client, bucket)) == 2 * len(FILES)
+
+
+@pytest.mark.usefixtures("direct_env")
+@pytest.mark.parametrize("close_after", ["fin", "header"])
+@LEAN
+async def test_connections_closed_after_every_answer_cost_nothing(
+    tmp_path: Path, s3_server: S3Server, s3_client: Any, bucket: str, close_after: Any, lean: str
+) -> None:
+    source = tmp_path / "src"
+    make_tree(source, FILES)
+    async with FaultProxy(s3_server.endpoint_url, close_after=close_after) as proxy:
+        options = {"endpoint_url": proxy.url, "region": s3_server.region, "lean": lean == "on"}
+        async with async_uploader.Uploader(**options) as up:
+            result = await up.upload(source, f"s3://{bucket}/")
+    assert (result.uploaded, result.failed, result.retries) == (len(FILES), 0, 0), result.failures
+    assert_bucket_holds(s3_client, bucket, "", source)
+    assert proxy.counts["closed_after_answer"] == proxy.counts["forwarded"]

@@ -422,13 +422,13 @@ class HttpClient:
         connect_timeout_s: float,
         read_timeout_s: float,
         network: NetworkSettings | None = None,
-        idle_expiry_s: float = IDLE_EXPIRY_S,
+        idle_expiry_s: float | None = None,
     ) -> None:
         self._max_connections = max_connections
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
         self._network = network or NetworkSettings()
-        self._idle_expiry_s = idle_expiry_s
+        self._idle_expiry_s = IDLE_EXPIRY_S if idle_expiry_s is None else idle_expiry_s
         self._ssl: ssl.SSLContext | None = None
         self._pools: dict[str, Http1Pool] = {}
 
