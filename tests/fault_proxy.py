@@ -11,8 +11,12 @@ answers 503 SlowDown without forwarding; ``stall`` reads the request and never a
 up; ``lose_response`` lets the server act on the request, then resets the client instead of answering; ``corrupt``
 flips one byte of the request's body on its way to the server (a ``Content-Length`` body; others pass intact).
 ``start_outage(s)`` drops every open connection and, for ``s`` seconds, resets new ones on accept (stop the real
-server for "connection refused"). ``Expect: 100-continue`` is answered here and not forwarded (it is never
-signed). aiobotocore sends every body with ``Content-Length``; chunked messages are relayed with their framing.
+server for "connection refused"). Network behaviours, for every connection: ``idle_drop_s`` drops a client
+connection idle that long silently, as a NAT gateway does (no FIN, no RST: what the client sends next is read and
+never answered; ``idle_dropped`` is set); ``close_after`` ends each connection after its first answer, with a bare
+FIN (``"fin"``) or saying so (``"header"``: ``Connection: close``). ``Expect: 100-continue`` is answered here
+and not forwarded (it is never signed). aiobotocore sends every body with ``Content-Length``; chunked messages
+are relayed with their framing.
 """
 
 from __future__ import annotations
@@ -111,6 +115,8 @@ class FaultProxy:
         max_streak: int = 1,
         only: str = "",
         max_faults: int | None = None,
+        idle_drop_s: float | None = None,
+        close_after: Literal["fin", "header"] | None = None,
     ) -> None:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
@@ -127,6 +133,8 @@ class FaultProxy:
         self._hold: tuple[re.Pattern[bytes], asyncio.Event] | None = None
         self._hold_left = 0
         self._outage_until = 0.0
+        self.idle_drop_s, self.close_after = idle_drop_s, close_after
+        self.idle_dropped = asyncio.Event()
 
     @property
     def url(self) -> str:
@@ -205,7 +213,7 @@ class FaultProxy:
             if asyncio.get_running_loop().time() < self._outage_until:
                 self.counts["refused"] += 1
                 return
-            while (request := await read_head(reader)) is not None:
+            while (request := await self._next_request(reader, served=upstream is not None)) is not None:
                 self.counts["requests"] += 1
                 self.request_lines.append(request.first_line)
                 self._in_flight[writer] = request.raw
@@ -215,6 +223,11 @@ class FaultProxy:
                 if await self._exchange(request, fault, cut, (reader, writer), upstream):
                     return
                 del self._in_flight[writer]
+                if self.close_after is not None:
+                    self.counts["closed_after_answer"] += 1
+                    writer.close()  # a FIN after the answer: the reset in ``finally`` finds it closed
+                    await writer.wait_closed()
+                    return
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # a side went away: the client sees its connection end, as with a real server
         finally:
@@ -224,6 +237,21 @@ class FaultProxy:
             reset(writer)
             if upstream is not None:
                 reset(upstream[1])
+
+    async def _next_request(self, reader: asyncio.StreamReader, *, served: bool) -> Message | None:
+        """The next request's head; with ``idle_drop_s``, on a connection idle that long after an answer, ``None``
+        once the client gives up on it, having read (and dropped) all it sent meanwhile."""
+        if self.idle_drop_s is None or not served:
+            return await read_head(reader)
+        try:
+            async with asyncio.timeout(self.idle_drop_s):
+                return await read_head(reader)
+        except TimeoutError:
+            self.counts["idle_dropped"] += 1
+            self.idle_dropped.set()
+            while await reader.read(65536):
+                pass  # a black hole, until the client closes
+            return None
 
     async def _exchange(
         self, request: Message, fault: Fault | None, cut: float, client: Connection, upstream: Connection
@@ -271,6 +299,8 @@ class FaultProxy:
             self.counts["lose_response"] += 1
             return True
         self.counts["forwarded"] += 1
+        if self.close_after == "header":
+            response = Message(response.raw[:-2] + b"Connection: close\r\n\r\n", response.first_line, response.headers)
         writer.write(response.raw + response_body)
         await writer.drain()
         delimited = bodiless or response.chunked or "content-length" in response.headers

@@ -16,6 +16,7 @@ request needs a client. No ACL is ever sent: objects inherit the bucket's (priva
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -31,16 +32,20 @@ from .bucket import BucketClient
 from .credentials import (
     DirectAccess,
     Resolved,
-    client_tls_verify,
     configured_endpoint,
     resolve,
     resolve_from_environment,
 )
 from .http import HttpClient
 from .learned import LearningStore
+from .network import NetworkSettings, check_ca_bundle, client_network, endpoint_network
 from .store import DirectStore
 
+log = logging.getLogger(__name__)
+
 _CLIENTS_MODULE: Final = f"{__name__}.clients"
+# Where the direct path sends when no endpoint is given: AWS, over https (and http, for an endpoint rule's sake).
+_AWS_ORIGINS: Final = ("https://s3.amazonaws.com", "http://s3.amazonaws.com")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +90,7 @@ async def connect(options: ConnectOptions) -> AsyncIterator[S3Connection]:
             meta_endpoint = getattr(getattr(options.client, "meta", None), "endpoint_url", None)
             endpoint = redact_url(str(meta_endpoint or "the S3 endpoint"))
             secrets: tuple[str, ...] = ()
-            verify = client_tls_verify(options.client)
+            network = client_network(options.client)
         else:
             if session is None:
                 resolved = resolve_from_environment(
@@ -102,18 +107,31 @@ async def connect(options: ConnectOptions) -> AsyncIterator[S3Connection]:
             if resolved is None:  # the application's session: its clients and credentials, now
                 client, _ = await clients.get()
                 secrets = tuple(await importlib.import_module(_CLIENTS_MODULE).known_secrets(session))
-                verify = client_tls_verify(client)
+                network = client_network(client)
             else:
-                secrets, verify = resolved.secrets, resolved.verify
+                secrets = resolved.secrets
+                network = endpoint_network(resolved.verify, configured_endpoint(options.endpoint_url))
             configured = configured_endpoint(options.endpoint_url)
+            meta_endpoint = configured
             endpoint = redact_url(configured) if configured else "AWS S3"
+        check_ca_bundle(network.verify)
         http = None
-        if options.lean:
+        if options.lean and _direct_path_can_send(network, meta_endpoint):
             http = HttpClient(
                 max_connections=options.max_connections,
                 connect_timeout_s=options.connect_timeout_s,
                 read_timeout_s=options.read_timeout_s,
-                verify=verify,
+                network=network,
             )
             stack.push_async_callback(http.close)
         yield S3Connection(clients, endpoint, Redactor(secrets), http, resolved.direct if resolved else None)
+
+
+def _direct_path_can_send(network: NetworkSettings, endpoint: object) -> bool:
+    """Whether the direct path can reach the endpoint as botocore would (else every request goes through
+    aiobotocore: the direct path never bypasses a proxy)."""
+    origins = (str(endpoint),) if endpoint else _AWS_ORIGINS
+    refusal = network.direct_path_refusal(origins)
+    if refusal is not None:
+        log.debug("the lean data path is off for this connection: %s", refusal)
+    return refusal is None

@@ -78,6 +78,10 @@ def bucket_refusal(bucket: str, endpoint: str, code: str, message: str | None) -
         )
     if code in {"AccessDenied", "AllAccessDisabled", "AccountProblem"}:
         return CredentialsError(f"access to bucket {bucket!r} denied ({code}): the credentials lack permission")
+    if code == "407":  # a forward proxy's answer, not the store's
+        return EndpointError(
+            "the proxy needs credentials, or refused those in its URL (407 Proxy Authentication Required)"
+        )
     if not code or code.isdigit():  # no S3 error document: an HTML page, a proxy, another service
         return not_s3(endpoint)
     return BucketError(f"cannot use bucket {bucket!r}: {detail(code, message)}")

@@ -35,8 +35,9 @@ from .wire import (
     user_metadata,
 )
 
-# A pooled connection the server closed while it sat idle fails at once on reuse; one more try, on a fresh
-# connection, is what botocore does too. Everything else is the engine's retry layer's to decide.
+# Attempts at a request that got no answer, as botocore's client here makes (``clients.MAX_REQUEST_ATTEMPTS``). A
+# pooled connection found dead is not one of them: the pool sends the request again on a new connection itself
+# (``http``). Everything else is the engine's retry layer's to decide.
 STALE_CONNECTION_ATTEMPTS: Final = 2
 USER_AGENT: Final = "async-uploader (lean data path)"
 

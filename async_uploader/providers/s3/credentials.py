@@ -154,14 +154,3 @@ def configured_endpoint(endpoint_url: str | None) -> str | None:
     if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true":
         return None
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-
-
-def client_tls_verify(client: Any) -> bool | str:
-    """An aiobotocore client's certificate verification: a CA bundle path, ``True`` (the default bundle) or
-    ``False``.
-
-    Read from the client's HTTP session (a private attribute, so with a safe default), so that the direct path
-    trusts exactly what the client trusts (``AWS_CA_BUNDLE``, ``ca_bundle`` in a profile).
-    """
-    verify = getattr(getattr(getattr(client, "_endpoint", None), "http_session", None), "_verify", True)
-    return verify if isinstance(verify, bool | str) else True

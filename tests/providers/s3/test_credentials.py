@@ -18,11 +18,11 @@ from async_uploader.providers.s3.clients import client_options, new_session
 from async_uploader.providers.s3.credentials import (
     DEFAULT_SIGNING_REGION,
     BotocoreCredentials,
-    client_tls_verify,
     configured_endpoint,
     resolve,
     resolve_from_environment,
 )
+from async_uploader.providers.s3.network import client_network
 from async_uploader.providers.s3.wire import PROBE_KEY, BucketEndpoint
 
 DEFAULT_CA_BUNDLE = get_cert_path(True)
@@ -198,4 +198,4 @@ async def test_the_direct_path_trusts_what_the_client_trusts(verify: str | bool)
     async with session.create_client(
         "s3", region_name="us-east-1", verify=verify, aws_access_key_id="AKID", aws_secret_access_key="secret"
     ) as client:
-        assert client_tls_verify(client) == verify
+        assert client_network(client).verify == verify

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from async_uploader.providers.s3.http import Http1Pool, HttpClient, TransportError, ssl_context
+from async_uploader.providers.s3.network import ProxyRoute
 
 pytestmark = pytest.mark.every_event_loop
 
@@ -57,11 +58,13 @@ def pool_for(server: Server, *, read_timeout_s: float = 5.0, scheme: str = "http
     return Http1Pool(
         scheme=scheme,
         host=str(options.get("host", "127.0.0.1")),
-        port=server.port,
+        port=int(options.get("port", server.port)),  # type: ignore[call-overload]
         max_connections=4,
         connect_timeout_s=2.0,
         read_timeout_s=read_timeout_s,
         ssl_context=options.get("ssl_context"),  # type: ignore[arg-type]
+        proxy=options.get("proxy"),  # type: ignore[arg-type]
+        idle_expiry_s=float(options.get("idle_expiry_s", 60.0)),  # type: ignore[arg-type]
     )
 
 
@@ -317,3 +320,89 @@ async def test_bytes_sent_to_an_idle_connection_make_it_unusable() -> None:
         assert (await pool.request("PUT", "/k", dict(HEADERS), b"hello")).status == 200
         pool.close()
     assert server.connections == 2
+
+
+async def test_an_http_origin_through_a_proxy_is_asked_in_absolute_form_with_credentials() -> None:
+    state = Server()
+    async with serving(answering(state, OK, OK)) as proxy:
+        route = ProxyRoute("127.0.0.1", proxy.port, "Basic dTpw")
+        pool = pool_for(proxy, host="s3.test.invalid", proxy=route, port=8333)
+        for _ in range(2):
+            assert (await pool.request("PUT", "/b/k?x=1", dict(HEADERS), b"hello")).status == 200
+        pool.close()
+    assert [r[0] for r in state.requests] == ["PUT http://s3.test.invalid:8333/b/k?x=1 HTTP/1.1"] * 2
+    assert all(r[1]["proxy-authorization"] == "Basic dTpw" and r[2] == b"hello" for r in state.requests)
+    assert proxy.connections == 1
+
+
+async def test_a_407_from_the_proxy_says_it_needs_credentials() -> None:
+    refusal = b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+    async with serving(answering(Server(), refusal, refusal)) as proxy:
+        pool = pool_for(proxy, host="s3.test.invalid", proxy=ProxyRoute("127.0.0.1", proxy.port))
+        with pytest.raises(TransportError, match="the proxy needs credentials"):
+            await pool.request("PUT", "/k", dict(HEADERS), b"hello")
+        pool.close()
+
+
+async def test_an_https_origin_goes_through_a_connect_tunnel(certificate: Path) -> None:
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(certificate / "cert.pem", certificate / "key.pem")
+    tunnels: list[str] = []
+
+    async def proxy_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line, headers, _ = await read_request(reader)
+        tunnels.append(f"{line} {headers.get('proxy-authorization')}")
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        await writer.start_tls(server_tls)
+        for _ in range(2):
+            line, headers, body = await read_request(reader)
+            assert (line, body) == ("PUT /k HTTP/1.1", b"hello")
+            writer.write(OK)
+            await writer.drain()
+        await reader.read()
+
+    async with serving(proxy_handler) as proxy:
+        pool = pool_for(
+            proxy,
+            scheme="https",
+            host="localhost",
+            ssl_context=ssl_context(str(certificate / "cert.pem")),
+            proxy=ProxyRoute("127.0.0.1", proxy.port, "Basic dTpw"),
+            port=9443,
+        )
+        for _ in range(2):
+            assert (await pool.request("PUT", "/k", dict(HEADERS), b"hello")).status == 200
+        pool.close()
+    assert tunnels == ["CONNECT localhost:9443 HTTP/1.1 Basic dTpw"]
+
+
+async def test_a_connection_idle_too_long_is_not_reused() -> None:
+    async with serving(answering(Server(), OK, OK)) as server:
+        pool = pool_for(server, idle_expiry_s=0.0)
+        for _ in range(2):
+            await pool.request("PUT", "/k", dict(HEADERS), b"hello")
+        pool.close()
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize("method", ["PUT", "POST"])
+async def test_a_reused_connection_closed_before_an_answer_is_resent_on_a_new_one(method: str) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        await read_request(reader)  # the second request on this connection: closed unanswered, as a stale one
+        if server.connections > 1:
+            await reader.read()
+
+    async with serving(handler) as server:
+        pool = pool_for(server)
+        await pool.request(method, "/k", dict(HEADERS), b"hello")
+        if method == "PUT":
+            assert (await pool.request(method, "/k", dict(HEADERS), b"hello")).status == 200
+            assert server.connections == 2
+        else:  # not idempotent: its caller decides
+            with pytest.raises(TransportError, match="closed before a complete answer"):
+                await pool.request(method, "/k", dict(HEADERS), b"hello")
+        pool.close()
