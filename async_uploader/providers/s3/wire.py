@@ -6,16 +6,19 @@ the two), so that the direct path and the aiobotocore path store and read the sa
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from http import HTTPStatus
 from typing import Any, Final
 from urllib.parse import unquote_plus, urlsplit
 from xml.etree import ElementTree
 
 from ...source.checksum import Algorithm, Checksum
-from ..base import StoredPart
+from ..base import ObjectHeaders, StoredPart
 from .sigv4 import host_header, quote_key
 
 PROBE_KEY: Final = "async-uploader-probe"
@@ -30,6 +33,66 @@ CHECKSUM_PARAMS: Final = {
 """botocore's parameter (and S3's XML element) for a checksum of each algorithm."""
 CREATE_HEADERS: Final = {"ChecksumAlgorithm": "x-amz-checksum-algorithm", "ChecksumType": "x-amz-checksum-type"}
 """The request headers of CreateMultipartUpload's checksum parameters."""
+
+
+OBJECT_PARAMS: Final = {
+    "content_type": ("ContentType", "content-type"),
+    "cache_control": ("CacheControl", "cache-control"),
+    "content_encoding": ("ContentEncoding", "content-encoding"),
+    "content_disposition": ("ContentDisposition", "content-disposition"),
+    "content_language": ("ContentLanguage", "content-language"),
+    "expires": ("Expires", "expires"),
+    "sse": ("ServerSideEncryption", "x-amz-server-side-encryption"),
+    "sse_kms_key_id": ("SSEKMSKeyId", "x-amz-server-side-encryption-aws-kms-key-id"),
+    "sse_kms_context": ("SSEKMSEncryptionContext", "x-amz-server-side-encryption-context"),
+    "storage_class": ("StorageClass", "x-amz-storage-class"),
+    "tagging": ("Tagging", "x-amz-tagging"),
+    "acl": ("ACL", "x-amz-acl"),
+}
+"""``ObjectHeaders`` fields as botocore's PutObject/CreateMultipartUpload parameters and their request headers."""
+S3_HEADER_FIELDS: Final = frozenset({*OBJECT_PARAMS, "sse_c_key"})
+"""What an S3 store honours of ``ObjectHeaders``."""
+SSE_C_ALGORITHM: Final = "AES256"
+
+
+@lru_cache(maxsize=256)
+def object_params(headers: ObjectHeaders) -> Mapping[str, Any]:
+    """botocore's parameters for ``headers`` on PutObject and CreateMultipartUpload (read-only: cached)."""
+    params: dict[str, Any] = {
+        param: getattr(headers, name) for name, (param, _) in OBJECT_PARAMS.items() if getattr(headers, name)
+    }
+    params.update(request_params(headers))
+    return params
+
+
+@lru_cache(maxsize=256)
+def request_params(headers: ObjectHeaders) -> Mapping[str, Any]:
+    """botocore's parameters for ``headers`` on the object's other requests: UploadPart, CompleteMultipartUpload,
+    HeadObject, ListParts (the SSE-C key, which botocore base64-encodes and digests itself)."""
+    if headers.sse_c_key is None:
+        return {}
+    return {"SSECustomerAlgorithm": SSE_C_ALGORITHM, "SSECustomerKey": headers.sse_c_key}
+
+
+@lru_cache(maxsize=256)
+def object_headers(headers: ObjectHeaders) -> Mapping[str, str]:
+    """The request headers botocore sends for ``object_params(headers)`` (read-only: cached)."""
+    wire = {header: getattr(headers, name) for name, (_, header) in OBJECT_PARAMS.items() if getattr(headers, name)}
+    wire.update(request_headers(headers))
+    return wire
+
+
+@lru_cache(maxsize=256)
+def request_headers(headers: ObjectHeaders) -> Mapping[str, str]:
+    """The request headers botocore sends for ``request_params(headers)``: the key in base64 and its MD5."""
+    key = headers.sse_c_key
+    if key is None:
+        return {}
+    return {
+        "x-amz-server-side-encryption-customer-algorithm": SSE_C_ALGORITHM,
+        "x-amz-server-side-encryption-customer-key": base64.b64encode(key).decode(),
+        "x-amz-server-side-encryption-customer-key-md5": base64.b64encode(hashlib.md5(key).digest()).decode(),
+    }
 
 
 class ErrorResponse(Exception):
