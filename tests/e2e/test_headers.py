@@ -129,7 +129,8 @@ def test_a_web_tree_gets_each_extensions_type_the_flags_and_the_rules(
         assert head["CacheControl"] == (cache or "max-age=300"), rel
         assert head["ContentLanguage"] == "en"
         assert head["ContentDisposition"] == "inline"
-        assert head["Metadata"]["team"] == "web" and head["Metadata"]["build"] == "42"
+        assert head["Metadata"]["team"] == "web"
+        assert head["Metadata"]["build"] == "42"
         assert set(head["Metadata"]) >= {"size", "mtime", "mode"}
         assert head["ServerSideEncryption"] == "aws:kms"
         assert head["SSEKMSKeyId"].endswith("alias/site")
@@ -260,7 +261,8 @@ def test_a_policy_requiring_sse_kms_is_named_and_met_with_sse(
     args = (str(source), f"s3://{moto_bucket}", "--endpoint-url", policy_front, "--lean", lean, "--retries", "1")
     refused = run_cli(moto_env, *args)
     assert refused.returncode == 2, refused.stderr
-    assert "explicit deny" in refused.stderr and "--sse aws:kms" in refused.stderr
+    assert "explicit deny" in refused.stderr
+    assert "--sse aws:kms" in refused.stderr
     assert keys(client, moto_bucket) == []
     done = run_cli(moto_env, *args, "--sse", "aws:kms")
     assert done.returncode == 0, done.stderr
