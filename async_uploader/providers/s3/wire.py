@@ -68,10 +68,16 @@ def object_params(headers: ObjectHeaders) -> Mapping[str, Any]:
 @lru_cache(maxsize=256)
 def request_params(headers: ObjectHeaders) -> Mapping[str, Any]:
     """botocore's parameters for ``headers`` on the object's other requests: UploadPart, CompleteMultipartUpload,
-    HeadObject, ListParts (the SSE-C key, which botocore base64-encodes and digests itself)."""
-    if headers.sse_c_key is None:
+    HeadObject, ListParts (the SSE-C key). Given encoded, with its MD5: botocore encodes and digests a raw key only
+    for some operations (not ListParts or CompleteMultipartUpload), and leaves a key with its MD5 as it is."""
+    wire = request_headers(headers)
+    if not wire:
         return {}
-    return {"SSECustomerAlgorithm": SSE_C_ALGORITHM, "SSECustomerKey": headers.sse_c_key}
+    return {
+        "SSECustomerAlgorithm": SSE_C_ALGORITHM,
+        "SSECustomerKey": wire["x-amz-server-side-encryption-customer-key"],
+        "SSECustomerKeyMD5": wire["x-amz-server-side-encryption-customer-key-md5"],
+    }
 
 
 @lru_cache(maxsize=256)
