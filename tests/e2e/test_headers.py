@@ -288,7 +288,7 @@ def test_azure_stores_content_settings_tier_and_metadata(
     result = run_cli(
         blob_env, str(source), f"az://{container}/w", "--multipart-threshold", "5MiB", "--part-size", "5MiB",
         "--cache-control", "max-age=60", "--header-rule", "*.html:Cache-Control: no-cache",
-        "--content-language", "en", "--metadata", "team=web", "--access-tier", "cool",
+        "--content-language", "en", "--metadata", "team=web", "--access-tier", "cool", "--tags", "project=site",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     with ContainerClient.from_connection_string(azurite.connection_string, container) as blobs:
@@ -303,6 +303,7 @@ def test_azure_stores_content_settings_tier_and_metadata(
             assert properties.content_settings.content_language == "en"
             assert properties.metadata["team"] == "web"
             assert properties.blob_tier == "Cool", name
+            assert blobs.get_blob_client(name).get_blob_tags() == {"project": "site"}
 
 
 @pytest.mark.parametrize("option", [("--sse", "AES256"), ("--storage-class", "GLACIER"), ("--acl", "private")])
