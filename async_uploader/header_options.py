@@ -6,15 +6,10 @@ The parsers and checks ``options.make_config`` runs these options through (as ``
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any, Final, TypedDict
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -23,6 +18,9 @@ from .engine.headers import HeaderRule, check_header_value, parse_header_rules, 
 from .errors import ConfigError
 from .option_model import Kind, Option, Scope
 from .providers.base import ObjectHeaders
+
+# json, base64 and email.utils are imported by the parsers that need them: ~20 ms of every run's
+# start-up otherwise, for options most runs never give.
 
 RESERVED_METADATA: Final = frozenset({"size", "mtime", "mode"})
 """The metadata a run compares to skip unchanged files: its own, never the user's."""
@@ -49,6 +47,8 @@ def optional_header(flag: str) -> Any:
 def parse_expires(value: str | datetime | None) -> str | None:
     """``--expires``: an ISO 8601 date and time (``2030-01-01T00:00:00Z``) or an HTTP date, as the HTTP date
     botocore sends for ``Expires``."""
+    from email.utils import format_datetime, parsedate_to_datetime
+
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -100,6 +100,9 @@ def parse_sse(value: str | None) -> str | None:
 def parse_kms_context(value: str | Mapping[str, str] | None) -> str | None:
     """``--sse-kms-context '{"project": "x"}'`` (a JSON object of strings, or a mapping): base64 of its JSON, as
     S3 takes it."""
+    import base64
+    import json
+
     if value is None:
         return None
     try:
@@ -114,6 +117,9 @@ def parse_kms_context(value: str | Mapping[str, str] | None) -> str | None:
 def read_sse_c_key(path: str | os.PathLike[str] | None) -> bytes | None:
     """``--sse-c-key-file``: a file holding the 256-bit key, as 32 raw bytes or their base64. Read once; the key
     is never printed (messages name the file only)."""
+    import base64
+    import binascii
+
     if path is None:
         return None
     try:
@@ -130,11 +136,6 @@ def read_sse_c_key(path: str | os.PathLike[str] | None) -> bytes | None:
     if len(key) != SSE_C_KEY_BYTES:
         raise ConfigError(f"--sse-c-key-file {str(path)!r} must hold a 256-bit key: 32 bytes, or their base64")
     return key
-
-
-def sse_c_key_md5(key: bytes) -> str:
-    """The key's MD5 in base64, as S3 takes it beside the key."""
-    return base64.b64encode(hashlib.md5(key).digest()).decode()
 
 
 def parse_storage_class(value: str | None) -> str | None:
