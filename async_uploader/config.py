@@ -10,12 +10,13 @@ import enum
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
+from .engine.headers import HeaderRule
 from .engine.throttle import parse_rate
 from .errors import ConfigError
 from .providers.registry import check_scheme
@@ -291,3 +292,30 @@ class UploadConfig:
     """The checksum every body carries for the server to verify (``None``: none)."""
     shard: Shard | None = None
     """Upload only this shard of the tree (``--shard K/N``)."""
+    # How objects are stored (header_options.py reads these options; ``run_headers`` makes the run's
+    # ObjectHeaders of them).
+    content_type: str | None = None
+    guess_mime_type: bool = True
+    cache_control: str | None = None
+    content_encoding: str | None = None
+    content_disposition: str | None = None
+    content_language: str | None = None
+    expires: str | None = None
+    """An HTTP date."""
+    metadata: tuple[tuple[str, str], ...] = ()
+    """Extra user metadata on every object (never ``size``, ``mtime`` or ``mode``)."""
+    header_rule: tuple[HeaderRule, ...] = ()
+    header_rules: tuple[HeaderRule, ...] = ()
+    """The rules of ``--header-rules FILE``, read when the config was made; they come before ``header_rule``."""
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    sse_kms_context: str | None = None
+    """Base64 of the context's JSON."""
+    sse_c_key: bytes | None = field(default=None, repr=False)
+    """The SSE-C key itself, read from ``--sse-c-key-file``: never shown."""
+    storage_class: str | None = None
+    tags: str | None = None
+    """As a URL query (``k=v&k2=v2``)."""
+    acl: str | None = None
+    access_tier: str | None = None
+    encryption_scope: str | None = None

@@ -14,85 +14,19 @@ its field in ``UploadConfig`` and its key in ``RunOptions`` (the test names what
 
 from __future__ import annotations
 
-import enum
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import KW_ONLY, dataclass
-from typing import Any, Final, TypedDict, Unpack
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Unpack
 
 from . import config
 from .config import Overwrite, UploadConfig
 from .errors import ConfigError
+from .header_options import OBJECT_OPTIONS, ObjectOptions, check_combination
+from .option_model import Kind as Kind
+from .option_model import Option as Option
+from .option_model import Scope as Scope
 from .source.checksum import Algorithm, parse_algorithm
-
-
-class Scope(enum.Enum):
-    """Whose option it is: a run's (``UploadConfig``), a connection's (the ``Uploader``), the command line's."""
-
-    RUN = "run"
-    CONNECTION = "connection"
-    CLI = "command line"
-
-
-class Kind(enum.Enum):
-    """How the command line spells an option."""
-
-    VALUE = "value"
-    """``--part-size 16MiB``, or a positional argument."""
-    FLAG = "flag"
-    """``--dry-run``: present or not. With a default of True the flag turns something off (``--no-state``)."""
-    SWITCH = "switch"
-    """``--lean on|off``: a bool, spelled on or off."""
-    FILTER = "filter"
-    """``--include``/``--exclude``: repeatable, gathered with its sibling in command-line order (the last match
-    wins), into ``make_config``'s ``filters``."""
-
-
-@dataclass(frozen=True, slots=True)
-class Option:
-    """One option: its command-line spellings, its library keyword, its default and what it means."""
-
-    name: str
-    """The library's keyword (``part_size``), and the attribute the command line parses it into."""
-    flags: tuple[str, ...]
-    """Its command-line spellings, the first one the one docs show; empty for a positional argument."""
-    scope: Scope
-    _: KW_ONLY
-    help: str
-    """What it does, for ``--help`` and docs/cli.md: lower case, no final stop, no default (added from ``default``)."""
-    kind: Kind = Kind.VALUE
-    default: Any = None
-    """The library's default, which the command line shares."""
-    cli_type: Callable[[str], Any] = str
-    """How the command line reads the text (``int``, ``float``); ``str`` leaves the reading to ``validate``."""
-    metavar: str | None = None
-    choices: tuple[str, ...] = ()
-    group: str | None = None
-    """Options naming the same group exclude each other on the command line."""
-    shown_default: str | None = None
-    """The default as help and docs say it, where the value would not (``from the AWS config``, ``8MiB``)."""
-    field: str | None = None
-    """The ``UploadConfig`` field ``make_config`` fills with the value; ``None`` when it fills none by itself."""
-    validate: Callable[[Any], Any] | None = None
-    """Turns a value (from either face) into its field's value, or raises ``ConfigError``; ``None``: as is."""
-    nargs: str | None = None
-    """argparse's ``nargs`` for a positional argument that takes several values (``"+"``)."""
-
-    @property
-    def default_text(self) -> str:
-        """The default as help and docs show it; empty when there is nothing to say (a flag, no value)."""
-        if self.shown_default is not None:
-            return self.shown_default
-        if self.kind is Kind.SWITCH:
-            return "on" if self.default else "off"
-        if self.kind in (Kind.FLAG, Kind.FILTER) or self.default is None or not self.flags:
-            return ""
-        return f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
-
-    @property
-    def described(self) -> str:
-        """The help with its default: what ``--help`` and docs/cli.md print."""
-        return f"{self.help} (default: {self.default_text})" if self.default_text else self.help
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +146,7 @@ UPLOAD: Final = Command(
         Option("keep_partial", ("--keep-partial",), Scope.RUN, kind=Kind.FLAG, default=False, field="keep_partial",
             help="on Ctrl-C or SIGTERM, leave multipart uploads open for the next run to resume instead of "
             "aborting"),
+        *OBJECT_OPTIONS,
         Option("dask", ("--dask",), Scope.CLI, metavar="ADDRESS",
             help="spread the upload over a Dask cluster (tcp://scheduler:8786), a shard per task; SOURCE must be "
             "the same path on every worker (needs the [dask] extra)"),
@@ -270,7 +205,7 @@ MERGE_REPORTS: Final = Command(
 COMMANDS: Final = (UPLOAD, CLEANUP, MERGE_REPORTS)
 
 
-class RunOptions(TypedDict, total=False):
+class RunOptions(ObjectOptions, total=False):
     """The keyword options of ``upload()`` and ``Uploader.upload``: the run's options of the table, typed.
 
     Defaults, meanings and the flags they mirror are the table's (``UPLOAD``; docs/cli.md). ``include``/``exclude``
@@ -341,6 +276,7 @@ def make_config(
     includes = [("include", glob) for glob in values.get("include", ())]
     excludes = [("exclude", glob) for glob in values.get("exclude", ())]
     rules = config.check_filters([*filters, *includes, *excludes])
+    check_combination(fields)
     report, retry_failed = fields["report"], fields["retry_failed"]
     if report is not None and retry_failed is not None and report.resolve() == retry_failed.resolve():
         raise ConfigError("--report must name a new file, not the report given to --retry-failed")

@@ -19,9 +19,12 @@ from typing import Final
 import anyio.to_thread
 
 from .config import UploadConfig
+from .engine.headers import refused_fields
 from .engine.pipeline import RunStats, run_upload
+from .errors import ConfigError
 from .events import Event, EventHandler, ResultBuilder, RunFinished, UploadResult
-from .providers.base import ObjectStore
+from .header_options import run_headers
+from .providers.base import ObjectStore, header_fields
 from .report import ReportWriter, failed_paths
 
 log = logging.getLogger(__name__)
@@ -85,11 +88,20 @@ async def _preflight_and_upload(
     if config.dry_run:  # plans only: no request
         return await run_upload(config, None, emit, only_paths=only_paths, count_totals=count_totals)
     assert store is not None
+    check_honoured(config, store)
     await store.check_readable()
     probe_key = f"{config.destination.prefix}{PREFLIGHT_KEY_NAME}{os.urandom(16).hex()}"
     return await run_upload(
         config, store, emit, only_paths=only_paths, count_totals=count_totals, write_probe_key=probe_key
     )
+
+
+def check_honoured(config: UploadConfig, store: ObjectStore) -> None:
+    """Refuse, before any request, a run that asks for what the store cannot do (``--sse`` on ``az://``...):
+    never an upload that silently goes without it."""
+    refused = refused_fields(run_headers(config), header_fields(store))
+    if refused:
+        raise ConfigError(f"{', '.join(refused)}: not supported for {config.destination.scheme}:// destinations")
 
 
 def _failed_paths(report: Path) -> list[str]:

@@ -12,7 +12,15 @@ import anyio
 import anyio.lowlevel
 
 from async_uploader.errors import BucketError, StoreError, VerificationError
-from async_uploader.providers.base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart
+from async_uploader.providers.base import (
+    NO_HEADERS,
+    IncompleteUpload,
+    ObjectHeaders,
+    ObjectInfo,
+    StoredObject,
+    StoredPart,
+    UploadedPart,
+)
 from async_uploader.source.checksum import Algorithm, Checksum, checksum_of, composite
 
 
@@ -21,12 +29,17 @@ class StoredBlob:
     data: bytes
     metadata: dict[str, str]
     parts: int
+    headers: ObjectHeaders = NO_HEADERS
 
 
 @dataclass
 class MemoryStore:
     objects: dict[str, StoredBlob] = field(default_factory=dict)
     uploads: dict[str, tuple[str, dict[str, str], dict[int, bytes]]] = field(default_factory=dict)
+    upload_headers: dict[str, ObjectHeaders] = field(default_factory=dict)
+    part_headers: list[ObjectHeaders] = field(default_factory=list)
+    probe_headers: list[ObjectHeaders] = field(default_factory=list)
+    header_fields: frozenset[str] = frozenset(ObjectHeaders.__slots__)
     fail_keys: set[str] = field(default_factory=set)
     fail_parts: set[tuple[str, int]] = field(default_factory=set)
     before_request: Callable[[str], None] | None = None
@@ -66,8 +79,9 @@ class MemoryStore:
     async def check_readable(self) -> None:
         await self._request("")
 
-    async def check_writable(self, probe_key: str) -> None:
+    async def check_writable(self, probe_key: str, *, headers: ObjectHeaders = NO_HEADERS) -> None:
         await self._request(probe_key)
+        self.probe_headers.append(headers)
         self.probes += 1
         if self.read_only:
             raise BucketError("these credentials cannot write to bucket 'memory'")
@@ -78,18 +92,30 @@ class MemoryStore:
             raise VerificationError("BadDigest")
 
     async def put_object(
-        self, key: str, stream: BytesIO, *, checksum: Checksum | None, metadata: Mapping[str, str]
+        self,
+        key: str,
+        stream: BytesIO,
+        *,
+        checksum: Checksum | None,
+        metadata: Mapping[str, str],
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> StoredObject:
         body = stream.getvalue()
         await self._request(key, body)
         if key in self.fail_keys:
             raise StoreError(f"PutObject failed: injected failure for {key}")
         self._verify(body, checksum)
-        self.objects[key] = StoredBlob(bytes(body), dict(metadata), 1)
+        self.objects[key] = StoredBlob(bytes(body), dict(metadata), 1, headers)
         return StoredObject(etag=self._etag(key), checksum=checksum.value if checksum else None)
 
     async def create_multipart(
-        self, key: str, *, metadata: Mapping[str, str], checksum: Algorithm | None, full_object: bool
+        self,
+        key: str,
+        *,
+        metadata: Mapping[str, str],
+        checksum: Algorithm | None,
+        full_object: bool,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> str:
         await self._request(key)
         if full_object and not self.full_object_checksums:
@@ -97,11 +123,20 @@ class MemoryStore:
         self._next_id += 1
         upload_id = f"upload-{self._next_id}"
         self.uploads[upload_id] = (key, dict(metadata), {})
+        self.upload_headers[upload_id] = headers
         return upload_id
 
     async def upload_part(
-        self, key: str, upload_id: str, number: int, stream: BytesIO, *, checksum: Checksum | None
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        stream: BytesIO,
+        *,
+        checksum: Checksum | None,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> UploadedPart:
+        self.part_headers.append(headers)
         body = stream.getvalue()
         await self._request(key, body)
         if (key, number) in self.fail_parts:
@@ -111,14 +146,20 @@ class MemoryStore:
         return UploadedPart(number, f'"{md5(body).hexdigest()}"', checksum)
 
     async def complete_multipart(
-        self, key: str, upload_id: str, parts: Sequence[UploadedPart], *, full_checksum: Checksum | None
+        self,
+        key: str,
+        upload_id: str,
+        parts: Sequence[UploadedPart],
+        *,
+        full_checksum: Checksum | None,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> StoredObject:
         await self._request(key)
         _, metadata, received = self.uploads[upload_id]
         data = b"".join(received[p.number] for p in parts)
         self._verify(data, full_checksum)  # the server checks the whole object's CRC, as S3 does
         del self.uploads[upload_id]
-        self.objects[key] = StoredBlob(data, metadata, len(parts))
+        self.objects[key] = StoredBlob(data, metadata, len(parts), self.upload_headers.get(upload_id, NO_HEADERS))
         self.completed_checksums.append(full_checksum)
         if full_checksum is not None:
             return StoredObject(etag=self._etag(key), checksum=full_checksum.value)
@@ -136,7 +177,7 @@ class MemoryStore:
             if k.startswith(prefix):
                 yield IncompleteUpload(k, uid, float(uid.rpartition("-")[2]))
 
-    async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+    async def list_parts(self, key: str, upload_id: str, *, headers: ObjectHeaders = NO_HEADERS) -> list[StoredPart]:
         await self._request(key)
         received = self.uploads[upload_id][2]
         return [StoredPart(n, len(data), f'"{md5(data).hexdigest()}"', None) for n, data in sorted(received.items())]
@@ -145,7 +186,7 @@ class MemoryStore:
         blob = self.objects[key]
         return f'"{md5(blob.data).hexdigest()}-{blob.parts}"'
 
-    async def head_object(self, key: str) -> ObjectInfo | None:
+    async def head_object(self, key: str, *, headers: ObjectHeaders = NO_HEADERS) -> ObjectInfo | None:
         await self._request(key)
         if self.deny_reads:
             raise StoreError("HeadObject failed: 403", denied=True)

@@ -25,4 +25,12 @@ while IFS= read -r glob; do
   if [ -n "$glob" ]; then args+=(--exclude "$glob"); fi
 done <<< "${INPUT_EXCLUDE:-}"
 
+while IFS= read -r rule; do
+  if [ -n "$rule" ]; then args+=(--header-rule "$rule"); fi
+done <<< "${INPUT_HEADER_RULES:-}"
+if [ -n "${INPUT_CACHE_CONTROL:-}" ]; then args+=(--cache-control "$INPUT_CACHE_CONTROL"); fi
+if [ -n "${INPUT_SSE:-}" ]; then args+=(--sse "$INPUT_SSE"); fi
+if [ -n "${INPUT_SSE_KMS_KEY_ID:-}" ]; then args+=(--sse-kms-key-id "$INPUT_SSE_KMS_KEY_ID"); fi
+if [ -n "${INPUT_STORAGE_CLASS:-}" ]; then args+=(--storage-class "$INPUT_STORAGE_CLASS"); fi
+
 exec "${PYTHON:-python3}" -m async_uploader "${args[@]}"

@@ -80,6 +80,8 @@ def _add(container: Any, option: Option) -> None:
         settings.update(action=_SwitchAction, choices=("on", "off"), default=option.default)
     elif option.kind is Kind.FILTER:
         settings.update(action=_FilterAction, dest=FILTERS_DEST, metavar=option.metavar)
+    elif option.kind is Kind.LIST:
+        settings.update(action="append", default=None, metavar=option.metavar)
     else:
         settings.update(default=option.default, metavar=option.metavar, choices=option.choices or None)
         if option.cli_type is not str:
@@ -122,10 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def keywords(args: argparse.Namespace, command: Command, scope: Scope) -> dict[str, Any]:
     """``command``'s options of one scope, as the library's keywords (``--include``/``--exclude`` aside)."""
-    return {
+    found = {
         option.name: getattr(args, option.name)
         for option in command.options
         if option.scope is scope and option.flags and option.kind is not Kind.FILTER
+    }
+    # A repeatable option given no time is its default (argparse's append cannot start from a tuple).
+    return {
+        name: option.default if value is None and option.kind is Kind.LIST else value
+        for name, value, option in ((o.name, found[o.name], o) for o in command.options if o.name in found)
     }
 
 

@@ -23,7 +23,7 @@ import anyio
 
 from ..config import Overwrite, UploadConfig
 from ..errors import FileError, StoreError
-from ..providers.base import IncompleteUpload, ObjectStore
+from ..providers.base import NO_HEADERS, IncompleteUpload, ObjectHeaders, ObjectStore
 from ..source.filters import PathFilter
 from ..source.scan import FileEntry
 from .limits import Limits
@@ -95,6 +95,8 @@ class DestinationIndex:
         self._prefix = config.destination.prefix
         self._overwrite = config.overwrite
         self._limits = limits
+        # A HEAD of an SSE-C object needs its key; nothing else of the run's headers.
+        self._head_headers = ObjectHeaders(sse_c_key=config.sse_c_key) if config.sse_c_key else NO_HEADERS
         self._listed: dict[str, anyio.Event] = {}
         """Top-level folder ("" for the files directly under the source) -> set when its listing is in."""
         self._recursive: dict[str, bool] = {}
@@ -229,7 +231,7 @@ class DestinationIndex:
         deadline = self._limits.retry.deadline()
         try:
             info = await self._limits.request(
-                lambda: self._store.head_object(key), deadline=deadline, on_retry=on_retry
+                lambda: self._store.head_object(key, headers=self._head_headers), deadline=deadline, on_retry=on_retry
             )
         except StoreError as exc:
             if not exc.denied:

@@ -22,7 +22,15 @@ from typing import Final, TypeVar
 import anyio
 
 from ..errors import FileError, VerificationError
-from ..providers.base import Body, ObjectStore, StoredObject, UploadedPart, sweep_after_create
+from ..providers.base import (
+    NO_HEADERS,
+    Body,
+    ObjectHeaders,
+    ObjectStore,
+    StoredObject,
+    UploadedPart,
+    sweep_after_create,
+)
 from ..source.checksum import Algorithm, composite, full_object_crc, verify_stored_checksum
 from ..source.reader import check_unchanged, read_chunk
 from ..source.scan import FileEntry
@@ -51,6 +59,8 @@ class FileUpload:
     algorithm: Algorithm | None
     deadline: float
     on_retry: RetryNote | None = None
+    headers: ObjectHeaders = NO_HEADERS
+    """The object's headers, sent with its creation (and the SSE-C key with every request of it)."""
 
     async def request(self, call: Callable[[], Awaitable[T]]) -> T:
         return await self.limits.request(call, deadline=self.deadline, on_retry=self.on_retry)
@@ -116,7 +126,9 @@ async def upload_multipart(
         full = None
         if full_object and job.algorithm is not None:
             full = full_object_crc(job.algorithm, ((crcs[p.number], p.size) for p in job.plan.parts()))
-        stored = await job.request(lambda: store.complete_multipart(key, upload_id, parts, full_checksum=full))
+        stored = await job.request(
+            lambda: store.complete_multipart(key, upload_id, parts, full_checksum=full, headers=job.headers)
+        )
         completed = True
     except anyio.get_cancelled_exc_class():
         kept = keep_partial
@@ -130,7 +142,7 @@ async def upload_multipart(
     if expected is None and job.algorithm is not None:
         expected = composite(part.checksum for part in parts if part.checksum is not None)
     verify_stored_checksum(stored.checksum, expected)
-    info = await job.request(lambda: store.head_object(key))
+    info = await job.request(lambda: store.head_object(key, headers=job.headers))
     if info is None or info.size != entry.size:
         found = "no object" if info is None else f"{info.size} bytes"
         raise VerificationError(f"after completing the upload the store holds {found}, expected {entry.size}")
@@ -147,7 +159,7 @@ async def _create(job: FileUpload, metadata: Mapping[str, str]) -> tuple[str, bo
         # Asked on every try: a store that refused a full-object checksum has said so by now.
         full_object = job.algorithm is not None and job.algorithm.is_crc and job.store.full_object_checksums
         return await job.store.create_multipart(
-            job.key, metadata=metadata, checksum=job.algorithm, full_object=full_object
+            job.key, metadata=metadata, checksum=job.algorithm, full_object=full_object, headers=job.headers
         )
 
     async def retried_create() -> tuple[str, bool]:
@@ -185,7 +197,9 @@ async def _upload_parts(
         bodies[part.number] = chunk.body
         if limits.bandwidth is not None:
             await limits.bandwidth.consume(part.size)
-        done = await store.upload_part(job.key, upload_id, part.number, chunk.body, checksum=chunk.checksum)
+        done = await store.upload_part(
+            job.key, upload_id, part.number, chunk.body, checksum=chunk.checksum, headers=job.headers
+        )
         crcs[part.number] = chunk.crc
         return done
 

@@ -37,7 +37,8 @@ from ..events import (
     TotalsKnown,
     Verification,
 )
-from ..providers.base import ObjectStore, StoredObject
+from ..header_options import run_headers
+from ..providers.base import ObjectHeaders, ObjectStore, StoredObject
 from ..source.checksum import verify_stored_checksum
 from ..source.filters import PathFilter
 from ..source.reader import FileReader
@@ -53,6 +54,7 @@ from ..source.scan import (
 from .adaptive import AdaptiveLimit, govern_cpu
 from .budget import ByteBudget
 from .destination import DestinationIndex
+from .headers import HeaderPlanner
 from .limits import Limits
 from .multipart import FileUpload, Journal, ResumePoint, upload_multipart
 from .plan import UploadPlan, object_key, object_metadata, plan_upload
@@ -113,6 +115,9 @@ class _Run:
         self.limits = Limits(AdaptiveLimit(config.concurrency), ByteBudget(config.max_memory), bandwidth, retry)
         self.scan_options = ScanOptions(PathFilter.from_flags(config.filters), config.follow_symlinks, config.shard)
         self.reader = FileReader()
+        rules = (*config.header_rules, *config.header_rule)
+        self.headers = HeaderPlanner(run_headers(config), guess=config.guess_mime_type, rules=rules)
+        self.extra_metadata = dict(config.metadata)
         self.index = DestinationIndex(store, state, config, self.limits) if store and state else None
 
     async def upload_file(self, entry: FileEntry) -> None:
@@ -169,12 +174,23 @@ class _Run:
         await self._ensure_writable(self.store)
         deadline = self.limits.retry.deadline()  # from here: waiting for the listing is not retrying
         metadata = object_metadata(entry.size, entry.mtime_ns, entry.mode)
+        if self.extra_metadata:
+            metadata = {**self.extra_metadata, **metadata}
+        headers = self.headers.for_file(entry.rel, key)
         self.emit(FileStarted(entry.rel, key, entry.size, plan.part_count))
         started = time.monotonic()
         resumed = 0
         if plan.multipart:
             job = FileUpload(
-                self.store, entry, key, plan, self.limits, self.config.checksum, deadline, on_retry=on_retry
+                self.store,
+                entry,
+                key,
+                plan,
+                self.limits,
+                self.config.checksum,
+                deadline,
+                on_retry=on_retry,
+                headers=headers,
             )
             resume = await self._resume_point(job, self.index)
             resumed = len(resume.parts) if resume is not None else 0
@@ -193,7 +209,7 @@ class _Run:
                 keep_partial=self.config.keep_partial,
             )
         else:
-            stored = await self._put_single(self.store, entry, key, metadata, deadline, on_retry)
+            stored = await self._put_single(self.store, entry, key, metadata, headers, deadline, on_retry)
         self.index.remember(key, entry, stored.etag)
         self.emit(
             FileDone(
@@ -222,7 +238,7 @@ class _Run:
             return
         async with self._write_probe:
             if self._write_probe_key is not None:
-                await store.check_writable(self._write_probe_key)
+                await store.check_writable(self._write_probe_key, headers=self.headers.run)
                 self._write_probe_key = None
 
     async def _resume_point(self, job: FileUpload, index: DestinationIndex) -> ResumePoint | None:
@@ -244,6 +260,7 @@ class _Run:
         entry: FileEntry,
         key: str,
         metadata: dict[str, str],
+        headers: ObjectHeaders,
         deadline: float,
         on_retry: Callable[[FileError], None],
     ) -> StoredObject:
@@ -252,7 +269,9 @@ class _Run:
 
         async def send() -> StoredObject:
             chunk = await reader.read(entry.path, size=entry.size, mtime_ns=entry.mtime_ns, algorithm=algorithm)
-            stored = await store.put_object(key, chunk.body, checksum=chunk.checksum, metadata=metadata)
+            stored = await store.put_object(
+                key, chunk.body, checksum=chunk.checksum, metadata=metadata, headers=headers
+            )
             verify_stored_checksum(stored.checksum, chunk.checksum)
             return stored
 

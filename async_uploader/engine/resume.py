@@ -25,7 +25,8 @@ async def find_resume_point(
     Only an upload this machine created for the same size, mtime, part size and checksums qualifies (a store
     cannot tell an upload's metadata, so one created for another version of the file would store the wrong
     one), and only parts whose bytes still match the file are reused: each is read again and compared with its
-    listed checksum or, failing that, its ETag (the part's MD5 on S3 without SSE-KMS, and on its compatibles).
+    listed checksum or, failing that, its ETag where that is the part's MD5 (S3 and its compatibles, but not under
+    SSE-KMS or SSE-C, whose ETags are no MD5: a part without a listed checksum is then sent again).
     """
     entry, plan = job.entry, job.plan
     modes = {checksum_mode(job.algorithm, full) for full in (False, True)}
@@ -46,7 +47,7 @@ async def find_resume_point(
     others = [upload.upload_id for upload, _ in open_uploads if upload.upload_id != chosen.upload_id]
     reused: dict[int, UploadedPart] = {}
     crcs: dict[int, int] = {}
-    for stored in await job.request(lambda: job.store.list_parts(job.key, chosen.upload_id)):
+    for stored in await job.request(lambda: job.store.list_parts(job.key, chosen.upload_id, headers=job.headers)):
         part = plan.part(stored.number)
         if part is None or part.size != stored.size:
             continue
@@ -55,8 +56,10 @@ async def find_resume_point(
         )
         if stored.checksum is not None and digest.checksum is not None:
             matches = stored.checksum == digest.checksum
-        else:
+        elif job.headers.etags_are_md5:
             matches = stored.etag.strip('"') == digest.md5
+        else:
+            matches = False
         if matches:
             reused[stored.number] = UploadedPart(stored.number, stored.etag, digest.checksum)
             crcs[stored.number] = digest.crc

@@ -37,6 +37,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from io import BytesIO
 from typing import Any, Final, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -52,7 +53,16 @@ from ..errors import (
 )
 from ..source.checksum import Algorithm, Checksum
 from ._errors import ErrorCodes, Redactor, answer_error, credentials_rejected, request_failed
-from .base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart
+from .base import (
+    CONTENT_HEADER_FIELDS,
+    NO_HEADERS,
+    IncompleteUpload,
+    ObjectHeaders,
+    ObjectInfo,
+    StoredObject,
+    StoredPart,
+    UploadedPart,
+)
 from .registry import ConnectOptions
 
 try:
@@ -64,7 +74,7 @@ try:
         ServiceRequestError,
         ServiceResponseError,
     )
-    from azure.storage.blob import BlobBlock, BlobProperties
+    from azure.storage.blob import BlobBlock, BlobProperties, ContentSettings, StandardBlobTier
     from azure.storage.blob.aio import BlobServiceClient, ContainerClient, LinearRetry
 except ImportError as _missing:
     raise ConfigError(
@@ -154,6 +164,31 @@ class AzureConnection:
         return AzureStore(self, container)
 
 
+AZURE_HEADER_FIELDS: Final = CONTENT_HEADER_FIELDS | {"access_tier", "encryption_scope", "tagging"}
+"""What Azure honours of ``ObjectHeaders``: content settings, the access tier, the encryption scope, index tags."""
+
+
+@lru_cache(maxsize=256)
+def _blob_options(headers: ObjectHeaders) -> Mapping[str, Any]:
+    """The SDK's keywords for Put Blob and Put Block List that ``headers`` asks for (read-only: cached)."""
+    options: dict[str, Any] = {}
+    settings = {name: getattr(headers, name) for name in CONTENT_HEADER_FIELDS if getattr(headers, name)}
+    if settings:
+        options["content_settings"] = ContentSettings(**settings)
+    if headers.access_tier is not None:
+        options["standard_blob_tier"] = StandardBlobTier(headers.access_tier)
+    if headers.encryption_scope is not None:
+        options["encryption_scope"] = headers.encryption_scope
+    if headers.tagging is not None:
+        options["tags"] = dict(parse_qsl(headers.tagging, keep_blank_values=True))
+    return options
+
+
+def _block_options(headers: ObjectHeaders) -> dict[str, Any]:
+    """Put Block's: a block is written with the encryption scope its commit names."""
+    return {"encryption_scope": headers.encryption_scope} if headers.encryption_scope is not None else {}
+
+
 class AzureStore:
     """``ObjectStore`` for one Azure Blob Storage container over an ``AzureConnection``."""
 
@@ -166,6 +201,7 @@ class AzureStore:
         self.location = f"{connection.account_url.rstrip('/')}/{container}"
         self.full_object_checksums = False
         self.lists_incomplete_uploads = False
+        self.header_fields = AZURE_HEADER_FIELDS
 
     def _object_error(self, operation: str, exc: Exception) -> NoReturn:
         with self._redact.scrubbing():
@@ -215,12 +251,14 @@ class AzureStore:
                 "async-uploader only uploads to private containers"
             )
 
-    async def check_writable(self, probe_key: str) -> None:
+    async def check_writable(self, probe_key: str, *, headers: ObjectHeaders = NO_HEADERS) -> None:
         # Writing is proven without an object: one byte staged as a block that is never committed (it expires
         # with the uncommitted blocks). Shielded, like S3's probe, so a cancellation cannot cut it in half.
         try:
             with anyio.CancelScope(shield=True):
-                await self._preflight.get_blob_client(probe_key).stage_block(PROBE_BLOCK_ID, b"\0", length=1)
+                await self._preflight.get_blob_client(probe_key).stage_block(
+                    PROBE_BLOCK_ID, b"\0", length=1, **_block_options(headers)
+                )
         except ClientAuthenticationError as exc:
             message = f"these credentials cannot write to container {self.container!r}: {_first_line(exc)}"
             raise BucketError(self._redact(message)) from exc
@@ -231,13 +269,19 @@ class AzureStore:
             raise EndpointError(self._redact(f"cannot talk to {self._account_url}: {_first_line(exc)}")) from exc
 
     async def put_object(
-        self, key: str, body: BytesIO, *, checksum: Checksum | None, metadata: Mapping[str, str]
+        self,
+        key: str,
+        body: BytesIO,
+        *,
+        checksum: Checksum | None,
+        metadata: Mapping[str, str],
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> StoredObject:
         size = body.getbuffer().nbytes
         md5 = await _content_md5(body, checksum)
         try:
             response = await self._client.get_blob_client(key).upload_blob(
-                body, length=size, overwrite=True, metadata=dict(metadata), **md5
+                body, length=size, overwrite=True, metadata=dict(metadata), **md5, **_blob_options(headers)
             )
         except AzureError as exc:
             self._object_error("PutBlob", exc)
@@ -245,31 +289,56 @@ class AzureStore:
         return StoredObject(etag=_etag(response.get("etag")), checksum=None, body_verified=bool(md5))
 
     async def create_multipart(
-        self, key: str, *, metadata: Mapping[str, str], checksum: Algorithm | None, full_object: bool
+        self,
+        key: str,
+        *,
+        metadata: Mapping[str, str],
+        checksum: Algorithm | None,
+        full_object: bool,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> str:
-        # Nothing exists on the service until a block is staged; the metadata travels in the id to the commit.
+        # Nothing exists on the service until a block is staged; the metadata travels in the id to the commit
+        # (the headers come again with the completion).
         token = uuid.uuid4().hex[:16]
         return f"{token}?{urlencode(dict(metadata))}"
 
     async def upload_part(
-        self, key: str, upload_id: str, number: int, body: BytesIO, *, checksum: Checksum | None
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        body: BytesIO,
+        *,
+        checksum: Checksum | None,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> UploadedPart:
         token, _ = _split_upload_id(upload_id)
         block_id = _block_id(token, number)
         md5 = await _content_md5(body, checksum)
+        size = body.getbuffer().nbytes
         try:
-            await self._client.get_blob_client(key).stage_block(block_id, body, length=body.getbuffer().nbytes, **md5)
+            await self._client.get_blob_client(key).stage_block(
+                block_id, body, length=size, **md5, **_block_options(headers)
+            )
         except AzureError as exc:
             self._object_error(f"PutBlock {number}", exc)
         return UploadedPart(number=number, etag=block_id, checksum=checksum)
 
     async def complete_multipart(
-        self, key: str, upload_id: str, parts: Sequence[UploadedPart], *, full_checksum: Checksum | None
+        self,
+        key: str,
+        upload_id: str,
+        parts: Sequence[UploadedPart],
+        *,
+        full_checksum: Checksum | None,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> StoredObject:
         _, metadata = _split_upload_id(upload_id)
         blocks = [BlobBlock(block_id=part.etag) for part in sorted(parts, key=lambda p: p.number)]
         try:
-            response = await self._client.get_blob_client(key).commit_block_list(blocks, metadata=metadata)
+            response = await self._client.get_blob_client(key).commit_block_list(
+                blocks, metadata=metadata, **_blob_options(headers)
+            )
         except AzureError as exc:
             self._object_error("PutBlockList", exc)
         return StoredObject(etag=_etag(response.get("etag")), checksum=None)
@@ -284,7 +353,7 @@ class AzureStore:
         for upload in none:
             yield upload
 
-    async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+    async def list_parts(self, key: str, upload_id: str, *, headers: ObjectHeaders = NO_HEADERS) -> list[StoredPart]:
         """The upload's staged blocks (from the blob's uncommitted block list)."""
         token, _ = _split_upload_id(upload_id)
         try:
@@ -300,7 +369,7 @@ class AzureStore:
                 found.append(StoredPart(int(number), int(block.size), str(block.id), None))
         return found
 
-    async def head_object(self, key: str) -> ObjectInfo | None:
+    async def head_object(self, key: str, *, headers: ObjectHeaders = NO_HEADERS) -> ObjectInfo | None:
         try:
             properties = await self._client.get_blob_client(key).get_blob_properties()
         except ResourceNotFoundError:

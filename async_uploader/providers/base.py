@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Final, Protocol, runtime_checkable
 
@@ -30,6 +30,66 @@ class Body(BytesIO):
     A type of its own so that a provider can recognise it and send it straight from that buffer, in slices,
     instead of copying it chunk by chunk as it would any stream; any other ``BytesIO`` is still accepted.
     """
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectHeaders:
+    """How an object is stored beyond its bytes and user metadata: its content headers, encryption, storage class,
+    tags, ACL (S3) or tier and encryption scope (Azure). ``None`` everywhere: the store's defaults.
+
+    One value per file (its Content-Type and the header rules that match it), the same instance for files that
+    share them, so a store can cache what it makes of one. A store honours the fields its ``header_fields`` names;
+    the run refuses any other before the first upload. Requests other than the object's creation (a part, the
+    completion, a HEAD, a part listing) carry only what S3 requires of them: the SSE-C key.
+    """
+
+    content_type: str | None = None
+    cache_control: str | None = None
+    content_encoding: str | None = None
+    content_disposition: str | None = None
+    content_language: str | None = None
+    expires: str | None = None
+    """An HTTP date (``Wed, 21 Oct 2015 07:28:00 GMT``), as botocore writes its ``Expires`` parameter."""
+    sse: str | None = None
+    """``AES256``, ``aws:kms`` or ``aws:kms:dsse``."""
+    sse_kms_key_id: str | None = None
+    sse_kms_context: str | None = None
+    """The KMS encryption context: base64 of its JSON, as S3 takes it."""
+    sse_c_key: bytes | None = field(default=None, repr=False)
+    """The raw 256-bit SSE-C key: sent on every request of the object, never shown."""
+    storage_class: str | None = None
+    tagging: str | None = None
+    """Tags as a URL query (``k=v&k2=v2``), as S3's ``x-amz-tagging`` takes them."""
+    acl: str | None = None
+    access_tier: str | None = None
+    encryption_scope: str | None = None
+
+    @property
+    def etags_are_md5(self) -> bool:
+        """Whether the store's ETag of a part is its MD5: not under SSE-KMS or SSE-C."""
+        return self.sse_c_key is None and self.sse not in ("aws:kms", "aws:kms:dsse")
+
+    def fields_set(self) -> list[str]:
+        """The names of the fields that are not ``None``."""
+        return [name for name in self.__slots__ if getattr(self, name) is not None]
+
+
+NO_HEADERS: Final = ObjectHeaders()
+"""The store's defaults for everything: what a caller that asks for nothing passes."""
+
+CONTENT_HEADER_FIELDS: Final = frozenset(
+    {"content_type", "cache_control", "content_encoding", "content_disposition", "content_language"}
+)
+"""The content settings both S3 and Azure Blob honour: what a store that does not say (``header_fields``) is taken to
+honour."""
+
+
+def header_fields(store: object) -> frozenset[str]:
+    """Capability (an optional attribute, so that stores written before it still pass for an ``ObjectStore``): the
+    ``ObjectHeaders`` fields ``store`` honours. A run that asks for another is refused before it uploads anything,
+    never stored without it."""
+    fields = getattr(store, "header_fields", None)
+    return fields if isinstance(fields, frozenset) else CONTENT_HEADER_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,26 +164,52 @@ class ObjectStore(Protocol):
     async def check_readable(self) -> None:
         """Fail fast, before any walk: the bucket exists and these credentials may use it."""
 
-    async def check_writable(self, probe_key: str) -> None:
+    async def check_writable(self, probe_key: str, *, headers: ObjectHeaders = NO_HEADERS) -> None:
         """These credentials may write to the bucket (asked before the first upload, and only if there is one:
-        a re-run with nothing to upload needs no write access)."""
+        a re-run with nothing to upload needs no write access), with ``headers``: a bucket policy may deny a
+        write without encryption."""
 
     async def put_object(
-        self, key: str, body: BytesIO, *, checksum: Checksum | None, metadata: Mapping[str, str]
+        self,
+        key: str,
+        body: BytesIO,
+        *,
+        checksum: Checksum | None,
+        metadata: Mapping[str, str],
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> StoredObject: ...
 
     async def create_multipart(
-        self, key: str, *, metadata: Mapping[str, str], checksum: Algorithm | None, full_object: bool
+        self,
+        key: str,
+        *,
+        metadata: Mapping[str, str],
+        checksum: Algorithm | None,
+        full_object: bool,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> str:
         """Start a multipart upload whose parts carry ``checksum`` checksums (and, with ``full_object``, whose
         completion carries the whole object's CRC) and return its id; the caller must complete or abort it."""
 
     async def upload_part(
-        self, key: str, upload_id: str, number: int, body: BytesIO, *, checksum: Checksum | None
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        body: BytesIO,
+        *,
+        checksum: Checksum | None,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> UploadedPart: ...
 
     async def complete_multipart(
-        self, key: str, upload_id: str, parts: Sequence[UploadedPart], *, full_checksum: Checksum | None
+        self,
+        key: str,
+        upload_id: str,
+        parts: Sequence[UploadedPart],
+        *,
+        full_checksum: Checksum | None,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> StoredObject:
         """Complete the upload; ``full_checksum`` (for a FULL_OBJECT upload) is checked by the server."""
 
@@ -136,10 +222,10 @@ class ObjectStore(Protocol):
         whose answer was lost, or to clean up)."""
         ...
 
-    async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+    async def list_parts(self, key: str, upload_id: str, *, headers: ObjectHeaders = NO_HEADERS) -> list[StoredPart]:
         """The parts an open upload holds (at most 10,000), to resume it."""
 
-    async def head_object(self, key: str) -> ObjectInfo | None:
+    async def head_object(self, key: str, *, headers: ObjectHeaders = NO_HEADERS) -> ObjectInfo | None:
         """The object's size, ETag and user metadata, or ``None`` if there is none."""
 
     def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:

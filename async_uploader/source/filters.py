@@ -112,6 +112,10 @@ class PathFilter:
                 return index
         return -1
 
+    def matching(self, rel: str) -> tuple[int, ...]:
+        """The indices of the rules that match the file ``rel`` (or a directory above it), in order."""
+        return tuple(index for index, rule in enumerate(self.rules) if self._matches(rule, rel, False))
+
     def includes_file(self, rel: str) -> bool:
         index = self._decisive(rel, is_dir=False)
         return index < 0 or self.rules[index].include

@@ -62,3 +62,28 @@ def test_json_summary_for_any_ci(tmp_path: Path, bucket: str, s3_server: S3Serve
     assert summary["destination"] == f"s3://{bucket}/p/"
     assert (summary["uploaded"], summary["failed"], summary["bytes"]) == (1, 1, 3)
     assert "UTF-8" in summary["failures"][0]["error"]
+
+
+def test_action_header_inputs_reach_the_objects(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
+) -> None:
+    site = tmp_path / "site"
+    make_tree(site, {"index.html": b"<p>", "assets/app.js": b"1"})
+    env = dict(
+        server_env,
+        INPUT_PATH=str(site),
+        INPUT_DESTINATION=f"s3://{bucket}/www",
+        INPUT_ENDPOINT_URL=s3_server.endpoint_url,
+        INPUT_HEADER_RULES="*.html:Cache-Control: no-cache\n*.html:Content-Type: text/html; charset=utf-8\n",
+        INPUT_CACHE_CONTROL="max-age=31536000, immutable",
+        GITHUB_OUTPUT=str(tmp_path / "github_output"),
+        GITHUB_STEP_SUMMARY=str(tmp_path / "step_summary"),
+        RUNNER_TEMP=str(tmp_path),
+        PYTHON=sys.executable,
+    )
+    result = subprocess.run(["bash", str(ACTION_SCRIPT)], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    index = s3_client.head_object(Bucket=bucket, Key="www/index.html")
+    assert (index["ContentType"], index["CacheControl"]) == ("text/html; charset=utf-8", "no-cache")
+    app = s3_client.head_object(Bucket=bucket, Key="www/assets/app.js")
+    assert (app["ContentType"], app["CacheControl"]) == ("text/javascript", "max-age=31536000, immutable")

@@ -125,3 +125,22 @@ async def test_an_upload_is_resumed_only_with_the_checksums_it_was_created_with(
 
     assert next(e for e in events if isinstance(e, FileDone)).resumed_parts == 0
     assert store.uploads == {}
+
+
+async def test_under_sse_kms_a_part_without_a_listed_checksum_is_sent_again_not_matched_by_etag(
+    tmp_path: Path,
+) -> None:
+    # The memory store's part ETags are MD5s; under SSE-KMS S3's are not, so nothing may match parts by them.
+    data = random_bytes(3 * PART + 7, seed=12)
+    make_tree(tmp_path, {"big.bin": data})
+    store = MemoryStore()
+    await interrupt_after_parts(tmp_path, store, 2, keep_partial=True, checksum="none", sse="aws:kms")
+    events: list[Event] = []
+
+    result = await run(config_for(tmp_path, checksum="none", sse="aws:kms"), store, events.append)
+
+    assert result.uploaded == 1
+    assert next(e for e in events if isinstance(e, FileDone)).resumed_parts == 0
+    assert store.objects["pre/big.bin"].data == data
+    assert store.objects["pre/big.bin"].headers.sse == "aws:kms"
+    assert {headers.sse for headers in store.part_headers} == {"aws:kms"}

@@ -47,9 +47,19 @@ NO_CREDENTIALS_HINT: Final = (
 )
 
 
+POLICY_HINT: Final = (
+    "a bucket policy denies this request explicitly: it may require encryption (--sse aws:kms, --sse-kms-key-id) "
+    "or another header (--acl bucket-owner-full-control, --storage-class...)"
+)
+
+
 def detail(code: str, message: str | None) -> str:
-    """An error answer as its messages quote it: ``Code: Message``, or the code alone."""
-    return f"{code}: {message}" if message else code
+    """An error answer as its messages quote it: ``Code: Message``, or the code alone; an explicit deny (AWS:
+    "...with an explicit deny in a resource-based policy") with the hint that the policy wants a header."""
+    text = f"{code}: {message}" if message else code
+    if code == "AccessDenied" and message and "explicit deny" in message.lower():
+        return f"{text} ({POLICY_HINT})"
+    return text
 
 
 def object_error(operation: str, status: int, code: str, message: str | None) -> FileError:

@@ -25,7 +25,16 @@ from botocore.exceptions import (
 from ...errors import CredentialsError, EndpointError, StoreError
 from ...source.checksum import Algorithm, Checksum
 from .._errors import Redactor, request_failed
-from ..base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart, sweep_after_create
+from ..base import (
+    NO_HEADERS,
+    IncompleteUpload,
+    ObjectHeaders,
+    ObjectInfo,
+    StoredObject,
+    StoredPart,
+    UploadedPart,
+    sweep_after_create,
+)
 from .answers import (
     NO_CREDENTIALS_HINT,
     bucket_refusal,
@@ -36,7 +45,15 @@ from .answers import (
     object_error,
     write_refused,
 )
-from .wire import checksum_param, create_params, returned_checksum, stored_part
+from .wire import (
+    S3_HEADER_FIELDS,
+    checksum_param,
+    create_params,
+    object_params,
+    request_params,
+    returned_checksum,
+    stored_part,
+)
 
 
 def _code(exc: ClientError) -> str:
@@ -100,6 +117,7 @@ class BotoStore:
         self.location = f"{endpoint.rstrip('/')}/{bucket}"
         self.full_object_checksums = True
         self.lists_incomplete_uploads = True
+        self.header_fields = S3_HEADER_FIELDS
 
     def _object_error(self, operation: str, exc: Exception) -> NoReturn:
         """Turn a per-object failure into a one-line ``StoreError`` (or ``VerificationError`` for a bad digest)."""
@@ -134,7 +152,7 @@ class BotoStore:
             raise bucket_refusal(self.bucket, self.endpoint, _code(exc), _message(exc)) from exc
         raise head_refused_but_listing_works(self.bucket, _code(head_error)) from head_error
 
-    async def check_writable(self, probe_key: str) -> None:
+    async def check_writable(self, probe_key: str, *, headers: ObjectHeaders = NO_HEADERS) -> None:
         # As the direct path's probe (``DirectStore.check_writable``), on the preflight's client, which gives up
         # in seconds.
         with self.redact.scrubbing():
@@ -143,7 +161,9 @@ class BotoStore:
                     preflight = await self.clients.preflight()
 
                     async def create() -> tuple[str, bool]:
-                        created = await preflight.create_multipart_upload(Bucket=self.bucket, Key=probe_key)
+                        created = await preflight.create_multipart_upload(
+                            Bucket=self.bucket, Key=probe_key, **object_params(headers)
+                        )
                         return str(created["UploadId"]), _retried(created)
 
                     upload_id = await sweep_after_create(self, probe_key, create)
@@ -154,25 +174,46 @@ class BotoStore:
                 raise EndpointError(f"cannot talk to {self.endpoint}: {exc}") from exc
 
     async def put_object(
-        self, key: str, body: BytesIO, *, checksum: Checksum | None, metadata: Mapping[str, str]
+        self,
+        key: str,
+        body: BytesIO,
+        *,
+        checksum: Checksum | None,
+        metadata: Mapping[str, str],
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> StoredObject:
         try:
             client = await self.clients.client()
             response = await client.put_object(
-                Bucket=self.bucket, Key=key, Body=body, Metadata=dict(metadata), **checksum_param(checksum)
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                Metadata=dict(metadata),
+                **checksum_param(checksum),
+                **object_params(headers),
             )
         except (ClientError, BotoCoreError) as exc:
             self._object_error("PutObject", exc)
         return StoredObject(etag=response.get("ETag", ""), checksum=returned_checksum(response, checksum))
 
     async def create_multipart(
-        self, key: str, *, metadata: Mapping[str, str], checksum: Algorithm | None, full_object: bool
+        self,
+        key: str,
+        *,
+        metadata: Mapping[str, str],
+        checksum: Algorithm | None,
+        full_object: bool,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> str:
         async def create() -> tuple[str, bool]:
             try:
                 client = await self.clients.client()
                 response = await client.create_multipart_upload(
-                    Bucket=self.bucket, Key=key, Metadata=dict(metadata), **create_params(checksum, full_object)
+                    Bucket=self.bucket,
+                    Key=key,
+                    Metadata=dict(metadata),
+                    **create_params(checksum, full_object),
+                    **object_params(headers),
                 )
             except ClientError as exc:
                 refused = full_object_refused(_code(exc), _message(exc)) if full_object else None
@@ -187,7 +228,14 @@ class BotoStore:
         return await sweep_after_create(self, key, create)
 
     async def upload_part(
-        self, key: str, upload_id: str, number: int, body: BytesIO, *, checksum: Checksum | None
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        body: BytesIO,
+        *,
+        checksum: Checksum | None,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> UploadedPart:
         try:
             client = await self.clients.client()
@@ -198,19 +246,26 @@ class BotoStore:
                 PartNumber=number,
                 Body=body,
                 **checksum_param(checksum),
+                **request_params(headers),
             )
         except (ClientError, BotoCoreError) as exc:
             self._object_error(f"UploadPart {number}", exc)
         return checked_part(number, response.get("ETag"), returned_checksum(response, checksum), checksum)
 
     async def complete_multipart(
-        self, key: str, upload_id: str, parts: Sequence[UploadedPart], *, full_checksum: Checksum | None
+        self,
+        key: str,
+        upload_id: str,
+        parts: Sequence[UploadedPart],
+        *,
+        full_checksum: Checksum | None,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> StoredObject:
         algorithm = parts[0].checksum if parts and parts[0].checksum is not None else full_checksum
         listing = [{"PartNumber": p.number, "ETag": p.etag, **checksum_param(p.checksum)} for p in parts]
-        options: dict[str, str] = {}
+        options: dict[str, Any] = dict(request_params(headers))
         if full_checksum is not None:
-            options = {**checksum_param(full_checksum), "ChecksumType": "FULL_OBJECT"}
+            options |= {**checksum_param(full_checksum), "ChecksumType": "FULL_OBJECT"}
         try:
             client = await self.clients.client()
             response = await client.complete_multipart_upload(
@@ -242,20 +297,21 @@ class BotoStore:
         except (ClientError, BotoCoreError) as exc:
             self._object_error("ListMultipartUploads", exc)
 
-    async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+    async def list_parts(self, key: str, upload_id: str, *, headers: ObjectHeaders = NO_HEADERS) -> list[StoredPart]:
         found: list[StoredPart] = []
         paginator = (await self.clients.client()).get_paginator("list_parts")
         try:
-            async for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
+            pages = paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id, **request_params(headers))
+            async for page in pages:
                 found.extend(stored_part(item) for item in page.get("Parts", ()))
         except (ClientError, BotoCoreError) as exc:
             self._object_error("ListParts", exc)
         return found
 
-    async def head_object(self, key: str) -> ObjectInfo | None:
+    async def head_object(self, key: str, *, headers: ObjectHeaders = NO_HEADERS) -> ObjectInfo | None:
         try:
             client = await self.clients.client()
-            response = await client.head_object(Bucket=self.bucket, Key=key)
+            response = await client.head_object(Bucket=self.bucket, Key=key, **request_params(headers))
         except ClientError as exc:
             if _code(exc) in {"404", "NoSuchKey", "NotFound"}:
                 return None

@@ -6,7 +6,7 @@ the upload speed for small files. Here a request is: the URL (``BucketEndpoint``
 them (``sigv4``), one request on the connection's keep-alive pools (``http``).
 
 Bodies are sent as they are, with ``UNSIGNED-PAYLOAD`` and a signed ``x-amz-checksum-*`` header the server
-verifies (none with ``--checksum none``); no ``Expect: 100-continue``, no ACL header, ever.
+verifies (none with ``--checksum none``); no ``Expect: 100-continue``; an ACL header only where the run asks for one.
 """
 
 from __future__ import annotations
@@ -71,11 +71,14 @@ class BucketClient:
         checksum: Checksum | None,
         metadata: Mapping[str, str] | None = None,
         query: Sequence[tuple[str, str]] = (),
+        extra: Mapping[str, str] | None = None,
     ) -> StoredObject:
-        """PUT ``body`` at ``key`` (with ``query`` for a part): the store's ETag, and its checksum in the algorithm
-        of the one sent (``x-amz-checksum-...``) if it says."""
+        """PUT ``body`` at ``key`` (with ``query`` for a part, ``extra`` headers: ``wire.object_headers``): the
+        store's ETag, and its checksum in the algorithm of the one sent (``x-amz-checksum-...``) if it says."""
         path = self._endpoint.bucket_path + quote_key(key)
         headers = metadata_headers(metadata)
+        if extra:
+            headers.update(extra)
         checksum_header = f"x-amz-checksum-{checksum.algorithm.value}" if checksum is not None else None
         if checksum is not None and checksum_header is not None:
             headers[checksum_header] = checksum.value
@@ -84,11 +87,12 @@ class BucketClient:
         returned = response.headers.get(checksum_header) if checksum_header is not None else None
         return StoredObject(response.headers.get("etag", ""), returned)
 
-    async def head(self, key: str) -> ObjectInfo | None:
+    async def head(self, key: str, extra: Mapping[str, str] | None = None) -> ObjectInfo | None:
         """``HeadObject``: the object's size, ETag and user metadata; ``None`` if there is no such key. What a
         re-run without a state file asks of every object the listing shows (~0.3 ms of CPU here, ~2 in botocore)."""
         try:
-            response = await self._request("HEAD", self._endpoint.bucket_path + quote_key(key), "", {}, b"")
+            path = self._endpoint.bucket_path + quote_key(key)
+            response = await self._request("HEAD", path, "", extra or {}, b"")
         except ErrorResponse as exc:
             if exc.status == HTTPStatus.NOT_FOUND:
                 return None
@@ -111,12 +115,14 @@ class BucketClient:
         response = await self._request("GET", self._bucket_target(), canonical_query(query), {}, b"")
         return parse_uploads(response.body)
 
-    async def list_parts_page(self, key: str, upload_id: str, marker: int) -> tuple[list[dict[str, str]], int | None]:
+    async def list_parts_page(
+        self, key: str, upload_id: str, marker: int, extra: Mapping[str, str] | None = None
+    ) -> tuple[list[dict[str, str]], int | None]:
         """One ListParts page of an open upload, after part ``marker``: each part's fields by name, as botocore
         gives them (``PartNumber``, ``Size``, ``ETag``, ``ChecksumCRC32``...), and the next page's marker."""
         query = [("uploadId", upload_id)] + ([("part-number-marker", str(marker))] if marker else [])
         path = self._endpoint.bucket_path + quote_key(key)
-        response = await self._request("GET", path, canonical_query(query), {}, b"")
+        response = await self._request("GET", path, canonical_query(query), extra or {}, b"")
         return parse_parts(response.body)
 
     def _bucket_target(self) -> str:

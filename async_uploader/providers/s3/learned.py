@@ -20,13 +20,22 @@ from typing import Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ...source.checksum import Algorithm, Checksum
-from ..base import IncompleteUpload, ObjectInfo, ObjectStore, StoredObject, StoredPart, UploadedPart
+from ..base import (
+    NO_HEADERS,
+    IncompleteUpload,
+    ObjectHeaders,
+    ObjectInfo,
+    ObjectStore,
+    StoredObject,
+    StoredPart,
+    UploadedPart,
+)
 from .boto import BotoStore
 from .bucket import BucketClient
 from .http import HttpClient
 from .sigv4 import quote_key
 from .store import DirectStore
-from .wire import PROBE_KEY, BucketEndpoint
+from .wire import PROBE_KEY, S3_HEADER_FIELDS, BucketEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +75,7 @@ class LearningStore:
         self._http = http
         self.location = boto.location
         self.lists_incomplete_uploads = True
+        self.header_fields = S3_HEADER_FIELDS
         self._learned: BucketEndpoint | None = None
         self._chosen: ObjectStore | None = None
         self._choosing = asyncio.Lock()
@@ -96,8 +106,8 @@ class LearningStore:
             # The direct path learns where the bucket is from this request: no probe of its own.
             self._learned = BucketEndpoint.from_bucket_request(*seen[-1], self._boto.bucket)
 
-    async def check_writable(self, probe_key: str) -> None:
-        await self._boto.check_writable(probe_key)
+    async def check_writable(self, probe_key: str, *, headers: ObjectHeaders = NO_HEADERS) -> None:
+        await self._boto.check_writable(probe_key, headers=headers)
 
     async def _choose(self) -> ObjectStore:
         async with self._choosing:
@@ -144,28 +154,55 @@ class LearningStore:
     # that kept one of these from before pays one attribute test and one call more, never the lock again).
 
     async def put_object(
-        self, key: str, body: BytesIO, *, checksum: Checksum | None, metadata: Mapping[str, str]
+        self,
+        key: str,
+        body: BytesIO,
+        *,
+        checksum: Checksum | None,
+        metadata: Mapping[str, str],
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> StoredObject:
         chosen = self._chosen or await self._choose()
-        return await chosen.put_object(key, body, checksum=checksum, metadata=metadata)
+        return await chosen.put_object(key, body, checksum=checksum, metadata=metadata, headers=headers)
 
     async def create_multipart(
-        self, key: str, *, metadata: Mapping[str, str], checksum: Algorithm | None, full_object: bool
+        self,
+        key: str,
+        *,
+        metadata: Mapping[str, str],
+        checksum: Algorithm | None,
+        full_object: bool,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> str:
         chosen = self._chosen or await self._choose()
-        return await chosen.create_multipart(key, metadata=metadata, checksum=checksum, full_object=full_object)
+        return await chosen.create_multipart(
+            key, metadata=metadata, checksum=checksum, full_object=full_object, headers=headers
+        )
 
     async def upload_part(
-        self, key: str, upload_id: str, number: int, body: BytesIO, *, checksum: Checksum | None
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        body: BytesIO,
+        *,
+        checksum: Checksum | None,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> UploadedPart:
         chosen = self._chosen or await self._choose()
-        return await chosen.upload_part(key, upload_id, number, body, checksum=checksum)
+        return await chosen.upload_part(key, upload_id, number, body, checksum=checksum, headers=headers)
 
     async def complete_multipart(
-        self, key: str, upload_id: str, parts: Sequence[UploadedPart], *, full_checksum: Checksum | None
+        self,
+        key: str,
+        upload_id: str,
+        parts: Sequence[UploadedPart],
+        *,
+        full_checksum: Checksum | None,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> StoredObject:
         chosen = self._chosen or await self._choose()
-        return await chosen.complete_multipart(key, upload_id, parts, full_checksum=full_checksum)
+        return await chosen.complete_multipart(key, upload_id, parts, full_checksum=full_checksum, headers=headers)
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         chosen = self._chosen or await self._choose()
@@ -176,13 +213,13 @@ class LearningStore:
         async for upload in chosen.incomplete_uploads(prefix):
             yield upload
 
-    async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+    async def list_parts(self, key: str, upload_id: str, *, headers: ObjectHeaders = NO_HEADERS) -> list[StoredPart]:
         chosen = self._chosen or await self._choose()
-        return await chosen.list_parts(key, upload_id)
+        return await chosen.list_parts(key, upload_id, headers=headers)
 
-    async def head_object(self, key: str) -> ObjectInfo | None:
+    async def head_object(self, key: str, *, headers: ObjectHeaders = NO_HEADERS) -> ObjectInfo | None:
         chosen = self._chosen or await self._choose()
-        return await chosen.head_object(key)
+        return await chosen.head_object(key, headers=headers)
 
     async def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:
         chosen = self._chosen or await self._choose()

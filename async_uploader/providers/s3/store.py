@@ -18,7 +18,16 @@ import anyio
 from ...errors import EndpointError
 from ...source.checksum import Algorithm, Checksum
 from .._errors import Redactor, request_failed
-from ..base import IncompleteUpload, ObjectInfo, StoredObject, StoredPart, UploadedPart, sweep_after_create
+from ..base import (
+    NO_HEADERS,
+    IncompleteUpload,
+    ObjectHeaders,
+    ObjectInfo,
+    StoredObject,
+    StoredPart,
+    UploadedPart,
+    sweep_after_create,
+)
 from .answers import (
     bucket_refusal,
     checked_part,
@@ -33,11 +42,14 @@ from .bucket import BucketClient
 from .http import TransportError
 from .wire import (
     CREATE_HEADERS,
+    S3_HEADER_FIELDS,
     ErrorResponse,
     checksum_element,
     complete_body,
     create_params,
     metadata_headers,
+    object_headers,
+    request_headers,
     returned_checksum,
     stored_part,
 )
@@ -51,6 +63,7 @@ class DirectStore:
         self.location = f"{endpoint.rstrip('/')}/{bucket}"
         self.full_object_checksums = True
         self.lists_incomplete_uploads = True
+        self.header_fields = S3_HEADER_FIELDS
         self._bucket = bucket_client
         self._endpoint = endpoint
         self._redact = redact
@@ -85,14 +98,16 @@ class DirectStore:
             raise EndpointError(f"cannot reach {self._endpoint}: {exc}") from exc
         raise head_refused_but_listing_works(self.bucket, head_error.code) from head_error
 
-    async def check_writable(self, probe_key: str) -> None:
+    async def check_writable(self, probe_key: str, *, headers: ObjectHeaders = NO_HEADERS) -> None:
         # Writing is proven without leaving an object behind: start a multipart upload and abort it. The probe
         # happens mid-run, before the first upload, so it is shielded from a cancellation that would otherwise
         # leave its upload behind (created, but its id never heard of).
         with self._redact.scrubbing():
             try:
                 with anyio.CancelScope(shield=True):
-                    upload_id = await sweep_after_create(self, probe_key, lambda: self._bucket.create_upload(probe_key))
+                    upload_id = await sweep_after_create(
+                        self, probe_key, lambda: self._bucket.create_upload(probe_key, object_headers(headers))
+                    )
                     await self._bucket.abort_upload(probe_key, upload_id)
             except ErrorResponse as exc:
                 raise write_refused(self.bucket, detail(exc.code, exc.message)) from exc
@@ -100,22 +115,37 @@ class DirectStore:
                 raise EndpointError(f"cannot talk to {self._endpoint}: {exc}") from exc
 
     async def put_object(
-        self, key: str, body: BytesIO, *, checksum: Checksum | None, metadata: Mapping[str, str]
+        self,
+        key: str,
+        body: BytesIO,
+        *,
+        checksum: Checksum | None,
+        metadata: Mapping[str, str],
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> StoredObject:
         try:
-            return await self._bucket.put(key, body, checksum=checksum, metadata=metadata)
+            return await self._bucket.put(
+                key, body, checksum=checksum, metadata=metadata, extra=object_headers(headers)
+            )
         except (ErrorResponse, TransportError) as exc:
             self._object_error("PutObject", exc)
 
     async def create_multipart(
-        self, key: str, *, metadata: Mapping[str, str], checksum: Algorithm | None, full_object: bool
+        self,
+        key: str,
+        *,
+        metadata: Mapping[str, str],
+        checksum: Algorithm | None,
+        full_object: bool,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> str:
-        headers = metadata_headers(metadata)
-        headers.update({CREATE_HEADERS[name]: value for name, value in create_params(checksum, full_object).items()})
+        sent = metadata_headers(metadata)
+        sent.update(object_headers(headers))
+        sent.update({CREATE_HEADERS[name]: value for name, value in create_params(checksum, full_object).items()})
 
         async def create() -> tuple[str, bool]:
             try:
-                return await self._bucket.create_upload(key, headers)
+                return await self._bucket.create_upload(key, sent)
             except ErrorResponse as exc:
                 refused = full_object_refused(exc.code, exc.message) if full_object else None
                 if refused is None:
@@ -128,26 +158,39 @@ class DirectStore:
         return await sweep_after_create(self, key, create)
 
     async def upload_part(
-        self, key: str, upload_id: str, number: int, body: BytesIO, *, checksum: Checksum | None
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        body: BytesIO,
+        *,
+        checksum: Checksum | None,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> UploadedPart:
         query = (("partNumber", str(number)), ("uploadId", upload_id))
         try:
-            answer = await self._bucket.put(key, body, checksum=checksum, query=query)
+            answer = await self._bucket.put(key, body, checksum=checksum, query=query, extra=request_headers(headers))
         except (ErrorResponse, TransportError) as exc:
             self._object_error(f"UploadPart {number}", exc)
         return checked_part(number, answer.etag, answer.checksum, checksum)
 
     async def complete_multipart(
-        self, key: str, upload_id: str, parts: Sequence[UploadedPart], *, full_checksum: Checksum | None
+        self,
+        key: str,
+        upload_id: str,
+        parts: Sequence[UploadedPart],
+        *,
+        full_checksum: Checksum | None,
+        headers: ObjectHeaders = NO_HEADERS,
     ) -> StoredObject:
         algorithm = parts[0].checksum if parts and parts[0].checksum is not None else full_checksum
         rows = [(p.number, p.etag, *checksum_element(p.checksum)) for p in parts]
-        headers: dict[str, str] = {}
+        sent = dict(request_headers(headers))
         if full_checksum is not None:
-            headers = {f"x-amz-checksum-{full_checksum.algorithm.value}": full_checksum.value}
-            headers["x-amz-checksum-type"] = "FULL_OBJECT"
+            sent[f"x-amz-checksum-{full_checksum.algorithm.value}"] = full_checksum.value
+            sent["x-amz-checksum-type"] = "FULL_OBJECT"
         try:
-            result = await self._bucket.complete_upload(key, upload_id, complete_body(rows), headers)
+            result = await self._bucket.complete_upload(key, upload_id, complete_body(rows), sent)
         except (ErrorResponse, TransportError, ElementTree.ParseError) as exc:
             self._object_error("CompleteMultipartUpload", exc)
         return StoredObject(etag=result.get("ETag", ""), checksum=returned_checksum(result, algorithm))
@@ -172,20 +215,20 @@ class DirectStore:
             for key, upload_id, initiated in rows:
                 yield IncompleteUpload(key, upload_id, initiated)
 
-    async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+    async def list_parts(self, key: str, upload_id: str, *, headers: ObjectHeaders = NO_HEADERS) -> list[StoredPart]:
         found: list[StoredPart] = []
         marker: int | None = 0
         while marker is not None:
             try:
-                page, marker = await self._bucket.list_parts_page(key, upload_id, marker)
+                page, marker = await self._bucket.list_parts_page(key, upload_id, marker, request_headers(headers))
             except (ErrorResponse, TransportError, ElementTree.ParseError) as exc:
                 self._object_error("ListParts", exc)
             found.extend(stored_part(item) for item in page)
         return found
 
-    async def head_object(self, key: str) -> ObjectInfo | None:
+    async def head_object(self, key: str, *, headers: ObjectHeaders = NO_HEADERS) -> ObjectInfo | None:
         try:
-            return await self._bucket.head(key)
+            return await self._bucket.head(key, request_headers(headers))
         except (ErrorResponse, TransportError, ValueError) as exc:
             self._object_error("HeadObject", exc)
 

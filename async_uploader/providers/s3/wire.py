@@ -6,6 +6,8 @@ the two), so that the direct path and the aiobotocore path store and read the sa
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +17,7 @@ from urllib.parse import unquote_plus, urlsplit
 from xml.etree import ElementTree
 
 from ...source.checksum import Algorithm, Checksum
-from ..base import StoredPart
+from ..base import NO_HEADERS, ObjectHeaders, StoredPart
 from .sigv4 import host_header, quote_key
 
 PROBE_KEY: Final = "async-uploader-probe"
@@ -30,6 +32,101 @@ CHECKSUM_PARAMS: Final = {
 """botocore's parameter (and S3's XML element) for a checksum of each algorithm."""
 CREATE_HEADERS: Final = {"ChecksumAlgorithm": "x-amz-checksum-algorithm", "ChecksumType": "x-amz-checksum-type"}
 """The request headers of CreateMultipartUpload's checksum parameters."""
+
+
+OBJECT_PARAMS: Final = {
+    "content_type": ("ContentType", "content-type"),
+    "cache_control": ("CacheControl", "cache-control"),
+    "content_encoding": ("ContentEncoding", "content-encoding"),
+    "content_disposition": ("ContentDisposition", "content-disposition"),
+    "content_language": ("ContentLanguage", "content-language"),
+    "expires": ("Expires", "expires"),
+    "sse": ("ServerSideEncryption", "x-amz-server-side-encryption"),
+    "sse_kms_key_id": ("SSEKMSKeyId", "x-amz-server-side-encryption-aws-kms-key-id"),
+    "sse_kms_context": ("SSEKMSEncryptionContext", "x-amz-server-side-encryption-context"),
+    "storage_class": ("StorageClass", "x-amz-storage-class"),
+    "tagging": ("Tagging", "x-amz-tagging"),
+    "acl": ("ACL", "x-amz-acl"),
+}
+"""``ObjectHeaders`` fields as botocore's PutObject/CreateMultipartUpload parameters and their request headers."""
+S3_HEADER_FIELDS: Final = frozenset({*OBJECT_PARAMS, "sse_c_key"})
+"""What an S3 store honours of ``ObjectHeaders``."""
+SSE_C_ALGORITHM: Final = "AES256"
+MAX_CACHED_HEADERS: Final = 512
+_NOTHING: Final[Mapping[str, Any]] = {}
+_cached: dict[tuple[int, int], tuple[ObjectHeaders, Mapping[str, Any]]] = {}
+
+
+def _by_identity(kind: int, headers: ObjectHeaders, make: Callable[[ObjectHeaders], Mapping[str, Any]]) -> Any:
+    """``make(headers)``, cached by the instance's identity: the engine passes one instance per extension and set
+    of matching rules, and hashing a 15-field dataclass would cost more than the rest of this lookup. The entry
+    holds the instance, so its id cannot be reused while it is cached."""
+    found = _cached.get((kind, id(headers)))
+    if found is not None and found[0] is headers:
+        return found[1]
+    made = make(headers)
+    if len(_cached) >= MAX_CACHED_HEADERS:
+        _cached.clear()
+    _cached[(kind, id(headers))] = (headers, made)
+    return made
+
+
+def object_params(headers: ObjectHeaders) -> Mapping[str, Any]:
+    """botocore's parameters for ``headers`` on PutObject and CreateMultipartUpload."""
+    return _by_identity(0, headers, _object_params) if headers is not NO_HEADERS else _NOTHING
+
+
+def _object_params(headers: ObjectHeaders) -> Mapping[str, Any]:
+    params: dict[str, Any] = {
+        param: getattr(headers, name) for name, (param, _) in OBJECT_PARAMS.items() if getattr(headers, name)
+    }
+    params.update(request_params(headers))
+    return params
+
+
+def request_params(headers: ObjectHeaders) -> Mapping[str, Any]:
+    """botocore's parameters for ``headers`` on the object's other requests: UploadPart, CompleteMultipartUpload,
+    HeadObject, ListParts (the SSE-C key). Given encoded, with its MD5: botocore encodes and digests a raw key only
+    for some operations (not ListParts or CompleteMultipartUpload), and leaves a key with its MD5 as it is."""
+    return _by_identity(1, headers, _request_params) if headers is not NO_HEADERS else _NOTHING
+
+
+def _request_params(headers: ObjectHeaders) -> Mapping[str, Any]:
+    wire = request_headers(headers)
+    if not wire:
+        return {}
+    return {
+        "SSECustomerAlgorithm": SSE_C_ALGORITHM,
+        "SSECustomerKey": wire["x-amz-server-side-encryption-customer-key"],
+        "SSECustomerKeyMD5": wire["x-amz-server-side-encryption-customer-key-md5"],
+    }
+
+
+def object_headers(headers: ObjectHeaders) -> Mapping[str, str]:
+    """The request headers botocore sends for ``object_params(headers)``."""
+    return _by_identity(2, headers, _object_headers) if headers is not NO_HEADERS else _NOTHING
+
+
+def _object_headers(headers: ObjectHeaders) -> Mapping[str, str]:
+    wire = {header: getattr(headers, name) for name, (_, header) in OBJECT_PARAMS.items() if getattr(headers, name)}
+    wire.update(request_headers(headers))
+    return wire
+
+
+def request_headers(headers: ObjectHeaders) -> Mapping[str, str]:
+    """The request headers botocore sends for ``request_params(headers)``: the key in base64 and its MD5."""
+    return _by_identity(3, headers, _request_headers) if headers is not NO_HEADERS else _NOTHING
+
+
+def _request_headers(headers: ObjectHeaders) -> Mapping[str, str]:
+    key = headers.sse_c_key
+    if key is None:
+        return {}
+    return {
+        "x-amz-server-side-encryption-customer-algorithm": SSE_C_ALGORITHM,
+        "x-amz-server-side-encryption-customer-key": base64.b64encode(key).decode(),
+        "x-amz-server-side-encryption-customer-key-md5": base64.b64encode(hashlib.md5(key).digest()).decode(),
+    }
 
 
 class ErrorResponse(Exception):
