@@ -6,8 +6,8 @@ whichever batch its read lands in; and many concurrent small reads must share th
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import errno
+import hashlib
 import os
 import zlib
 from dataclasses import dataclass
