@@ -9,7 +9,6 @@ patches are made before ``async_uploader`` is imported, since the reader chooses
 
 from __future__ import annotations
 
-import asyncio.unix_events
 import os
 import sys
 from typing import Any, NoReturn
@@ -22,6 +21,8 @@ def _no_signal_handlers(self: Any, sig: int, *args: Any) -> Any:
 
 
 def simulate_windows() -> None:
+    import asyncio.unix_events  # here: the module does not exist on Windows, where this is never needed
+
     for name in WINDOWS_LACKS:
         if hasattr(os, name):
             delattr(os, name)

@@ -5,7 +5,6 @@ that cannot encode every name (cp1252), no ``resource`` module. The runs against
 from __future__ import annotations
 
 import asyncio
-import asyncio.unix_events
 import os
 import signal
 import subprocess
@@ -20,16 +19,20 @@ from tests.simulated_platform import _no_signal_handlers
 from tests.trees import make_tree
 
 REPO = Path(__file__).parents[2]
+on_linux_or_macos = pytest.mark.skipif(sys.platform == "win32", reason="simulates Windows where it is not")
 
 
 @pytest.fixture
 def loop_without_signal_handlers(monkeypatch: pytest.MonkeyPatch) -> None:
     """asyncio's loop as Windows has it: ``add_signal_handler`` raises ``NotImplementedError``."""
+    import asyncio.unix_events
+
     loop_class: Any = asyncio.unix_events._UnixSelectorEventLoop
     monkeypatch.setattr(loop_class, "add_signal_handler", _no_signal_handlers)
     monkeypatch.setattr(loop_class, "remove_signal_handler", _no_signal_handlers)
 
 
+@on_linux_or_macos
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_cancels_the_run_where_the_loop_takes_no_handlers(
     loop_without_signal_handlers: None, sig: signal.Signals, code: int
@@ -56,6 +59,7 @@ def test_without_a_resource_module_the_concurrency_is_left_alone(monkeypatch: py
     assert concurrency_within_open_files(512) == (512, None)
 
 
+@on_linux_or_macos
 @pytest.mark.parametrize("summary_format", ["text", "json", "github"])
 def test_a_dry_run_on_windows_with_a_cp1252_stdout_lists_every_name(tmp_path: Path, summary_format: str) -> None:
     source = tmp_path / "src"

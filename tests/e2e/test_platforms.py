@@ -4,12 +4,13 @@ positional reads or loop signal handlers (``tests.simulated_platform``), a stdou
 from __future__ import annotations
 
 import json
-import resource
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from async_uploader.config import MIB
 from tests.e2e.conftest import read_bucket
@@ -25,6 +26,7 @@ NAMES = {
 }
 SMALL_FILES = 400
 MACOS_OPEN_FILES = 256
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="simulates Windows and macOS where they are not")
 
 
 def windows_cli(*args: str) -> list[str]:
@@ -88,6 +90,8 @@ def test_on_windows_ctrl_c_aborts_uploads_in_flight_and_exits_130(
 
 
 def _macos_open_files() -> None:
+    import resource
+
     resource.setrlimit(resource.RLIMIT_NOFILE, (MACOS_OPEN_FILES, MACOS_OPEN_FILES))
 
 
