@@ -147,9 +147,9 @@ def _handle_signals(loop: asyncio.AbstractEventLoop, on_signal: Callable[[int], 
     try:
         for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, on_signal, signum)
-    except (NotImplementedError, RuntimeError):  # Windows, or a loop that cannot (not on the main thread)
+    except (NotImplementedError, RuntimeError, ValueError):  # Windows; off the main thread (asyncio, uvloop)
         for signum in STOP_SIGNALS:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signum)
     else:
 
@@ -173,6 +173,6 @@ def _handle_signals(loop: asyncio.AbstractEventLoop, on_signal: Callable[[int], 
 
     def restore() -> None:
         for signum, old in previous.items():
-            signal.signal(signum, old)
+            signal.signal(signum, signal.SIG_DFL if old is None else old)  # None: not set from Python
 
     return restore

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from tests.simulated_platform import _no_signal_handlers
 from tests.trees import make_tree
 
 REPO = Path(__file__).parents[2]
+DEADLINE_S = 30
 on_linux_or_macos = pytest.mark.skipif(sys.platform == "win32", reason="simulates Windows where it is not")
 
 
@@ -52,6 +54,27 @@ def test_a_signal_cancels_the_run_where_the_loop_takes_no_handlers(
     assert stopped.value.exit_code == code
     assert cleaned_up == ["aborted uploads in flight"]
     assert signal.getsignal(sig) == before  # the process's own handling is back
+
+
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def test_off_the_main_thread_a_run_goes_on_without_signal_handlers(event_loop: str) -> None:
+    if event_loop == "uvloop":
+        uvloop = pytest.importorskip("uvloop")  # not on Windows
+        run: Any = uvloop.run
+    else:
+        run = asyncio.run
+    results: list[object] = []
+
+    def in_a_thread() -> None:
+        try:
+            results.append(run(cancel_on_signals(asyncio.sleep(0, "done"))))
+        except BaseException as exc:
+            results.append(exc)
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join(DEADLINE_S)
+    assert results == ["done"]
 
 
 def test_without_a_resource_module_the_concurrency_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
