@@ -129,8 +129,9 @@ class Uploader:
         """Upload every regular file below ``source`` to ``destination`` (``s3://bucket/prefix``, ``az://...``).
 
         ``options`` mirror the CLI flags (see ``RunOptions``). ``on_event`` receives typed events from
-        ``async_uploader.events``; it runs on the event loop, so it must be quick. Cancelling the awaiting task
-        aborts multipart uploads in flight and re-raises ``CancelledError``.
+        ``async_uploader.events``; it runs on the event loop, so it must be quick; should it raise, it gets no
+        more events and the run, once finished, raises that exception (a file never fails for it). Cancelling
+        the awaiting task aborts multipart uploads in flight and re-raises ``CancelledError``.
         """
         options.setdefault("concurrency", self.concurrency)
         config = make_config(

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
+import platformdirs
+
 from .engine.headers import HeaderRule
 from .engine.throttle import parse_rate
 from .errors import ConfigError
@@ -42,6 +44,8 @@ DEFAULT_DEADLINE_S: Final = 120.0
 DEFAULT_CONNECT_TIMEOUT_S: Final = 10.0
 DEFAULT_READ_TIMEOUT_S: Final = 60.0
 DEFAULT_CLEANUP_AGE: Final = "1d"
+APP_NAME: Final = "async-uploader"
+STATE_FILE_NAME: Final = "state.sqlite3"
 
 _UNITS: Final[dict[str, int]] = {
     "": 1,
@@ -138,9 +142,13 @@ def parse_destination(url: str) -> Destination:
 
 
 def default_state_path() -> Path:
-    """``$XDG_CACHE_HOME/async-uploader/state.sqlite3``, else under ``~/.cache``."""
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "async-uploader" / "state.sqlite3"
+    """``state.sqlite3`` in ``$XDG_CACHE_HOME/async-uploader`` when that is set (on every OS), else in the OS's
+    cache folder: ``~/.cache/async-uploader`` on Linux, ``~/Library/Caches/async-uploader`` on macOS,
+    ``%LOCALAPPDATA%\\async-uploader\\Cache`` on Windows (``platformdirs``' rules)."""
+    cache = os.environ.get("XDG_CACHE_HOME", "").strip()
+    if cache:
+        return Path(cache) / APP_NAME / STATE_FILE_NAME
+    return platformdirs.user_cache_path(APP_NAME, appauthor=False) / STATE_FILE_NAME
 
 
 def check_endpoint_url(url: str | None) -> str | None:

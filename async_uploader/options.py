@@ -133,7 +133,7 @@ UPLOAD: Final = Command(
             default=Overwrite.CHANGED.value, field="overwrite", validate=config.parse_overwrite,
             help="when the key exists: always upload, upload only if size or mtime changed, or never upload"),
         Option("state_file", ("--state-file",), Scope.RUN, metavar="FILE", group="state",
-            shown_default="~/.cache/async-uploader/state.sqlite3",
+            shown_default="state.sqlite3 in the OS's cache folder (Linux: ~/.cache/async-uploader)",
             help="where runs remember what they uploaded"),
         Option("use_state", ("--no-state",), Scope.RUN, kind=Kind.FLAG, default=True, group="state",
             help="remember nothing: existing objects are checked one HEAD each"),

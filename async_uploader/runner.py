@@ -46,7 +46,9 @@ async def run(
     destination is unusable; failed files do not raise, they are in the result. ``on_event`` gets every event,
     the last one a ``RunFinished``: the result, or for a run cut short (cancelled, or ended by a run-level error)
     what it did until then, marked ``interrupted``. With ``config.report`` every finished file is appended to
-    the report, which ends with the same summary. ``count_totals``: count the tree beside the upload for the
+    the report, which ends with the same summary. An exception raised by ``on_event`` never fails a file: it is
+    logged once, ``on_event`` gets no more events, the run goes on to its end (files, report and state complete)
+    and then raises that exception (as a Dask run does). ``count_totals``: count the tree beside the upload for the
     ``TotalsKnown`` a progress display shows; a caller that shows none spares that second walk (a thread's walk,
     ~10% of the client's CPU on a tree of small files).
     """
@@ -55,13 +57,21 @@ async def run(
     tally = ResultBuilder()
     report = ReportWriter(config.report) if config.report is not None else None
     add = tally.add
+    subscriber = on_event
+    subscriber_error: list[Exception] = []
 
     def emit(event: Event) -> None:
+        nonlocal subscriber
         add(event)
         if report is not None:
             report.handle(event)
-        if on_event is not None:
-            on_event(event)
+        if subscriber is not None:
+            try:
+                subscriber(event)
+            except Exception as exc:  # the caller's bug, not the file's: it must not fail the file
+                log.warning("on_event raised %s: it gets no more events; the run goes on, then raises it", exc)
+                subscriber = None
+                subscriber_error.append(exc)
 
     finished = False
     try:
@@ -69,6 +79,8 @@ async def run(
         result = _result(tally, stats)
         finished = True
         emit(RunFinished(result))
+        if subscriber_error:
+            raise subscriber_error[0]
         return result
     except BaseException:
         if not finished:

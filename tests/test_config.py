@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import platformdirs
+import platformdirs.macos
+import platformdirs.unix
+import platformdirs.windows
 import pytest
 
 from async_uploader.config import (
@@ -10,6 +16,7 @@ from async_uploader.config import (
     MIB,
     TIB,
     Destination,
+    default_state_path,
     parse_destination,
     parse_duration,
     parse_size,
@@ -164,3 +171,32 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_refuses_what_it_cannot_read(text: str) -> None:
     with pytest.raises(ConfigError, match="invalid duration"):
         parse_duration(text)
+
+
+# default_state_path
+
+
+@pytest.mark.parametrize(
+    ("dirs", "expected"),
+    [
+        (platformdirs.unix.Unix, "{home}/.cache/async-uploader/state.sqlite3"),  # as before platformdirs
+        (platformdirs.macos.MacOS, "{home}/Library/Caches/async-uploader/state.sqlite3"),
+        (platformdirs.windows.Windows, "{local}/async-uploader/Cache/state.sqlite3"),
+    ],
+    ids=["linux", "macos", "windows"],
+)
+def test_the_state_file_lives_in_each_oss_cache_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dirs: type[platformdirs.PlatformDirs], expected: str
+) -> None:
+    home, local = tmp_path / "home", "C:\\Users\\me\\AppData\\Local"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("WIN_PD_OVERRIDE_LOCAL_APPDATA", str(local))  # what the Windows shell would answer
+    monkeypatch.setattr(platformdirs, "PlatformDirs", dirs)
+    assert default_state_path() == Path(expected.format(home=home, local=local))
+
+
+def test_xdg_cache_home_is_honoured_on_every_os(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(platformdirs, "PlatformDirs", platformdirs.macos.MacOS)
+    assert default_state_path() == tmp_path / "cache" / "async-uploader" / "state.sqlite3"

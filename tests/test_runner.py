@@ -202,3 +202,28 @@ async def test_files_that_fail_are_in_the_result_not_raised(tmp_path: Path) -> N
     assert [e.path for e in events if isinstance(e, FileFailed)] == ["bad.txt"]
     assert result.failures == (("bad.txt", "PutObject failed: injected failure for pre/bad.txt"),)
     assert events[-1] == RunFinished(result)
+
+
+async def test_a_subscriber_that_raises_fails_no_file_and_its_error_ends_the_finished_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = tmp_path / "src"
+    make_tree(source, {f"f{i}.txt": b"x" * i for i in range(5)})
+    report = tmp_path / "report.jsonl"
+    store = MemoryStore()
+    seen: list[Event] = []
+
+    def broken_display(event: Event) -> None:
+        seen.append(event)
+        if isinstance(event, FileDone):
+            raise UnicodeEncodeError("charmap", "\u65e5", 0, 1, "character maps to <undefined>")
+
+    with pytest.raises(UnicodeEncodeError):
+        await run(config_for(source, report=report), store, broken_display)
+
+    assert sorted(store.objects) == [f"pre/f{i}.txt" for i in range(5)]  # every file still uploaded
+    assert [type(e) for e in seen if isinstance(e, FileDone | FileFailed)] == [FileDone]  # then no more events
+    records = [json.loads(line) for line in report.read_text().splitlines()]
+    assert sorted(r["status"] for r in records if "path" in r) == ["uploaded"] * 5
+    assert summary(report)["failed"] == 0
+    assert len([r for r in caplog.records if "on_event raised" in r.message]) == 1  # logged once

@@ -148,18 +148,26 @@ def _wait_ready(proc: subprocess.Popen[bytes], s3: str, master: str, timeout_s: 
             time.sleep(_POLL_INTERVAL_S)
 
 
+def _signal_server(proc: subprocess.Popen[bytes], *, kill: bool) -> None:
+    """SIGTERM (or SIGKILL) to weed's process group; on Windows, which has neither, ``TerminateProcess``."""
+    if sys.platform == "win32":
+        proc.kill()
+    else:
+        os.killpg(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+
+
 def _stop(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
     """SIGKILL in ``finally`` so a second Ctrl-C during the grace period cannot orphan the server."""
     try:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+            _signal_server(proc, kill=False)
             proc.wait(timeout=timeout_s)
     except (subprocess.TimeoutExpired, ProcessLookupError):
         pass
     finally:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+                _signal_server(proc, kill=True)
             proc.wait()
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GitHub Action's step: inputs come as INPUT_* variables; credentials come from the environment (for example
 # aws-actions/configure-aws-credentials with OIDC) and are never echoed. Outputs and the job summary are written
-# by `--summary-format github` to $GITHUB_OUTPUT and $GITHUB_STEP_SUMMARY.
+# by `--summary-format github` to $GITHUB_OUTPUT and $GITHUB_STEP_SUMMARY. $PYTHON: the interpreter the install
+# step set up (install.sh); `python` on the PATH if unset (never `python3`, which Windows runners lack).
 set -euo pipefail
 
 : "${INPUT_PATH:?the action needs 'path'}"
@@ -33,4 +34,6 @@ if [ -n "${INPUT_SSE:-}" ]; then args+=(--sse "$INPUT_SSE"); fi
 if [ -n "${INPUT_SSE_KMS_KEY_ID:-}" ]; then args+=(--sse-kms-key-id "$INPUT_SSE_KMS_KEY_ID"); fi
 if [ -n "${INPUT_STORAGE_CLASS:-}" ]; then args+=(--storage-class "$INPUT_STORAGE_CLASS"); fi
 
-exec "${PYTHON:-python3}" -m async_uploader "${args[@]}"
+# The runner's log is UTF-8: names print as they are, also where Python would pick the ANSI code page (Windows).
+export PYTHONIOENCODING="${PYTHONIOENCODING:-utf-8}"
+exec "${PYTHON:-python}" -m async_uploader "${args[@]}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import functools
 import logging
 import signal
@@ -27,9 +28,24 @@ from ..errors import ConfigError, UploaderError
 from ..events import UploadResult
 from ..options import CLEANUP, PROG, Scope
 from ..report import merge_reports
-from .output import Runner, fail, open_display, print_cleanup, print_machine_summary, print_summary, run_with_display
+from .output import (
+    Runner,
+    escape_what_streams_cannot_encode,
+    fail,
+    open_display,
+    print_cleanup,
+    print_machine_summary,
+    print_summary,
+    run_with_display,
+)
 from .parser import build_parser, config_from_args, keywords
-from .process import Stopped, cancel_on_signals, pin_mmap_threshold, run_event_loop
+from .process import (
+    Stopped,
+    cancel_on_signals,
+    concurrency_within_open_files,
+    pin_mmap_threshold,
+    run_event_loop,
+)
 from .progress import PlainConsole
 
 EXIT_OK: Final = 0
@@ -54,12 +70,27 @@ def runner_from_args(args: argparse.Namespace, config: UploadConfig) -> Runner:
     )
 
 
+def _fit_open_file_limit(config: UploadConfig) -> UploadConfig:
+    """``config``, with its concurrency lowered (and one line saying so) if the open-file limit cannot hold it."""
+    fitting, limit = concurrency_within_open_files(config.concurrency)
+    if fitting == config.concurrency:
+        return config
+    print(
+        f"{PROG}: --concurrency lowered from {config.concurrency} to {fitting}: the open-file limit is {limit} "
+        "(raise it with 'ulimit -n')",
+        file=sys.stderr,
+    )
+    return dataclasses.replace(config, concurrency=fitting)
+
+
 def _upload_main(args: argparse.Namespace) -> NoReturn:
     try:
         config = config_from_args(args)
         runner = runner_from_args(args, config)
     except UploaderError as exc:
         fail(EXIT_USAGE, exc, args.debug)
+    if args.dask is None and not config.dry_run:  # a Dask run's requests are its workers', not this process's
+        config = _fit_open_file_limit(config)
     silent = args.quiet or args.no_progress or config.dry_run
     display, plain_ticker = open_display(silent=silent, quiet=args.quiet, verbose=args.verbose)
     try:
@@ -115,6 +146,7 @@ def _merge_main(args: argparse.Namespace) -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """The console script: parse ``argv`` (default: the process's), run the command, exit with its code."""
     pin_mmap_threshold()
+    escape_what_streams_cannot_encode()
     try:
         args = build_parser().parse_args(argv)
     except ConfigError as exc:  # a usage error: one line, like any other

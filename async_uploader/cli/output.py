@@ -27,6 +27,20 @@ Runner = Callable[..., Coroutine[Any, Any, UploadResult]]
 """``run_config``, or ``run_distributed`` with its cluster: called as ``runner(config, on_event=...)``."""
 
 
+def escape_what_streams_cannot_encode() -> None:
+    """Print any name on stdout and stderr, whatever their encoding: what the encoding lacks becomes a backslash
+    escape (``\\u65e5``) instead of a ``UnicodeEncodeError``.
+
+    Windows gives a redirected stream its ANSI code page (cp1252), which has no CJK, say; a name that is not UTF-8
+    is a lone surrogate, which no encoding takes. The encoding stays the one the environment chose
+    (``PYTHONIOENCODING``, ``PYTHONUTF8=1``), which is what the reader of the stream expects.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)  # a TextIOWrapper's; not a replaced stream's
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def open_display(*, silent: bool, quiet: bool, verbose: bool) -> tuple[ProgressDisplay, bool]:
     """The display on stderr, and whether it needs the plain ticker: live on a terminal, else a progress line
     every few seconds; neither when ``silent`` (``--no-progress``, ``-q``, a dry run)."""

@@ -7,12 +7,14 @@ process as it found it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import gc
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from types import FrameType
 from typing import Any, Final, TypeVar
 
 from ..options import PROG
@@ -24,6 +26,7 @@ EVENT_LOOP_ENV: Final = "ASYNC_UPLOADER_EVENT_LOOP"
 M_MMAP_THRESHOLD: Final = -3
 MMAP_THRESHOLD_BYTES: Final = 1024 * 1024
 GC_YOUNG_OBJECTS: Final = 20_000
+STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 
 
 def pin_mmap_threshold() -> None:
@@ -41,6 +44,33 @@ def pin_mmap_threshold() -> None:
         libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
     except (OSError, AttributeError):  # not glibc (musl, say): nothing to tune
         pass
+
+
+OPEN_FILES_PER_REQUEST: Final = 2
+"""A request holds its connection, and often a file being read."""
+OPEN_FILES_RESERVED: Final = 64
+"""Besides the requests: the standard streams, the loop's own, the state file, idle pooled connections, DNS."""
+
+
+def concurrency_within_open_files(concurrency: int) -> tuple[int, int | None]:
+    """The concurrency this process's open-file limit holds, and that limit (``None`` where there is none to
+    read: Windows). The soft limit is raised first, toward what ``concurrency`` needs and at most to the hard
+    limit (macOS starts processes at 256: a run of 256 requests would fail most files "Too many open files")."""
+    try:
+        import resource
+    except ImportError:
+        return concurrency, None
+    wanted = concurrency * OPEN_FILES_PER_REQUEST + OPEN_FILES_RESERVED
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return concurrency, None if soft == resource.RLIM_INFINITY else soft
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):  # not allowed (some containers), or above what the kernel takes
+        target = soft
+    fitting = max(1, (target - OPEN_FILES_RESERVED) // OPEN_FILES_PER_REQUEST)
+    return min(concurrency, fitting), target
 
 
 def collect_garbage_less_often() -> None:
@@ -86,7 +116,8 @@ async def cancel_on_signals(work: Awaitable[T]) -> T:
     """Await ``work``; SIGINT or SIGTERM cancels it and raises ``Stopped``, a second signal exits at once.
 
     Cancelling lets the run abort its multipart uploads in flight (or keep them, with ``--keep-partial``) and
-    write its report; a user who signals again does not want to wait for that.
+    write its report; a user who signals again does not want to wait for that. Where the loop cannot take signal
+    handlers (Windows' loops raise ``NotImplementedError``), Python's own handlers pass the signal to the loop.
     """
     task = asyncio.current_task()
     assert task is not None
@@ -100,8 +131,7 @@ async def cancel_on_signals(work: Awaitable[T]) -> T:
         received.append(signum)
         task.cancel()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
+    restore = _handle_signals(loop, on_signal)
     try:
         return await work
     except asyncio.CancelledError:
@@ -109,5 +139,40 @@ async def cancel_on_signals(work: Awaitable[T]) -> T:
             raise Stopped(128 + received[0]) from None
         raise
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
-        loop.remove_signal_handler(signal.SIGTERM)
+        restore()
+
+
+def _handle_signals(loop: asyncio.AbstractEventLoop, on_signal: Callable[[int], None]) -> Callable[[], None]:
+    """Call ``on_signal(signum)`` on the loop for SIGINT and SIGTERM; returns what puts the old handling back."""
+    try:
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, on_signal, signum)
+    except (NotImplementedError, RuntimeError, ValueError):  # Windows; off the main thread (asyncio, uvloop)
+        for signum in STOP_SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signum)
+    else:
+
+        def remove() -> None:
+            for signum in STOP_SIGNALS:
+                loop.remove_signal_handler(signum)
+
+        return remove
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        # Runs between two bytecodes of the main thread, perhaps inside the loop's own code: it only wakes the
+        # loop and hands it the signal.
+        loop.call_soon_threadsafe(on_signal, signum)
+
+    previous: dict[int, Any] = {}
+    try:
+        for signum in STOP_SIGNALS:
+            previous[signum] = signal.signal(signum, handler)
+    except ValueError:  # not the main thread: the signals stay as they were (Ctrl-C raises KeyboardInterrupt)
+        pass
+
+    def restore() -> None:
+        for signum, old in previous.items():
+            signal.signal(signum, signal.SIG_DFL if old is None else old)  # None: not set from Python
+
+    return restore

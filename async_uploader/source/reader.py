@@ -13,6 +13,7 @@ import errno
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
@@ -33,7 +34,13 @@ class Chunk:
     """The raw CRC (CRC algorithms only), to combine into the whole file's."""
 
 
-def _read_into(fd: int, view: memoryview, offset: int) -> int:
+_OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+"""Binary mode where the OS has a text mode (Windows' ``O_BINARY``), and no descriptor leaked to a child."""
+_OPEN_NOWAIT_FLAGS: Final = _OPEN_FLAGS | getattr(os, "O_NONBLOCK", 0)
+
+
+def _preadv_into(fd: int, view: memoryview, offset: int) -> int:
+    """Fill ``view`` from ``offset`` with positional reads straight into it (Linux, the BSDs, recent macOS)."""
     got = 0
     while got < len(view):
         with view[got:] as rest:
@@ -42,6 +49,31 @@ def _read_into(fd: int, view: memoryview, offset: int) -> int:
             break
         got += n
     return got
+
+
+def _seek_into(fd: int, view: memoryview, offset: int) -> int:
+    """Fill ``view`` from ``offset`` by seeking, then reading into it: where ``os.preadv`` is missing (Windows).
+
+    Safe because every read opens its own descriptor (``_read_range``, ``_digest_range``): no other read moves
+    this one's file position."""
+    os.lseek(fd, offset, os.SEEK_SET)
+    got = 0
+    with open(fd, "rb", buffering=0, closefd=False) as file:
+        while got < len(view):
+            with view[got:] as rest:
+                n = file.readinto(rest)
+            if not n:
+                break
+            got += n
+    return got
+
+
+def _choose_read_into() -> Callable[[int, memoryview, int], int]:
+    """How this platform reads a range into a buffer: chosen once, at import, not per read."""
+    return _preadv_into if hasattr(os, "preadv") else _seek_into
+
+
+_read_into = _choose_read_into()
 
 
 def _read_range(
@@ -55,7 +87,7 @@ def _read_range(
     # if its bytes are still referenced (a request's leftovers), getbuffer() copies them first, never overwrites.
     body = into if into is not None and into.seek(0, 2) == length else Body(bytes(length))
     digest = Digest(algorithm) if algorithm is not None else None
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, _OPEN_FLAGS)
     try:
         got = 0
         if length:
@@ -85,7 +117,7 @@ def _read_cached(path: str, size: int, mtime_ns: int, algorithm: Algorithm | Non
     body = Body(bytes(size))
     digest = Digest(algorithm) if algorithm is not None else None
     # O_NONBLOCK: should the path have become a FIFO since the walk, opening it must not wait for a writer.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, _OPEN_NOWAIT_FLAGS)
     try:
         if size:
             with body.getbuffer() as view:
@@ -301,7 +333,7 @@ def _digest_range(
     block = bytearray(VERIFY_BLOCK_BYTES)
     md5 = hashlib.md5(usedforsecurity=False)
     digest = Digest(algorithm) if algorithm is not None else None
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, _OPEN_FLAGS)
     try:
         done = 0
         with memoryview(block) as view:

@@ -122,6 +122,15 @@ def _walk_batches(
         yield batch
 
 
+def _directory_id(entry: os.DirEntry[str], st: os.stat_result) -> tuple[int, int]:
+    """The (device, inode) of a directory, as ``st`` (from ``entry``) has it or, where that is zero (Windows'
+    ``DirEntry.stat`` leaves both out), from ``os.stat`` of its path, which asks the file system (one call per
+    directory, with ``follow_symlinks`` only)."""
+    if st.st_ino == 0 and st.st_dev == 0:
+        st = os.stat(entry.path)
+    return st.st_dev, st.st_ino
+
+
 def _classify(
     entry: os.DirEntry[str],
     rel: str,
@@ -136,8 +145,7 @@ def _classify(
             if not (options.path_filter and options.path_filter.prunes_directory(rel)):
                 inner = ancestors
                 if options.follow_symlinks:
-                    st = entry.stat(follow_symlinks=False)
-                    inner = ancestors | {(st.st_dev, st.st_ino)}
+                    inner = ancestors | {_directory_id(entry, entry.stat(follow_symlinks=False))}
                 subdirs.append((entry.path, rel + "/", inner))
             return None
         # Another shard's entry is not even stat-ed, unless it may be a symlinked directory to descend.
@@ -155,9 +163,10 @@ def _classify(
             return None
         if not options.follow_symlinks:
             return ScanSkipped(rel, "symbolic link to a directory (use --follow-symlinks to descend)")
-        if (st.st_dev, st.st_ino) in ancestors:
+        target = _directory_id(entry, st)
+        if target in ancestors:
             return ScanSkipped(rel, "symbolic link loop: points to a directory above it") if mine else None
-        subdirs.append((entry.path, rel + "/", ancestors | {(st.st_dev, st.st_ino)}))
+        subdirs.append((entry.path, rel + "/", ancestors | {target}))
         return None
     if not mine:
         return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import hashlib
 import os
 import zlib
 from dataclasses import dataclass
@@ -266,3 +267,37 @@ def buffer_address(body: Body) -> int:
         address = ctypes.addressof(first_byte)
         del first_byte
     return address
+
+
+async def test_without_positional_reads_ranges_and_digests_read_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows has neither ``os.preadv`` nor ``os.pread``: the reader seeks, then reads into the buffer."""
+    module = async_uploader.source.reader
+    data = random_bytes(3 * module.VERIFY_BLOCK_BYTES + 123, seed=7)
+    path = write_file(tmp_path, "big", data)
+    size, mtime_ns = _stat(path)
+    monkeypatch.delattr(os, "preadv")
+    monkeypatch.delattr(os, "pread")
+    monkeypatch.setattr(module, "_read_into", module._choose_read_into())
+    assert module._read_into is module._seek_into
+    offset, length = 1000, 2 * module.VERIFY_BLOCK_BYTES + 5
+
+    chunks = [
+        await read_chunk(str(path), offset, length, size=size, mtime_ns=mtime_ns, algorithm=Algorithm.CRC32)
+        for _ in range(2)  # the second read's fresh descriptor starts where it is told, not where the first ended
+    ]
+    digest = await module.digest_range(str(path), offset, length, size=size, mtime_ns=mtime_ns, algorithm=None)
+    reader = _threads_only()
+    try:
+        whole = await reader.read(str(path), size=size, mtime_ns=mtime_ns, algorithm=None)
+    finally:
+        reader.close()
+
+    expected = data[offset : offset + length]
+    assert [chunk.body.getvalue() for chunk in chunks] == [expected, expected]
+    assert chunks[0].checksum == checksum_of(Algorithm.CRC32, expected)
+    assert digest.md5 == hashlib.md5(expected, usedforsecurity=False).hexdigest()
+    assert whole.body.getvalue() == data
+    with pytest.raises(FileChangedError):  # a file shorter than walked is still refused
+        await read_chunk(str(path), 0, size, size=size + 1, mtime_ns=mtime_ns, algorithm=None)

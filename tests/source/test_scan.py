@@ -282,15 +282,64 @@ async def test_follow_symlinks_descends_a_symlinked_directory_under_the_links_na
     assert entries["linkdir/sub/b.txt"].size == 3
 
 
-async def test_follow_symlinks_walks_a_loop_once_and_reports_it(tmp_path: Path) -> None:
+class _StatWithoutIds:
+    """A stat result as Windows' ``DirEntry.stat`` gives it: ``st_ino`` and ``st_dev`` are 0."""
+
+    st_ino = 0
+    st_dev = 0
+
+    def __init__(self, st: os.stat_result) -> None:
+        self._st = st
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._st, name)
+
+
+class _WindowsDirEntry:
+    """A ``DirEntry`` as Windows' behaves: its ``stat()`` comes from the listing, without the file's ids, except
+    when it follows a symbolic link (then it calls ``os.stat``, which has them)."""
+
+    def __init__(self, entry: os.DirEntry[str]) -> None:
+        self._entry = entry
+        self.name = entry.name
+        self.path = entry.path
+
+    def is_dir(self, *, follow_symlinks: bool = True) -> bool:
+        return self._entry.is_dir(follow_symlinks=follow_symlinks)
+
+    def is_symlink(self) -> bool:
+        return self._entry.is_symlink()
+
+    def stat(self, *, follow_symlinks: bool = True) -> object:
+        if follow_symlinks and self._entry.is_symlink():
+            return os.stat(self.path)
+        return _StatWithoutIds(self._entry.stat(follow_symlinks=follow_symlinks))
+
+
+@contextlib.contextmanager
+def _windows_scandir(path: str) -> Iterator[Iterator[_WindowsDirEntry]]:
+    with _real_scandir(path) as entries:
+        yield (_WindowsDirEntry(entry) for entry in entries)
+
+
+_real_scandir = os.scandir
+
+
+@pytest.mark.parametrize("dir_entries", ["posix", "windows"])
+async def test_follow_symlinks_walks_a_loop_once_and_reports_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dir_entries: str
+) -> None:
+    if dir_entries == "windows":
+        monkeypatch.setattr(os, "scandir", _windows_scandir)
     make_tree(tmp_path, {"top.txt": b"t", "a/inner.txt": b"i", "a/b/deep.txt": b"d"})
     (tmp_path / "a" / "loop").symlink_to("..", target_is_directory=True)
     (tmp_path / "a" / "b" / "up").symlink_to("../..", target_is_directory=True)
+    (tmp_path / "a" / "b" / "back").symlink_to("..", target_is_directory=True)  # to a, not to the top
     items = await collect(tmp_path, ScanOptions(follow_symlinks=True))
     assert rels_of(items) == ["a/b/deep.txt", "a/inner.txt", "top.txt"]  # each real file exactly once
     assert failures_of(items) == []
     skipped = skipped_of(items)
-    assert sorted(skipped) == ["a/b/up", "a/loop"]
+    assert sorted(skipped) == ["a/b/back", "a/b/up", "a/loop"]
     assert all("loop" in reason for reason in skipped.values())
 
 
