@@ -194,12 +194,12 @@ class NoChecksumStore(MemoryStore):
 
     checks_bodies = False
 
-    async def put_object(self, key, stream, *, checksum, metadata):  # type: ignore[no-untyped-def]
-        stored = await super().put_object(key, stream, checksum=checksum, metadata=metadata)
+    async def put_object(self, key, stream, *, checksum, metadata, **options):  # type: ignore[no-untyped-def]
+        stored = await super().put_object(key, stream, checksum=checksum, metadata=metadata, **options)
         return StoredObject(stored.etag, None, body_verified=self.checks_bodies and checksum is not None)
 
-    async def complete_multipart(self, key, upload_id, parts, *, full_checksum):  # type: ignore[no-untyped-def]
-        stored = await super().complete_multipart(key, upload_id, parts, full_checksum=full_checksum)
+    async def complete_multipart(self, key, upload_id, parts, *, full_checksum, **options):  # type: ignore[no-untyped-def]
+        stored = await super().complete_multipart(key, upload_id, parts, full_checksum=full_checksum, **options)
         return StoredObject(stored.etag, None)
 
 
