@@ -85,10 +85,10 @@ def print_machine_summary(
 
 def print_cleanup(result: CleanupResult, *, dry_run: bool, older_than: str) -> None:
     """One line per upload aborted (on stdout) or that could not be (stderr), then the totals."""
-    verb = "would abort" if dry_run else "aborted"
+    verb = "would be aborted" if dry_run else "aborted"
     for upload in result.aborted:
         started = datetime.fromtimestamp(upload.initiated, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        print(f"{verb} {upload.key} (started {started}, id {upload.upload_id})")
+        print(f"{verb}: {upload.key} (started {started}, id {upload.upload_id})")
     for upload, reason in result.failed:
         print(f"{PROG}: could not abort {upload.key} (id {upload.upload_id}): {reason}", file=sys.stderr)
     younger = f"; {result.younger} younger than {older_than} left alone" if result.younger else ""

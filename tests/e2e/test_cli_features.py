@@ -116,7 +116,19 @@ def test_include_and_exclude_pick_the_files(
         "--exclude", "node_modules", "--exclude", "*.tmp", "--include", "keep.tmp", "--exclude", "docs/",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert sorted(read_bucket(s3_client, bucket)) == ["app/keep.tmp", "app/main.py"]
+    # An --include is given: only what a rule takes goes up (main.py matches no rule).
+    assert sorted(read_bucket(s3_client, bucket)) == ["app/keep.tmp"]
+
+
+def test_an_include_alone_takes_only_what_it_names(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
+) -> None:
+    source = tmp_path / "src"
+    make_tree(source, {"f1.txt": b"1", "f2.txt": b"2", "sub/f1b.txt": b"3", "sub/f3.txt": b"4"})
+    target = [str(source), f"s3://{bucket}", "--endpoint-url", s3_server.endpoint_url]
+    result = run_cli(server_env, *target, "--include", "f1*")
+    assert result.returncode == 0, result.stderr
+    assert sorted(read_bucket(s3_client, bucket)) == ["f1.txt", "sub/f1b.txt"]
 
 
 def test_special_files_are_skipped_with_a_warning_and_never_opened(

@@ -345,10 +345,21 @@ FILTER_TREE = {
             id="only-wheels",
         ),
         pytest.param((("exclude", "build/"),), {"build/lib/m.py"}, id="directory-only"),
-        pytest.param((("exclude", "logs"), ("include", "*.keep")), {"logs/run.log"}, id="include-after-exclude"),
+        # An include restricts: what no rule matches is dropped.
         pytest.param(
-            (("include", "*.keep"), ("exclude", "logs")), {"logs/run.log", "logs/keep.keep"}, id="exclude-after-include"
+            (("include", "*.whl"),), set(FILTER_TREE) - {"dist/a-1.0.whl", "dist/old/b-0.9.whl"}, id="only-wheels-alone"
         ),
+        pytest.param(
+            (("include", "dist/**"),),
+            set(FILTER_TREE) - {"dist/a-1.0.whl", "dist/old/b-0.9.whl", "dist/notes.txt"},
+            id="include-a-directory",
+        ),
+        pytest.param(
+            (("exclude", "logs"), ("include", "*.keep")),
+            set(FILTER_TREE) - {"logs/keep.keep"},
+            id="include-after-exclude",
+        ),
+        pytest.param((("include", "*.keep"), ("exclude", "logs")), set(FILTER_TREE), id="exclude-after-include"),
     ],
 )
 async def test_filters_decide_which_files_come_out(
