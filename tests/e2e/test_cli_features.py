@@ -147,6 +147,29 @@ def test_special_files_are_skipped_with_a_warning_and_never_opened(
     assert sorted(read_bucket(s3_client, bucket)) == ["elsewhere/inner.txt", "real.txt"]
 
 
+def test_a_link_to_a_file_outside_source_is_not_published(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
+) -> None:
+    source = tmp_path / "src"
+    make_tree(source, {"app.whl": b"w"})
+    make_tree(tmp_path, {"home/.aws/credentials": b"secret"})
+    (source / "credentials").symlink_to(tmp_path / "home" / ".aws" / "credentials")
+    (source / "latest.whl").symlink_to("app.whl")  # inside SOURCE: followed as ever
+    report = tmp_path / "report.jsonl"
+    target = [str(source), f"s3://{bucket}", "--endpoint-url", s3_server.endpoint_url, "--report", str(report)]
+    result = run_cli(server_env, *target)
+    assert result.returncode == 0, result.stderr
+    assert "skipped credentials: symbolic link to a file outside SOURCE (use --follow-symlinks" in result.stderr
+    assert sorted(read_bucket(s3_client, bucket)) == ["app.whl", "latest.whl"]
+    records = {r["path"]: r for r in map(json.loads, report.read_text().splitlines()) if "path" in r}
+    assert records["credentials"]["status"] == "skipped"
+    assert "outside SOURCE" in records["credentials"]["reason"]
+
+    followed = run_cli(server_env, *target, "--follow-symlinks")
+    assert followed.returncode == 0, followed.stderr
+    assert read_bucket(s3_client, bucket)["credentials"][0] == b"secret"
+
+
 def start_slow_upload(tmp_path: Path, bucket: str, s3_server: S3Server, env: dict[str, str]) -> subprocess.Popen[str]:
     source = tmp_path / "src"
     make_tree(source, {"huge.bin": random_bytes(40 * MIB, seed=3)})
