@@ -177,7 +177,7 @@ UPLOAD: Final = Command(
         Option("follow_symlinks", ("--follow-symlinks",), Scope.RUN, kind=Kind.FLAG, default=False,
             field="follow_symlinks",
             help="also descend symlinked directories (loops are detected) and take links to files outside SOURCE "
-                "(skipped with a warning by default)"),
+                "(else skipped with a warning)"),
         Option("max_bandwidth", ("--max-bandwidth",), Scope.RUN, metavar="RATE",
             field="max_bandwidth", validate=config.parse_max_bandwidth,
             help="cap the upload rate of all requests together; RATE needs a unit: bytes as B, KB, MB, GB "

@@ -114,7 +114,9 @@ def test_each_finished_file_gets_one_record_then_a_summary(report: Path, writer:
             "uploaded": 1,
             "skipped": 1,
             "failed": 1,
+            "not_started": 0,
             "bytes_uploaded": 20_000_000,
+            "bytes_resumed": 0,
             "elapsed_s": 2.346,
             "interrupted": False,
         }
@@ -142,7 +144,16 @@ def test_a_cut_short_run_ends_its_report_with_an_interrupted_summary(report: Pat
     writer.handle(RunFinished(UploadResult(uploaded=1, bytes_uploaded=DONE.size, elapsed_s=0.5), interrupted=True))
     writer.close()
     assert summaries(report) == [
-        {"uploaded": 1, "skipped": 0, "failed": 0, "bytes_uploaded": DONE.size, "elapsed_s": 0.5, "interrupted": True}
+        {
+            "uploaded": 1,
+            "skipped": 0,
+            "failed": 0,
+            "not_started": 0,
+            "bytes_uploaded": DONE.size,
+            "bytes_resumed": 0,
+            "elapsed_s": 0.5,
+            "interrupted": True,
+        }
     ]
     assert "summary" in read_lines(report)[-1]
 

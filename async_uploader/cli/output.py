@@ -65,22 +65,29 @@ async def run_with_display(
     return result
 
 
-def print_summary(console: LineConsole, result: UploadResult) -> None:
-    for line in summary_lines(result):
+def print_summary(console: LineConsole, result: UploadResult, *, interrupted: bool = False) -> None:
+    for line in summary_lines(result, interrupted=interrupted):
         console.print(line, markup=False, highlight=False)
 
 
 def print_machine_summary(
-    summary_format: str, result: UploadResult, *, destination: str, report: Path | None, github_files: bool
+    summary_format: str,
+    result: UploadResult,
+    *,
+    destination: str,
+    report: Path | None,
+    github_files: bool,
+    interrupted: bool = False,
 ) -> None:
     """The ``--summary-format`` summary on stdout (nothing for ``text``); ``github_files``: also to the files
-    the GitHub runner reads (job summary, step outputs)."""
+    the GitHub runner reads (job summary, step outputs). Written for a run cut short too, marked ``interrupted``:
+    CI needs it most then."""
     if summary_format == "json":
-        print(summary_json(result, destination=destination, report=report))
+        print(summary_json(result, destination=destination, report=report, interrupted=interrupted), flush=True)
     elif summary_format == "github":
-        print(summary_markdown(result, destination=destination), end="")
+        print(summary_markdown(result, destination=destination, interrupted=interrupted), end="", flush=True)
         if github_files:
-            write_github_files(result, destination=destination, report=report)
+            write_github_files(result, destination=destination, report=report, interrupted=interrupted)
 
 
 def print_cleanup(result: CleanupResult, *, dry_run: bool, older_than: str) -> None:

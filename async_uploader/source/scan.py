@@ -191,13 +191,20 @@ def _classify(
     return ScanSkipped(rel, f"{_kind(st.st_mode)}, not a regular file")
 
 
+def tree_batches(
+    source: Path, options: ScanOptions | None = None, *, batch_size: int = SCAN_BATCH_SIZE
+) -> Generator[list[ScanItem], None, None]:
+    """``walk_tree_batches`` as a blocking generator, for a caller that runs each step in a thread itself."""
+    return _walk_batches(str(source), batch_size, options or ScanOptions())
+
+
 async def walk_tree_batches(
     source: Path, options: ScanOptions | None = None, *, batch_size: int = SCAN_BATCH_SIZE
 ) -> AsyncIterator[list[ScanItem]]:
     """Every regular file below ``source`` (hidden ones included) that the filters take, and every place the
     walk could not read or passed over, in the batches the worker thread stats them in (at most ``batch_size``
     each): the consumer takes a batch per thread hop, not an item."""
-    batches = _walk_batches(str(source), batch_size, options or ScanOptions())
+    batches = tree_batches(source, options, batch_size=batch_size)
     sentinel: list[ScanItem] = []
     try:
         while True:
@@ -234,6 +241,19 @@ def _stat_listed(root: str, rels: list[str], options: ScanOptions) -> list[ScanI
         else:
             items.append(ScanSkipped(rel, f"{_kind(st.st_mode)}, not a regular file"))
     return items
+
+
+def listed_batches(
+    source: Path, rels: Iterable[str], options: ScanOptions | None = None, *, batch_size: int = SCAN_BATCH_SIZE
+) -> Generator[list[ScanItem], None, None]:
+    """``stat_paths_batches`` as a blocking generator, for a caller that runs each step in a thread itself."""
+    batch: list[str] = []
+    for rel in rels:
+        batch.append(rel)
+        if len(batch) >= batch_size:
+            yield _stat_listed(str(source), batch, options or ScanOptions())
+            batch = []
+    yield _stat_listed(str(source), batch, options or ScanOptions())
 
 
 async def stat_paths_batches(

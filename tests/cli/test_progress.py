@@ -7,14 +7,9 @@ import io
 import pytest
 from rich.console import Console
 
-from async_uploader.cli.progress import (
-    PlainConsole,
-    ProgressDisplay,
-    format_bytes,
-    format_duration,
-    stream_is_terminal,
-)
+from async_uploader.cli.progress import PlainConsole, ProgressDisplay, stream_is_terminal
 from async_uploader.cli.summaries import summary_lines
+from async_uploader.cli.units import format_bytes, format_duration
 from async_uploader.events import (
     Event,
     FileDone,
