@@ -12,11 +12,14 @@ from typing import Final
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.table import Column
 from rich.text import Text
 
 from .units import format_bytes
 
-BAR_WIDTH: Final = 12
+BAR_WIDTH: Final = 8
+LABEL_WIDTH: Final = 27
+"""At most this wide, the label: the rest of a row takes up to 53 columns, and a row must fit 80."""
 OVERALL_TASK: Final = 0
 """rich numbers tasks from 0, and the display adds the overall row first."""
 
@@ -33,7 +36,7 @@ class EtaColumn(ProgressColumn):
     """The run's ETA (``eta_text``: from the files and the bytes left), on the overall row only."""
 
     def __init__(self, eta_text: Callable[[], str]) -> None:
-        super().__init__()
+        super().__init__(table_column=Column(no_wrap=True))
         self._eta_text = eta_text
 
     def render(self, task: Task) -> Text:
@@ -45,11 +48,11 @@ class EtaColumn(ProgressColumn):
 def live_progress(console: Console, eta_text: Callable[[], str]) -> Progress:
     """The ``Progress`` a live ``ProgressDisplay`` draws; its first task is the overall row."""
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("[bold]{task.description}", table_column=Column(max_width=LABEL_WIDTH, no_wrap=True)),
         BarColumn(bar_width=BAR_WIDTH),
-        DownloadColumn(binary_units=True),
-        RateColumn(),
-        TimeElapsedColumn(),
+        DownloadColumn(binary_units=True, table_column=Column(no_wrap=True)),
+        RateColumn(table_column=Column(no_wrap=True)),
+        TimeElapsedColumn(table_column=Column(no_wrap=True)),
         EtaColumn(eta_text),
         console=console,
         refresh_per_second=10,

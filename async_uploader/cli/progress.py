@@ -40,7 +40,7 @@ TAB_SIZE: Final = 8
 # holding a carriage return must not overwrite the log line it is on.
 _STRIPPED_CONTROLS: Final = dict.fromkeys((7, 8, 11, 12, 13))
 MAX_FILE_BARS: Final = 4
-FILE_NAME_WIDTH: Final = 24
+FILE_NAME_WIDTH: Final = 20
 """Room for a large file's name on its bar: with the columns beside it, a line fits 80 columns."""
 
 
@@ -168,7 +168,7 @@ class ProgressDisplay:
         if self.phase is not None:
             return f"{self.phase} ..."
         total = "?" if self.files_total is None else f"{self.files_total:,}"
-        failed = f" {self.failed:,}!" if self.failed else ""
+        failed = f", {self.failed:,} failed" if self.failed else ""
         return f"{self.files_done:,}/{total} files{failed}"
 
     def elapsed_s(self) -> float:
