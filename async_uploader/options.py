@@ -187,7 +187,8 @@ UPLOAD: Final = Command(
             help="write a JSON Lines record per file, then a summary"),
         Option("retry_failed", ("--retry-failed",), Scope.RUN, metavar="REPORT",
             field="retry_failed", validate=config.optional_path,
-            help="upload only the files REPORT lists as failed"),
+            help="upload only the files REPORT lists as failed or not started (an interrupted run's); a report "
+                "of another SOURCE is refused"),
         Option("dry_run", ("--dry-run",), Scope.RUN, kind=Kind.FLAG, default=False, field="dry_run",
             help="print what would be uploaded; send nothing"),
         Option("retries", ("--retries",), Scope.RUN, cli_type=int, metavar="N",
