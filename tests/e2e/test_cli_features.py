@@ -283,10 +283,11 @@ def test_retry_failed_after_an_interruption_uploads_what_was_not_started(
     ]
 
 
-def test_a_second_ctrl_c_exits_at_once(
+def test_a_second_ctrl_c_exits_at_once_with_the_cursor_shown_again(
     tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
 ) -> None:
-    process = start_slow_upload(tmp_path, bucket, s3_server, server_env)
+    env = {**server_env, "TTY_COMPATIBLE": "1"}  # stderr counts as a terminal: the live display hides the cursor
+    process = start_slow_upload(tmp_path, bucket, s3_server, env)
     try:
         wait_for_multipart_upload(s3_client, bucket, process)
         process.send_signal(signal.SIGINT)
@@ -296,6 +297,8 @@ def test_a_second_ctrl_c_exits_at_once(
         process.kill()
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
+    assert "\x1b[?25l" in stderr  # hidden by the live display...
+    assert stderr.rindex("\x1b[?25h") > stderr.rindex("\x1b[?25l")  # ...and shown again before the exit
 
 
 async def test_unreadable_file_fails_alone(
