@@ -27,11 +27,13 @@ from .events import (
     EventHandler,
     FileDone,
     FileFailed,
+    FileNotStarted,
     FilePlanned,
     FileRetried,
     FileSkipped,
     FileStarted,
     PartDone,
+    PhaseStarted,
     RunFinished,
     TotalsKnown,
     UploadResult,
@@ -46,7 +48,18 @@ MAX_EVENTS_PER_BATCH: Final = 500
 
 _WIRE_TYPES: Final[dict[str, Callable[..., Event]]] = {
     cls.__name__: cls
-    for cls in (TotalsKnown, FileStarted, PartDone, FileDone, FileFailed, FileSkipped, FilePlanned, FileRetried)
+    for cls in (
+        TotalsKnown,
+        FileStarted,
+        PartDone,
+        FileDone,
+        FileFailed,
+        FileSkipped,
+        FilePlanned,
+        FileRetried,
+        FileNotStarted,
+        PhaseStarted,
+    )
 }
 
 

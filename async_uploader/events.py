@@ -57,6 +57,8 @@ class FileDone:
     """Parts an earlier, interrupted run had uploaded and this one reused."""
     verified: Verification = "checksum"
     """Whether the store confirmed the whole object's checksum, or only its size was checked."""
+    resumed_bytes: int = 0
+    """Their bytes: part of ``size``, not sent by this run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,24 @@ class FileSkipped:
 
 
 @dataclass(frozen=True, slots=True)
+class FileNotStarted:
+    """A run cut short ended before this file was uploaded: it never started, or (``in_flight``) it was being
+    uploaded. ``--retry-failed`` takes it again. Sent only at the end of an interrupted run."""
+
+    path: str
+    size: int | None = None
+    in_flight: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseStarted:
+    """The run began a step that sends no file bytes yet ("checking the bucket", "listing the destination"): a
+    display has something true to say before the first byte."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class UploadResult:
     """What a run did. Only counters grow with the number of files; failures are kept up to a cap."""
 
@@ -122,6 +142,16 @@ class UploadResult:
     only (``FileDone.verified``)."""
     failures: tuple[tuple[str, str], ...] = field(default=())
     """``(path, reason)`` for the first ``MAX_FAILURES_KEPT`` failed files."""
+    not_started: int = 0
+    """Files a run cut short never uploaded (never started, or in flight when it stopped)."""
+    bytes_resumed: int = 0
+    """Bytes of the uploaded files that an earlier run had sent (resumed parts): in ``bytes_uploaded``, not sent
+    by this run."""
+
+    @property
+    def bytes_sent(self) -> int:
+        """File bytes this run sent itself: ``bytes_uploaded`` less what resumed uploads already held."""
+        return self.bytes_uploaded - self.bytes_resumed
 
     @property
     def ok(self) -> bool:
@@ -129,7 +159,8 @@ class UploadResult:
 
     @property
     def throughput_bps(self) -> float:
-        return self.bytes_uploaded / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        """Bytes this run sent per second (resumed bytes were sent by another run, not at this rate)."""
+        return self.bytes_sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +173,17 @@ class RunFinished:
 
 
 Event = (
-    TotalsKnown | FileStarted | PartDone | FileDone | FileFailed | FileSkipped | FilePlanned | FileRetried | RunFinished
+    TotalsKnown
+    | FileStarted
+    | PartDone
+    | FileDone
+    | FileFailed
+    | FileSkipped
+    | FilePlanned
+    | FileRetried
+    | RunFinished
+    | FileNotStarted
+    | PhaseStarted
 )
 EventHandler = Callable[[Event], None]
 
@@ -155,9 +196,11 @@ class ResultBuilder:
         "_failures",
         "_started",
         "bytes_planned",
+        "bytes_resumed",
         "bytes_uploaded",
         "checked_by_size",
         "failed",
+        "not_started",
         "planned",
         "retries",
         "skipped",
@@ -166,7 +209,7 @@ class ResultBuilder:
 
     def __init__(self) -> None:
         self.uploaded = self.skipped = self.failed = self.bytes_uploaded = self.planned = self.bytes_planned = 0
-        self.retries = self.checked_by_size = 0
+        self.retries = self.checked_by_size = self.not_started = self.bytes_resumed = 0
         self._failures: list[tuple[str, str]] = []
         self._started = time.monotonic()
 
@@ -176,6 +219,9 @@ class ResultBuilder:
             self.bytes_uploaded += event.size
             if event.verified == "size":
                 self.checked_by_size += 1
+            self.bytes_resumed += event.resumed_bytes
+        elif isinstance(event, FileNotStarted):
+            self.not_started += 1
         elif isinstance(event, FileSkipped):
             self.skipped += 1
         elif isinstance(event, FileRetried):
@@ -200,4 +246,6 @@ class ResultBuilder:
             retries=self.retries,
             checked_by_size=self.checked_by_size,
             failures=tuple(self._failures),
+            not_started=self.not_started,
+            bytes_resumed=self.bytes_resumed,
         )

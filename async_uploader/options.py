@@ -104,20 +104,25 @@ UPLOAD: Final = Command(
             field="max_memory", validate=config.parse_max_memory,
             help="cap on file and part bytes held in memory at once"),
         Option("include", ("--include",), Scope.RUN, kind=Kind.FILTER, metavar="GLOB", default=(),
-            help="take paths matching GLOB (repeatable; with --exclude, the last matching flag wins)"),
+            help="take paths matching GLOB (repeatable; with --exclude, the last matching flag wins); once any "
+                "--include is given, a path no rule matches is left out"),
         Option("exclude", ("--exclude",), Scope.RUN, kind=Kind.FILTER, metavar="GLOB", default=(),
             help="leave out paths matching GLOB; an excluded directory is not even walked"),
         Option("follow_symlinks", ("--follow-symlinks",), Scope.RUN, kind=Kind.FLAG, default=False,
             field="follow_symlinks",
-            help="also descend symlinked directories (loops are detected)"),
+            help="also descend symlinked directories (loops are detected) and take links to files outside SOURCE "
+                "(else skipped with a warning)"),
         Option("max_bandwidth", ("--max-bandwidth",), Scope.RUN, metavar="RATE",
             field="max_bandwidth", validate=config.parse_max_bandwidth,
-            help="cap the upload rate of all requests together, e.g. 50MB/s or 200Mbit/s"),
+            help="cap the upload rate of all requests together; RATE needs a unit: bytes as B, KB, MB, GB "
+                "(powers of 1000) or KiB, MiB, GiB (1024), bits as bit, kbit, Mbit, Gbit; then /s, ps or "
+                "nothing: 50MB/s = 50MBps; 200Mbit/s. A bare number and a lowercase b (10Mbps) are refused"),
         Option("report", ("--report",), Scope.RUN, metavar="FILE", field="report", validate=config.optional_path,
             help="write a JSON Lines record per file, then a summary"),
         Option("retry_failed", ("--retry-failed",), Scope.RUN, metavar="REPORT",
             field="retry_failed", validate=config.optional_path,
-            help="upload only the files REPORT lists as failed"),
+            help="upload only the files REPORT lists as failed or not started (an interrupted run's); a report "
+                "of another SOURCE is refused"),
         Option("dry_run", ("--dry-run",), Scope.RUN, kind=Kind.FLAG, default=False, field="dry_run",
             help="print what would be uploaded; send nothing"),
         Option("retries", ("--retries",), Scope.RUN, cli_type=int, metavar="N",

@@ -2,8 +2,10 @@
 
 A subscriber to the engine's events. Each record is written and flushed as the file finishes, so a crash or a
 kill leaves a valid prefix that ``--retry-failed`` can still read. Schema (documented in the README):
-``{"path", "key", "size", "status": "uploaded"|"skipped"|"failed", "error", "etag", "checksum", "parts",
-"seconds", "verified": "checksum"|"size"}`` per file, then ``{"summary": {...}}``.
+``{"path", "key", "size", "status": "uploaded"|"skipped"|"failed"|"not_started", "error", "etag", "checksum",
+"parts", "seconds", "verified": "checksum"|"size"}`` per file, then ``{"summary": {...}}`` (with the run's
+``source``). A run cut short lists every file it did not upload as ``not_started``, so ``--retry-failed`` can
+take them again.
 """
 
 from __future__ import annotations
@@ -17,29 +19,51 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from .errors import ConfigError
-from .events import MAX_FAILURES_KEPT, Event, FileDone, FileFailed, FileSkipped, RunFinished, UploadResult
+from .events import (
+    MAX_FAILURES_KEPT,
+    Event,
+    FileDone,
+    FileFailed,
+    FileNotStarted,
+    FileSkipped,
+    RunFinished,
+    UploadResult,
+)
+
+RETRIED_STATUSES: Final = frozenset({"failed", "not_started"})
+"""What ``--retry-failed`` takes again from a report."""
 
 
-def summary_record(result: UploadResult, *, interrupted: bool = False) -> dict[str, Any]:
-    return {
-        "summary": {
-            "uploaded": result.uploaded,
-            "skipped": result.skipped,
-            "failed": result.failed,
-            "bytes_uploaded": result.bytes_uploaded,
-            "elapsed_s": round(result.elapsed_s, 3),
-            "checked_by_size": result.checked_by_size,
-            "interrupted": interrupted,
-        }
+def summary_record(result: UploadResult, *, interrupted: bool = False, source: Path | None = None) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "uploaded": result.uploaded,
+        "skipped": result.skipped,
+        "failed": result.failed,
+        "not_started": result.not_started,
+        "bytes_uploaded": result.bytes_uploaded,
+        "bytes_resumed": result.bytes_resumed,
+        "elapsed_s": round(result.elapsed_s, 3),
+        "checked_by_size": result.checked_by_size,
+        "interrupted": interrupted,
     }
+    if source is not None:
+        summary["source"] = str(source)
+    return {"summary": summary}
+
+
+def report_source(source: Path) -> Path:
+    """How a report names its run's SOURCE: absolute, links resolved, so two spellings of one folder agree."""
+    return source.resolve()
 
 
 class ReportWriter:
     """Appends one line per finished file to an open report, then the summary that ``RunFinished`` carries (marked
     ``interrupted`` for a run cut short). A report whose run never got that far has no summary."""
 
-    def __init__(self, path: Path, *, append: bool = False) -> None:
-        """``append``: go on with a report written so far (a Dask client spools a shard's batches this way)."""
+    def __init__(self, path: Path, *, append: bool = False, source: Path | None = None) -> None:
+        """``append``: go on with a report written so far (a Dask client spools a shard's batches this way).
+        ``source``: the run's SOURCE, recorded in the summary so ``--retry-failed`` can refuse another's."""
+        self._source = report_source(source) if source is not None else None
         try:
             # A name that is not UTF-8 (surrogate escapes) is written as a JSON \udcXX escape: valid UTF-8 out.
             self._file: IO[str] = path.open("a" if append else "w", encoding="utf-8", errors="backslashreplace")
@@ -83,18 +107,49 @@ class ReportWriter:
                     "verified": None,
                 }
             )
+        elif isinstance(event, FileNotStarted):
+            reason = "interrupted mid-upload" if event.in_flight else "interrupted before it started"
+            self._write(
+                {
+                    "path": event.path,
+                    "key": None,
+                    "size": event.size,
+                    "status": "not_started",
+                    "error": None,
+                    "reason": reason,
+                    "etag": None,
+                    "checksum": None,
+                    "parts": None,
+                    "seconds": None,
+                }
+            )
         elif isinstance(event, RunFinished):
-            self._write(summary_record(event.result, interrupted=event.interrupted))
+            self._write(summary_record(event.result, interrupted=event.interrupted, source=self._source))
 
     def close(self) -> None:
         self._file.close()
 
 
-def failed_paths(report: Path) -> Iterator[str]:
-    """Relative paths that an earlier report lists as failed; a torn last line (a crash) is ignored."""
+def failed_paths(report: Path, source: Path | None = None) -> Iterator[str]:
+    """Relative paths that an earlier report lists as failed or not started; a torn last line (a crash) is
+    ignored. With ``source``, a report whose summary names another SOURCE is refused (``ConfigError``) before
+    any path is yielded: its paths would name other files."""
+    if source is not None:
+        recorded = _recorded_source(report)
+        if recorded is not None and recorded != str(report_source(source)):
+            raise ConfigError(f"--retry-failed: {report} is the report of {recorded}, not of {source}")
     for record in _records(report):
-        if record.get("status") == "failed" and isinstance(record.get("path"), str):
+        if record.get("status") in RETRIED_STATUSES and isinstance(record.get("path"), str):
             yield record["path"]
+
+
+def _recorded_source(report: Path) -> str | None:
+    """The SOURCE a report's summary names; ``None`` for a report without one (a crash, an older version)."""
+    recorded = None
+    for record in _records(report):
+        if "summary" in record and isinstance(record["summary"].get("source"), str):
+            recorded = record["summary"]["source"]
+    return recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +170,8 @@ class _Tally:
     """Counts file records into an ``UploadResult``, copying each to the merged report if there is one."""
 
     def __init__(self, writer: IO[str] | None) -> None:
-        self.uploaded = self.skipped = self.failed = self.bytes_uploaded = self.records = self.checked_by_size = 0
+        self.uploaded = self.skipped = self.failed = self.bytes_uploaded = self.records = self.not_started = 0
+        self.checked_by_size = 0
         self.failures: list[tuple[str, str]] = []
         self._writer = writer
 
@@ -128,6 +184,8 @@ class _Tally:
             self.checked_by_size += record.get("verified") == "size"
         elif status == "skipped":
             self.skipped += 1
+        elif status == "not_started":
+            self.not_started += 1
         elif status == "failed":
             self.failed += 1
             if len(self.failures) < MAX_FAILURES_KEPT:
@@ -165,6 +223,7 @@ def merge_reports(reports: Sequence[Path | Sequence[Path]], output: Path | None 
             elapsed_s=elapsed,
             checked_by_size=tally.checked_by_size,
             failures=tuple(tally.failures),
+            not_started=tally.not_started,
         )
         if writer is not None:
             writer.write(json.dumps(summary_record(result, interrupted=bool(incomplete))) + "\n")

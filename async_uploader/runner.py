@@ -22,7 +22,7 @@ from .config import UploadConfig
 from .engine.headers import refused_fields
 from .engine.pipeline import RunStats, run_upload
 from .errors import ConfigError
-from .events import Event, EventHandler, ResultBuilder, RunFinished, UploadResult
+from .events import Event, EventHandler, PhaseStarted, ResultBuilder, RunFinished, UploadResult
 from .header_options import run_headers
 from .providers.base import ObjectStore, header_fields
 from .report import ReportWriter, failed_paths
@@ -54,8 +54,11 @@ async def run(
     """
     if store is None and not config.dry_run:
         raise ValueError("a store is needed for anything but a dry run")
+    only_paths: list[str] | None = None
+    if config.retry_failed is not None:  # before the report is opened: a refused retry leaves it as it was
+        only_paths = await anyio.to_thread.run_sync(_failed_paths, config.retry_failed, config.source)
     tally = ResultBuilder()
-    report = ReportWriter(config.report) if config.report is not None else None
+    report = ReportWriter(config.report, source=config.source) if config.report is not None else None
     add = tally.add
     subscriber = on_event
     subscriber_error: list[Exception] = []
@@ -75,7 +78,7 @@ async def run(
 
     finished = False
     try:
-        stats = await _preflight_and_upload(config, store, emit, count_totals)
+        stats = await _preflight_and_upload(config, store, emit, count_totals, only_paths)
         result = _result(tally, stats)
         finished = True
         emit(RunFinished(result))
@@ -92,15 +95,17 @@ async def run(
 
 
 async def _preflight_and_upload(
-    config: UploadConfig, store: ObjectStore | None, emit: EventHandler, count_totals: bool
+    config: UploadConfig,
+    store: ObjectStore | None,
+    emit: EventHandler,
+    count_totals: bool,
+    only_paths: Sequence[str] | None,
 ) -> RunStats:
-    only_paths: Sequence[str] | None = None
-    if config.retry_failed is not None:
-        only_paths = await anyio.to_thread.run_sync(_failed_paths, config.retry_failed)
     if config.dry_run:  # plans only: no request
         return await run_upload(config, None, emit, only_paths=only_paths, count_totals=count_totals)
     assert store is not None
     check_honoured(config, store)
+    emit(PhaseStarted("checking the bucket"))
     await store.check_readable()
     probe_key = f"{config.destination.prefix}{PREFLIGHT_KEY_NAME}{os.urandom(16).hex()}"
     return await run_upload(
@@ -116,8 +121,8 @@ def check_honoured(config: UploadConfig, store: ObjectStore) -> None:
         raise ConfigError(f"{', '.join(refused)}: not supported for {config.destination.scheme}:// destinations")
 
 
-def _failed_paths(report: Path) -> list[str]:
-    return list(failed_paths(report))
+def _failed_paths(report: Path, source: Path) -> list[str]:
+    return list(failed_paths(report, source))
 
 
 def _result(tally: ResultBuilder, stats: RunStats) -> UploadResult:

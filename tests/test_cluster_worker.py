@@ -9,11 +9,13 @@ from async_uploader.events import (
     Event,
     FileDone,
     FileFailed,
+    FileNotStarted,
     FilePlanned,
     FileRetried,
     FileSkipped,
     FileStarted,
     PartDone,
+    PhaseStarted,
     RunFinished,
     TotalsKnown,
     UploadResult,
@@ -33,6 +35,8 @@ EVENTS: list[Event] = [
     FileSkipped("fifo", None, "a FIFO, not a regular file"),
     FilePlanned("d", "p/d", 1, 1),
     FileRetried("e", "503 SlowDown"),
+    FileNotStarted(ODD, 12, in_flight=True),
+    PhaseStarted("listing the destination"),
 ]
 
 

@@ -12,7 +12,16 @@ import pytest
 
 from async_uploader.config import MIB
 from async_uploader.errors import BucketError, ConfigError, CredentialsError
-from async_uploader.events import Event, FileDone, FileFailed, PartDone, RunFinished, TotalsKnown
+from async_uploader.events import (
+    Event,
+    FileDone,
+    FileFailed,
+    FileNotStarted,
+    PartDone,
+    PhaseStarted,
+    RunFinished,
+    TotalsKnown,
+)
 from async_uploader.options import make_config
 from async_uploader.runner import PREFLIGHT_KEY_NAME, run
 from tests.memory_store import MemoryStore
@@ -48,10 +57,13 @@ async def test_a_finished_run_ends_with_its_result_in_the_last_event_and_the_rep
         "uploaded": 2,
         "skipped": 0,
         "failed": 0,
+        "not_started": 0,
         "bytes_uploaded": 10,
+        "bytes_resumed": 0,
         "elapsed_s": round(result.elapsed_s, 3),
         "checked_by_size": 0,
         "interrupted": False,
+        "source": str(source.resolve()),
     }
 
 
@@ -129,7 +141,7 @@ async def test_a_destination_that_cannot_be_read_fails_before_anything_is_walked
     with pytest.raises(CredentialsError):
         await run(config_for(source, report=report), store, events.append)
 
-    assert events == [RunFinished(events[-1].result, interrupted=True)]  # type: ignore[union-attr]
+    assert events == [PhaseStarted("checking the bucket"), RunFinished(events[-1].result, interrupted=True)]  # type: ignore[union-attr]
     assert events[-1].result.uploaded == 0  # type: ignore[union-attr]
     assert summary(report)["interrupted"] is True
 
@@ -227,3 +239,73 @@ async def test_a_subscriber_that_raises_fails_no_file_and_its_error_ends_the_fin
     assert sorted(r["status"] for r in records if "path" in r) == ["uploaded"] * 5
     assert summary(report)["failed"] == 0
     assert len([r for r in caplog.records if "on_event raised" in r.message]) == 1  # logged once
+
+
+def records(report: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in report.read_text().splitlines() if '"summary"' not in line[:12]]
+
+
+async def cancel_after_first_part(source: Path, report: Path, store: MemoryStore, **options: Any) -> list[Event]:
+    events: list[Event] = []
+    part_landed = anyio.Event()
+
+    def on_event(event: Event) -> None:
+        events.append(event)
+        if isinstance(event, PartDone):
+            part_landed.set()
+
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as group:
+            group.start_soon(run, config_for(source, report=report, **options), store, on_event)
+            await part_landed.wait()
+            scope.cancel()
+    return events
+
+
+async def test_a_cancelled_run_lists_every_file_it_did_not_upload_as_not_started(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    tree = {f"d{i % 3}/f{i:03d}.txt": b"x" * i for i in range(40)}
+    make_tree(source, {"0-big.bin": random_bytes(4 * PART, seed=1), **tree})
+    report = tmp_path / "report.jsonl"
+
+    events = await cancel_after_first_part(source, report, MemoryStore(), concurrency=1)
+
+    by_path = {record["path"]: record for record in records(report)}
+    assert sorted(by_path) == sorted(["0-big.bin", *tree])  # every file once: done, or not started
+    assert by_path["0-big.bin"]["status"] == "not_started"
+    assert by_path["0-big.bin"]["reason"] == "interrupted mid-upload"
+    not_started = [r for r in by_path.values() if r["status"] == "not_started"]
+    assert {r["reason"] for r in not_started} <= {"interrupted mid-upload", "interrupted before it started"}
+    last = events[-1]
+    assert isinstance(last, RunFinished)
+    assert last.interrupted
+    assert last.result.not_started == len(not_started) == sum(isinstance(e, FileNotStarted) for e in events)
+    assert summary(report)["not_started"] == len(not_started)
+    assert last.result.uploaded + last.result.not_started == 41
+
+
+async def test_a_run_level_error_lists_the_files_as_not_started_and_retry_failed_takes_them(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    make_tree(source, {"a.txt": b"alpha", "b/c.txt": b"gamma"})
+    report = tmp_path / "report.jsonl"
+    with pytest.raises(BucketError):
+        await run(config_for(source, report=report), MemoryStore(read_only=True))
+    assert sorted((r["path"], r["status"]) for r in records(report)) == [
+        ("a.txt", "not_started"),
+        ("b/c.txt", "not_started"),
+    ]
+
+    store = MemoryStore()
+    result = await run(config_for(source, retry_failed=report, report=tmp_path / "again.jsonl"), store)
+    assert (result.uploaded, result.failed, result.not_started) == (2, 0, 0)
+
+
+async def test_retry_failed_refuses_the_report_of_another_source(tmp_path: Path) -> None:
+    make_tree(tmp_path / "one", {"a.txt": b"alpha"})
+    make_tree(tmp_path / "two", {"a.txt": b"alpha"})
+    report = tmp_path / "report.jsonl"
+    await run(config_for(tmp_path / "one", report=report), MemoryStore())
+    again = tmp_path / "again.jsonl"
+    with pytest.raises(ConfigError, match=r"is the report of .*/one, not of .*/two"):
+        await run(config_for(tmp_path / "two", retry_failed=report, report=again), MemoryStore())
+    assert not again.exists()  # refused before the new report was opened

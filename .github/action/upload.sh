@@ -14,13 +14,8 @@ args=(upload "$INPUT_PATH" "$INPUT_DESTINATION" --report "$report" --summary-for
 if [ -n "${INPUT_ENDPOINT_URL:-}" ]; then
   args+=(--endpoint-url "$INPUT_ENDPOINT_URL")
 fi
-includes=0
-while IFS= read -r glob; do
-  if [ -n "$glob" ]; then
-    if [ "$includes" -eq 0 ]; then args+=(--exclude '*'); fi  # include given: take only what it names
-    args+=(--include "$glob")
-    includes=$((includes + 1))
-  fi
+while IFS= read -r glob; do  # an include given: the CLI takes only what the includes name
+  if [ -n "$glob" ]; then args+=(--include "$glob"); fi
 done <<< "${INPUT_INCLUDE:-}"
 while IFS= read -r glob; do
   if [ -n "$glob" ]; then args+=(--exclude "$glob"); fi

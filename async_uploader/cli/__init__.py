@@ -99,8 +99,17 @@ def _upload_main(args: argparse.Namespace) -> NoReturn:
         fail(EXIT_USAGE, exc, args.debug)
     except (KeyboardInterrupt, Stopped) as stop:  # KeyboardInterrupt: Ctrl-C before the loop took over
         code = stop.exit_code if isinstance(stop, Stopped) else EXIT_INTERRUPTED
-        asked = config.checksum is not None
-        print_summary(display.console, display.result or UploadResult(), checksums_asked=asked)  # its last event
+        cut_short = display.result or UploadResult()  # the run's last event
+        print_summary(display.console, cut_short, interrupted=True, checksums_asked=config.checksum is not None)
+        if display.result is not None:  # a run began: CI reads its totals, on this exit above all
+            print_machine_summary(
+                args.summary_format,
+                cut_short,
+                destination=str(config.destination),
+                report=config.report,
+                github_files=True,
+                interrupted=True,
+            )
         word = "interrupted" if code == EXIT_INTERRUPTED else "terminated"
         fate = "left open to resume" if config.keep_partial else "aborted"
         fail(code, f"{word}: multipart uploads in flight were {fate}", False)

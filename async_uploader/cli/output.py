@@ -79,30 +79,39 @@ async def run_with_display(
     return result
 
 
-def print_summary(console: LineConsole, result: UploadResult, *, checksums_asked: bool = True) -> None:
-    for line in summary_lines(result, checksums_asked=checksums_asked):
+def print_summary(
+    console: LineConsole, result: UploadResult, *, interrupted: bool = False, checksums_asked: bool = True
+) -> None:
+    for line in summary_lines(result, interrupted=interrupted, checksums_asked=checksums_asked):
         console.print(line, markup=False, highlight=False)
 
 
 def print_machine_summary(
-    summary_format: str, result: UploadResult, *, destination: str, report: Path | None, github_files: bool
+    summary_format: str,
+    result: UploadResult,
+    *,
+    destination: str,
+    report: Path | None,
+    github_files: bool,
+    interrupted: bool = False,
 ) -> None:
     """The ``--summary-format`` summary on stdout (nothing for ``text``); ``github_files``: also to the files
-    the GitHub runner reads (job summary, step outputs)."""
+    the GitHub runner reads (job summary, step outputs). Written for a run cut short too, marked ``interrupted``:
+    CI needs it most then."""
     if summary_format == "json":
-        print(summary_json(result, destination=destination, report=report))
+        print(summary_json(result, destination=destination, report=report, interrupted=interrupted), flush=True)
     elif summary_format == "github":
-        print(summary_markdown(result, destination=destination), end="")
+        print(summary_markdown(result, destination=destination, interrupted=interrupted), end="", flush=True)
         if github_files:
-            write_github_files(result, destination=destination, report=report)
+            write_github_files(result, destination=destination, report=report, interrupted=interrupted)
 
 
 def print_cleanup(result: CleanupResult, *, dry_run: bool, older_than: str) -> None:
     """One line per upload aborted (on stdout) or that could not be (stderr), then the totals."""
-    verb = "would abort" if dry_run else "aborted"
+    verb = "would be aborted" if dry_run else "aborted"
     for upload in result.aborted:
         started = datetime.fromtimestamp(upload.initiated, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        print(f"{verb} {upload.key} (started {started}, id {upload.upload_id})")
+        print(f"{verb}: {upload.key} (started {started}, id {upload.upload_id})")
     for upload, reason in result.failed:
         print(f"{PROG}: could not abort {upload.key} (id {upload.upload_id}): {reason}", file=sys.stderr)
     younger = f"; {result.younger} younger than {older_than} left alone" if result.younger else ""

@@ -19,6 +19,7 @@ from typing import Any, Final, TypeVar
 
 from ..options import PROG
 from ..source.reader import read_cached_files_on_loop
+from .progress import stream_is_terminal
 
 T = TypeVar("T")
 
@@ -104,6 +105,17 @@ def run_event_loop(main_task: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(main_task)
 
 
+SHOW_CURSOR: Final = "\x1b[?25h"
+
+
+def show_cursor() -> None:
+    """Show the terminal's cursor again (the live display hides it) where stderr is a terminal; a pipe or a log
+    never gets the escape."""
+    if stream_is_terminal(sys.stderr):
+        sys.stderr.write(SHOW_CURSOR)
+        sys.stderr.flush()
+
+
 class Stopped(Exception):
     """A signal cancelled the run; ``exit_code`` is the shell's code for it, 128 + the signal's number."""
 
@@ -127,6 +139,7 @@ async def cancel_on_signals(work: Awaitable[T]) -> T:
     def on_signal(signum: int) -> None:
         if received:
             print(f"\n{PROG}: stopped at once; multipart uploads may be left to abort", file=sys.stderr)
+            show_cursor()  # os._exit skips the live display's own restore
             os._exit(128 + signum)
         received.append(signum)
         task.cancel()

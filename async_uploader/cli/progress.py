@@ -18,15 +18,18 @@ from ..events import (
     Event,
     FileDone,
     FileFailed,
+    FileNotStarted,
     FilePlanned,
     FileRetried,
     FileSkipped,
     FileStarted,
     PartDone,
+    PhaseStarted,
     RunFinished,
     TotalsKnown,
     UploadResult,
 )
+from .units import format_bytes, format_duration
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -37,22 +40,8 @@ TAB_SIZE: Final = 8
 # holding a carriage return must not overwrite the log line it is on.
 _STRIPPED_CONTROLS: Final = dict.fromkeys((7, 8, 11, 12, 13))
 MAX_FILE_BARS: Final = 4
-
-
-def format_bytes(count: float) -> str:
-    """``1.5 KiB``: binary units, one decimal (none for bytes)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(count) < 1024 or unit == "TiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
-
-
-def format_duration(seconds: float) -> str:
-    """``1:01:01`` or ``0:59``: whole seconds, hours only when there are some."""
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+FILE_NAME_WIDTH: Final = 20
+"""Room for a large file's name on its bar: with the columns beside it, a line fits 80 columns."""
 
 
 class LineConsole(Protocol):
@@ -124,6 +113,10 @@ class ProgressDisplay:
         """The label's counts; the run's own tally is the ``RunFinished`` result."""
         self.result: UploadResult | None = None
         """The run's result from its last event (``RunFinished``), once it came; a run cut short sends one too."""
+        self.interrupted = False
+        self.phase: str | None = None
+        """What the run is doing before its first file ("listing the destination"); ``None`` once files move."""
+        self._work_started: float | None = None
         self.files_total: int | None = None
         self.bytes_total: int | None = None
         self.bytes_done = 0
@@ -136,28 +129,13 @@ class ProgressDisplay:
         self._overall: TaskID | None = None
         if live:
             from rich.console import Console  # only here: plain lines never need rich
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
+
+            from .live import live_progress
 
             if not isinstance(console, Console):
                 raise TypeError("a live display draws on a rich Console")
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                DownloadColumn(binary_units=True),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                refresh_per_second=10,
-                transient=False,
-            )
-            self._overall = self._progress.add_task(self._files_label(), total=None)
+            self._progress = live_progress(console, self.eta_text)
+            self._overall = self._progress.add_task(self.live_label(), total=None)
 
     def __enter__(self) -> ProgressDisplay:
         if self._progress is not None:
@@ -174,17 +152,54 @@ class ProgressDisplay:
         return self.uploaded + self.skipped + self.failed
 
     def _files_label(self) -> str:
-        total = "?" if self.files_total is None else str(self.files_total)
-        counts = [f"{self.uploaded} uploaded"]
+        if self.phase is not None:
+            return f"{self.phase} ..."
+        total = "?" if self.files_total is None else f"{self.files_total:,}"
+        counts = [f"{self.uploaded:,} uploaded"]
         if self.skipped:
-            counts.append(f"{self.skipped} skipped")
+            counts.append(f"{self.skipped:,} skipped")
         if self.failed:
-            counts.append(f"{self.failed} failed")
-        return f"{self.files_done}/{total} files ({', '.join(counts)})"
+            counts.append(f"{self.failed:,} failed")
+        return f"{self.files_done:,}/{total} files ({', '.join(counts)})"
+
+    def live_label(self) -> str:
+        """The live display's short label (its line must fit 80 columns): files done of the total, and the
+        failures, or the phase the run is in before its first file."""
+        if self.phase is not None:
+            return f"{self.phase} ..."
+        total = "?" if self.files_total is None else f"{self.files_total:,}"
+        failed = f", {self.failed:,} failed" if self.failed else ""
+        return f"{self.files_done:,}/{total} files{failed}"
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self._started
+
+    def eta_s(self) -> float | None:
+        """Seconds left: the longer of the bytes left at the byte rate and the files left at the file rate, both
+        since the first file moved. Bytes alone would say "0:04" through a long tail of small files, each of
+        which costs requests, not bytes. ``None`` until the totals and some progress are known."""
+        if self._work_started is None or self.files_total is None:
+            return None
+        working = time.monotonic() - self._work_started
+        if working <= 0:
+            return None
+        eta = 0.0
+        if self.bytes_total and self.bytes_done:
+            eta = max(0, self.bytes_total - self.bytes_done) / (self.bytes_done / working)
+        if self.files_done:
+            eta = max(eta, max(0, self.files_total - self.files_done) / (self.files_done / working))
+        elif not self.bytes_done:
+            return None
+        return eta
 
     def handle(self, event: Event) -> None:
         """Count ``event`` and print what it asks for; called on the event loop for every event, so it is cheap."""
         self._seen_work = True
+        if self._work_started is None and not isinstance(event, PhaseStarted | TotalsKnown):
+            self._work_started = time.monotonic()
+            if self.phase is not None:
+                self.phase = None
+                self._relabel()
         if isinstance(event, PartDone):
             self._partial[event.path] = self._partial.get(event.path, 0) + event.bytes
             self._advance(event.bytes)
@@ -196,6 +211,9 @@ class ProgressDisplay:
                 self._file_bars[event.path] = self._progress.add_task(f"  {_shorten(event.path)}", total=event.size)
         elif isinstance(event, FileDone | FileFailed):
             size = event.size if isinstance(event, FileDone) else 0
+            if isinstance(event, FileDone) and event.resumed_bytes:
+                size -= event.resumed_bytes  # sent by an earlier run: not this run's progress, nor its speed
+                self._discount(event.resumed_bytes)
             self._advance(size - self._partial.pop(event.path, 0))
             if isinstance(event, FileDone):
                 self.uploaded += 1
@@ -232,8 +250,15 @@ class ProgressDisplay:
             if self._progress is not None and self._overall is not None:
                 self._progress.update(self._overall, total=event.bytes)
             self._relabel()
+        elif isinstance(event, PhaseStarted):
+            if self._work_started is None:
+                self.phase = event.name
+                self._relabel()
+        elif isinstance(event, FileNotStarted):
+            pass  # counted in the result; the summary says how many
         elif isinstance(event, RunFinished):
             self.result = event.result
+            self.interrupted = event.interrupted
             if not event.interrupted and self._progress is not None and self._overall is not None:
                 self._progress.update(self._overall, total=self.bytes_done, completed=self.bytes_done)
 
@@ -253,18 +278,27 @@ class ProgressDisplay:
 
     def _relabel(self) -> None:
         if self._progress is not None and self._overall is not None:
-            self._progress.update(self._overall, description=self._files_label())
+            self._progress.update(self._overall, description=self.live_label())
+
+    def eta_text(self) -> str:
+        eta = self.eta_s()
+        return "ETA -:--" if eta is None else f"ETA {format_duration(eta)}"
 
     def plain_line(self) -> str:
-        """Where the run is, in one line for a log: files, bytes, rate and, once the totals are known, the ETA."""
+        """Where the run is, in one line for a log: files, bytes, rate and, once the totals are known, the ETA;
+        before the first file, the phase the run is in."""
         elapsed = time.monotonic() - self._started
-        rate = self.bytes_done / elapsed if elapsed > 0 else 0.0
+        if self.phase is not None:
+            return f"[{format_duration(elapsed)}] {self.phase} ..."
+        working = time.monotonic() - self._work_started if self._work_started is not None else 0.0
+        rate = self.bytes_done / working if working > 0 else 0.0
         line = f"[{format_duration(elapsed)}] {self._files_label()}, {format_bytes(self.bytes_done)}"
         if self.bytes_total:
             line += f" of {format_bytes(self.bytes_total)} ({100 * self.bytes_done / self.bytes_total:.0f}%)"
         line += f", {format_bytes(rate)}/s"
-        if self.bytes_total and rate > 0:
-            line += f", ETA {format_duration(max(0, self.bytes_total - self.bytes_done) / rate)}"
+        eta = self.eta_s()
+        if eta is not None:
+            line += f", ETA {format_duration(eta)}"
         return line
 
     async def tick_plain(self, interval_s: float = PLAIN_INTERVAL_S) -> None:
@@ -275,5 +309,5 @@ class ProgressDisplay:
                 self.console.print(self.plain_line(), markup=False, highlight=False)
 
 
-def _shorten(path: str, width: int = 40) -> str:
+def _shorten(path: str, width: int = FILE_NAME_WIDTH) -> str:
     return path if len(path) <= width else "..." + path[-(width - 3) :]

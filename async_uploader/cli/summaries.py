@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Final
 
 from ..events import UploadResult
-from .progress import format_bytes
+from .units import format_bytes
 
 MAX_FAILURES_LISTED: Final = 20
 
@@ -23,21 +23,41 @@ def size_only(result: UploadResult) -> str:
     return f"the store returned no checksum: {result.checked_by_size} files were checked by size only"
 
 
-def summary_lines(result: UploadResult, *, checksums_asked: bool = True) -> list[str]:
+def _bytes_and_rate(result: UploadResult) -> str:
+    """``(1.5 GiB) in 12.0 s, 128.0 MiB/s``; resumed bytes apart: they were sent by an earlier run, not at this
+    rate."""
+    resumed = f", {format_bytes(result.bytes_resumed)} of it resumed" if result.bytes_resumed else ""
+    return (
+        f"({format_bytes(result.bytes_uploaded)}{resumed}) in {result.elapsed_s:.1f} s, "
+        f"{format_bytes(result.throughput_bps)}/s"
+    )
+
+
+def summary_lines(result: UploadResult, *, interrupted: bool = False, checksums_asked: bool = True) -> list[str]:
     """The closing summary: one line of totals, a line if files were checked by size only (a warning unless
-    ``--checksum none`` asked for no checksum), then the failed files (up to ``MAX_FAILURES_LISTED``, then a
-    count)."""
+    ``--checksum none`` asked for no checksum), then the failed files (up to ``MAX_FAILURES_LISTED``, then a count).
+
+    An interrupted run says how far it got against what there was: "167 of 3,975 uploaded, 3,808 not started".
+    """
     if result.planned:
-        return [f"Dry run: would upload {result.planned} files ({format_bytes(result.bytes_planned)}); nothing sent"]
-    lines = [
-        f"Uploaded {result.uploaded} files ({format_bytes(result.bytes_uploaded)}) "
-        f"in {result.elapsed_s:.1f} s, {format_bytes(result.throughput_bps)}/s; "
-        f"{result.skipped} skipped, {result.failed} failed" + (f"; {result.retries} retries" if result.retries else "")
-    ]
+        return [f"Dry run: would upload {result.planned:,} files ({format_bytes(result.bytes_planned)}); nothing sent"]
+    retries = f"; {result.retries:,} retries" if result.retries else ""
+    if interrupted:
+        total = result.uploaded + result.skipped + result.failed + result.not_started
+        head = (
+            f"Interrupted: {result.uploaded:,} of {total:,} uploaded {_bytes_and_rate(result)}; "
+            f"{result.not_started:,} not started, {result.skipped:,} skipped, {result.failed:,} failed{retries}"
+        )
+    else:
+        head = (
+            f"Uploaded {result.uploaded:,} files {_bytes_and_rate(result)}; "
+            f"{result.skipped:,} skipped, {result.failed:,} failed{retries}"
+        )
+    lines = [head]
     if result.checked_by_size and checksums_asked:
         lines.append(f"  warning: {size_only(result)}")
     elif result.checked_by_size:
-        lines.append(f"  {result.checked_by_size} files were checked by size only (--checksum none)")
+        lines.append(f"  {result.checked_by_size:,} files were checked by size only (--checksum none)")
     for path, reason in result.failures[:MAX_FAILURES_LISTED]:
         lines.append(f"  failed: {path}: {reason}")
     if result.failed > MAX_FAILURES_LISTED:
@@ -45,15 +65,19 @@ def summary_lines(result: UploadResult, *, checksums_asked: bool = True) -> list
     return lines
 
 
-def summary_json(result: UploadResult, *, destination: str, report: Path | None) -> str:
-    """One line of JSON: the totals, where they went, and every failed file with its reason."""
+def summary_json(result: UploadResult, *, destination: str, report: Path | None, interrupted: bool = False) -> str:
+    """One line of JSON: the totals, where they went, whether the run was cut short, and every failed file with
+    its reason."""
     return json.dumps(
         {
             "destination": destination,
+            "interrupted": interrupted,
             "uploaded": result.uploaded,
             "skipped": result.skipped,
             "failed": result.failed,
+            "not_started": result.not_started,
             "bytes": result.bytes_uploaded,
+            "bytes_resumed": result.bytes_resumed,
             "elapsed_s": round(result.elapsed_s, 3),
             "checked_by_size": result.checked_by_size,
             "report": str(report) if report is not None else None,
@@ -68,11 +92,12 @@ def _cell(text: str) -> str:
     return printable.replace("|", "\\|").replace("\n", " ")
 
 
-def summary_markdown(result: UploadResult, *, destination: str) -> str:
+def summary_markdown(result: UploadResult, *, destination: str, interrupted: bool = False) -> str:
     """A markdown table of the totals, then one of the failed files (up to ``MAX_FAILURES_LISTED``)."""
-    lines = [
-        f"### async-uploader: {_cell(destination)}",
-        "",
+    lines = [f"### async-uploader: {_cell(destination)}", ""]
+    if interrupted:
+        lines += [f"**Interrupted**: {result.not_started:,} files not started.", ""]
+    lines += [
         "| uploaded | skipped | failed | bytes | time | throughput |",
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
         f"| {result.uploaded} | {result.skipped} | {result.failed} | {format_bytes(result.bytes_uploaded)} "
@@ -88,12 +113,14 @@ def summary_markdown(result: UploadResult, *, destination: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_github_files(result: UploadResult, *, destination: str, report: Path | None) -> None:
+def write_github_files(
+    result: UploadResult, *, destination: str, report: Path | None, interrupted: bool = False
+) -> None:
     """Append to the runner's job summary and step outputs, where the runner provides them."""
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_path:
         with open(summary_path, "a", encoding="utf-8") as f:
-            f.write(summary_markdown(result, destination=destination))
+            f.write(summary_markdown(result, destination=destination, interrupted=interrupted))
     output_path = os.environ.get("GITHUB_OUTPUT")
     if output_path:
         with open(output_path, "a", encoding="utf-8") as f:
@@ -103,3 +130,5 @@ def write_github_files(result: UploadResult, *, destination: str, report: Path |
             f.write(f"bytes={result.bytes_uploaded}\n")
             f.write(f"checked_by_size={result.checked_by_size}\n")
             f.write(f"report={report or ''}\n")
+            f.write(f"not_started={result.not_started}\n")
+            f.write(f"interrupted={'true' if interrupted else 'false'}\n")

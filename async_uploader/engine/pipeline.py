@@ -29,11 +29,13 @@ from ..events import (
     EventHandler,
     FileDone,
     FileFailed,
+    FileNotStarted,
     FilePlanned,
     FileRetried,
     FileSkipped,
     FileStarted,
     PartDone,
+    PhaseStarted,
     TotalsKnown,
     Verification,
 )
@@ -48,12 +50,13 @@ from ..source.scan import (
     ScanOptions,
     ScanSkipped,
     count_tree,
-    stat_paths_batches,
-    walk_tree_batches,
+    listed_batches,
+    tree_batches,
 )
 from .adaptive import AdaptiveLimit, govern_cpu
 from .budget import ByteBudget
 from .destination import DestinationIndex
+from .handout import Handout
 from .headers import HeaderPlanner
 from .limits import Limits
 from .multipart import FileUpload, Journal, ResumePoint, upload_multipart
@@ -119,6 +122,12 @@ class _Run:
         self.headers = HeaderPlanner(run_headers(config), guess=config.guess_mime_type, rules=rules)
         self.extra_metadata = dict(config.metadata)
         self.index = DestinationIndex(store, state, config, self.limits) if store and state else None
+        if only_paths is not None:
+            self.handout = Handout(listed_batches(config.source, only_paths, self.scan_options))
+        else:
+            self.handout = Handout(tree_batches(config.source, self.scan_options))
+        self.in_hand: list[FileEntry | None] = [None] * config.concurrency
+        """Each worker's file while it uploads it: a run cut short reports these as not finished."""
 
     async def upload_file(self, entry: FileEntry) -> None:
         """Upload one file; every outcome becomes exactly one ``FileDone`` or ``FileFailed``.
@@ -179,7 +188,7 @@ class _Run:
         headers = self.headers.for_file(entry.rel, key)
         self.emit(FileStarted(entry.rel, key, entry.size, plan.part_count))
         started = time.monotonic()
-        resumed = 0
+        resumed = resumed_bytes = 0
         if plan.multipart:
             job = FileUpload(
                 self.store,
@@ -193,7 +202,9 @@ class _Run:
                 headers=headers,
             )
             resume = await self._resume_point(job, self.index)
-            resumed = len(resume.parts) if resume is not None else 0
+            if resume is not None:
+                resumed = len(resume.parts)
+                resumed_bytes = sum(min(plan.part_size, entry.size - (n - 1) * plan.part_size) for n in resume.parts)
             index = self.index
 
             def opened(upload_id: str, mode: str) -> None:
@@ -222,6 +233,7 @@ class _Run:
                 time.monotonic() - started,
                 resumed,
                 self._verification(stored),
+                resumed_bytes,
             )
         )
 
@@ -277,7 +289,8 @@ class _Run:
 
         return await self.limits.send_body(entry.size, send, deadline=deadline, on_retry=on_retry)
 
-    async def worker(self, receive: MemoryObjectReceiveStream[ScanItem]) -> None:
+    async def worker(self, receive: MemoryObjectReceiveStream[ScanItem], slot: int) -> None:
+        in_hand = self.in_hand
         async with receive:
             while True:
                 # An item already queued is taken without the stream's checkpoint (a turn of the loop per file);
@@ -292,28 +305,57 @@ class _Run:
                 except anyio.EndOfStream:
                     return
                 if isinstance(item, FileEntry):
+                    in_hand[slot] = item
                     await self.upload_file(item)
+                    in_hand[slot] = None
                 elif isinstance(item, ScanSkipped):
                     self.emit(FileSkipped(item.rel, None, item.reason))
                 else:
                     self.emit(FileFailed(item.rel, None, item.reason))
 
     async def walk(self, send: MemoryObjectSendStream[ScanItem]) -> None:
+        handout = self.handout
         async with send:
             if self._only_paths is not None:
-                batches = stat_paths_batches(self.config.source, self._only_paths, self.scan_options)
                 self.emit(TotalsKnown(len(self._only_paths), 0))
-            else:
-                batches = walk_tree_batches(self.config.source, self.scan_options)
-            async for batch in batches:
-                skipped = self._known_skips(batch)
-                for item in batch:
-                    if id(item) in skipped:
-                        continue
+            while await anyio.to_thread.run_sync(handout.take_batch):
+                skipped = self._known_skips(handout.held)
+                if skipped:
+                    handout.held = [item for item in handout.held if id(item) not in skipped]
+                for item in handout.held:
                     try:
                         send.send_nowait(item)  # room in the queue: no turn of the loop per file
                     except anyio.WouldBlock:
                         await send.send(item)
+                    handout.position += 1
+
+    async def report_not_started(self, queued: MemoryObjectReceiveStream[ScanItem]) -> None:
+        """After the run was cut short: a ``FileNotStarted`` for each file in a worker's hands, in the queue, or
+        not yet walked (the walk goes on, on the disk only); what the walk passed over is reported as ever.
+        The item being sent when the cut came may be both in the queue and in the batch: each is said once."""
+        said: set[int] = set()
+        for entry in self.in_hand:
+            if entry is not None:
+                said.add(id(entry))
+                self.emit(FileNotStarted(entry.rel, entry.size, in_flight=True))
+        while True:
+            try:
+                self._not_started(queued.receive_nowait(), said)
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                break
+        while (batch := await anyio.to_thread.run_sync(self.handout.take_remaining)) is not None:
+            for item in batch:
+                self._not_started(item, said)
+
+    def _not_started(self, item: ScanItem, said: set[int]) -> None:
+        if id(item) in said:
+            return
+        if isinstance(item, FileEntry):
+            self.emit(FileNotStarted(item.rel, item.size))
+        elif isinstance(item, ScanSkipped):
+            self.emit(FileSkipped(item.rel, None, item.reason))
+        else:
+            self.emit(FileFailed(item.rel, None, item.reason))
 
     def _known_skips(self, batch: list[ScanItem]) -> set[int]:
         """The files of ``batch`` already there, as far as the listing and the state file say: no worker needed."""
@@ -366,6 +408,7 @@ async def run_upload(
                 await _run_pipeline(run, count_totals and only_paths is None)
         finally:
             run.reader.close()
+            run.handout.close()
     finally:
         if state is not None:
             state.close()
@@ -377,19 +420,31 @@ async def _run_pipeline(run: _Run, count_totals: bool) -> None:
     config = run.config
     send, receive = anyio.create_memory_object_stream[ScanItem](config.concurrency * QUEUE_SLOTS_PER_WORKER)
     stop_count = threading.Event()
-    async with anyio.create_task_group() as outer:
-        if count_totals:
-            outer.start_soon(run.count_totals, stop_count)
-        if config.max_cpu_percent is not None:
-            outer.start_soon(govern_cpu, run.limits.slots, config.max_cpu_percent)
-        if run.index is not None:
-            outer.start_soon(run.index.load, config.source, run.scan_options.path_filter)
-        try:
-            async with anyio.create_task_group() as pipeline:
-                pipeline.start_soon(run.walk, send)
-                async with receive:
-                    for _ in range(config.concurrency):
-                        pipeline.start_soon(run.worker, receive.clone())
-        finally:
-            stop_count.set()  # the count only feeds the display; once the files are done it has no use
-            outer.cancel_scope.cancel()  # and the CPU governor has nothing left to govern
+    queued = receive.clone()  # kept open to the end: what is still queued when the run is cut short
+    try:
+        async with anyio.create_task_group() as outer:
+            if count_totals:
+                outer.start_soon(run.count_totals, stop_count)
+            if config.max_cpu_percent is not None:
+                outer.start_soon(govern_cpu, run.limits.slots, config.max_cpu_percent)
+            if run.index is not None:
+                run.emit(PhaseStarted("listing the destination"))
+                outer.start_soon(run.index.load, config.source, run.scan_options.path_filter)
+            try:
+                async with anyio.create_task_group() as pipeline:
+                    pipeline.start_soon(run.walk, send)
+                    async with receive:
+                        for slot in range(config.concurrency):
+                            pipeline.start_soon(run.worker, receive.clone(), slot)
+            finally:
+                stop_count.set()  # the count only feeds the display; once the files are done it has no use
+                outer.cancel_scope.cancel()  # and the CPU governor has nothing left to govern
+    except BaseException:
+        with anyio.CancelScope(shield=True):  # cut short: say what was never done, then go on ending
+            try:
+                await run.report_not_started(queued)
+            except Exception:  # the run's own error or cancellation must win
+                log.warning("could not list the files not started", exc_info=True)
+        raise
+    finally:
+        queued.close()

@@ -19,41 +19,50 @@ from ..errors import ConfigError
 
 DEFAULT_BURST_S: Final = 0.25
 
-_RATE_RE: Final = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*(?:/\s*s)?\s*$", re.ASCII)
-_RATE_UNITS: Final[dict[str, Decimal]] = {
-    "": Decimal(1),
-    "b": Decimal(1),
-    "kb": Decimal(1000),
-    "mb": Decimal(1000**2),
-    "gb": Decimal(1000**3),
-    "k": Decimal(1024),
-    "kib": Decimal(1024),
-    "m": Decimal(1024**2),
-    "mib": Decimal(1024**2),
-    "g": Decimal(1024**3),
-    "gib": Decimal(1024**3),
-    "kbit": Decimal(1000) / 8,
-    "mbit": Decimal(1000**2) / 8,
-    "gbit": Decimal(1000**3) / 8,
-}
+_RATE_RE: Final = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*?)\s*(/\s*s|ps)?\s*$", re.ASCII)
+_PREFIXES: Final[dict[str, int]] = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
+_BINARY_PREFIXES: Final[dict[str, int]] = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def _unit_scale(unit: str) -> Decimal | None:
+    """Bytes per unit, or ``None`` for what is not a unit. Bits only as ``bit``: a lone ``b`` is refused."""
+    folded = unit.lower()
+    if folded.endswith("bit"):
+        prefix = _PREFIXES.get(folded[:-3])
+        return None if prefix is None else Decimal(prefix) / 8
+    if folded.endswith("ib") and unit.endswith("B"):  # KiB, MiB: the capital B of bytes
+        binary = _BINARY_PREFIXES.get(folded[:-2])
+        return None if binary is None else Decimal(binary)
+    if unit.endswith("B"):
+        prefix = _PREFIXES.get(folded[:-1])
+        return None if prefix is None else Decimal(prefix)
+    if folded in _BINARY_PREFIXES:  # K, M, G: powers of 1024, as in the size syntax
+        return Decimal(_BINARY_PREFIXES[folded])
+    return None
 
 
 def parse_rate(text: str) -> int:
-    """Bytes per second from ``50MB/s``, ``10MiB/s``, ``200Mbit/s`` or a plain number of bytes per second.
+    """Bytes per second from ``50MB/s``, ``50MBps``, ``10MiB/s`` or ``200Mbit/s``; a unit is required.
 
-    A capital ``B`` is bytes and a lowercase ``b`` after a prefix is bits (``200Mb/s`` is 25 MB/s), as network
-    people write them; ``bit`` and ``bps`` are bits too.
+    A bare number is refused (``10`` read as bytes per second would crawl without a word), and so is a lowercase
+    ``b`` after a prefix (``10Mb/s``, ``10Mbps``): it means bits to network people and bytes to others, so bits
+    are spelled ``bit``. ``ps`` is ``/s``: ``MBps`` and ``MiBps`` are bytes per second.
     """
     match = _RATE_RE.match(text)
-    raw = match.group(2) if match else ""
-    unit = raw.lower()
-    if len(raw) == 2 and raw[1] == "b":
-        unit += "it"  # Mb -> mbit
-    elif unit.endswith("bps"):
-        unit = unit[:-3] + "bit"
-    if match is None or unit not in _RATE_UNITS:
+    if match is None:
         raise ConfigError(f"invalid rate {text!r}: use e.g. 50MB/s, 10MiB/s or 200Mbit/s")
-    rate = int(Decimal(match.group(1)) * _RATE_UNITS[unit])
+    number, unit = match.group(1), match.group(2)
+    if not unit:
+        raise ConfigError(f"invalid rate {text!r}: give a unit, e.g. {number}MB/s (bytes) or {number}Mbit/s (bits)")
+    scale = _unit_scale(unit)
+    if scale is None:
+        if unit.lower().endswith("b"):
+            raise ConfigError(
+                f"invalid rate {text!r}: ambiguous unit {unit!r}; write {number}{unit[:-1]}B/s for bytes "
+                f"or {number}{unit[:-1]}bit/s for bits"
+            )
+        raise ConfigError(f"invalid rate {text!r}: use e.g. 50MB/s, 10MiB/s or 200Mbit/s")
+    rate = int(Decimal(number) * scale)
     if rate <= 0:
         raise ConfigError(f"invalid rate {text!r}: must be above zero")
     return rate

@@ -2,12 +2,15 @@
 
 Pure and I/O-free; the walk asks it. Semantics, chosen to match what aws-cli and rsync users expect:
 
-- Every file is included unless a rule says otherwise; rules are checked in order and the *last* match wins.
+- Rules are checked in order and the *last* match wins. A file no rule matches is taken, unless there is at
+  least one ``--include``: then only what an include names is taken (as rclone and s5cmd do; publishing a file
+  the user did not choose would be a leak).
 - A pattern without ``/`` matches a name at any depth (``*.tmp``, ``node_modules``); a pattern with ``/`` is
   anchored at SOURCE (``build/cache/**``). A trailing ``/`` makes a rule match directories only.
 - ``*`` and ``?`` stay within one path segment, ``**`` crosses segments, ``[abc]`` is a character class.
 - A rule that matches a directory matches everything below it, so ``--exclude node_modules`` drops the folder.
 - A directory whose last matching rule is an exclude, with no include after that rule, is never descended into.
+  A directory no rule matches is always descended into, even with includes: ``*.whl`` may match a file below it.
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ class PathFilter:
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = tuple(rules)
+        self._unmatched_taken = not any(rule.include for rule in self.rules)
+        """What a file no rule matches gets: taken, unless some rule is an include."""
 
     @classmethod
     def from_flags(cls, flags: Sequence[tuple[str, str]]) -> PathFilter:
@@ -118,10 +123,14 @@ class PathFilter:
 
     def includes_file(self, rel: str) -> bool:
         index = self._decisive(rel, is_dir=False)
-        return index < 0 or self.rules[index].include
+        return self._unmatched_taken if index < 0 else self.rules[index].include
 
     def prunes_directory(self, rel: str) -> bool:
-        """True when nothing below ``rel`` can be included, so the walk need not enter it."""
+        """True when nothing below ``rel`` can be included, so the walk need not enter it.
+
+        Only an exclude prunes: a directory no rule matches is entered even when includes exist, since telling
+        whether a glob may match something below it is not worth a wrong answer that drops files.
+        """
         index = self._decisive(rel, is_dir=True)
         if index < 0 or self.rules[index].include:
             return False

@@ -80,12 +80,33 @@ _Pending = tuple[str, str, frozenset[tuple[int, int]]]
 """A directory still to list: its path, its relative path with a trailing ``/``, and its ancestors' ids."""
 
 
+OUTSIDE_LINK_REASON: Final = "symbolic link to a file outside SOURCE (use --follow-symlinks to upload it)"
+
+
+def _inside_prefix(source: str) -> str:
+    """What the resolved path of a file inside ``source`` starts with."""
+    real = os.path.realpath(source)
+    return real if real.endswith(os.sep) else real + os.sep
+
+
+def _points_outside(path: str, inside: str) -> bool:
+    """Whether the symlink at ``path`` resolves to a file outside the source (``inside`` from ``_inside_prefix``)."""
+    return not os.path.realpath(path).startswith(inside)
+
+
 def _walk_batches(
-    root: str, batch_size: int, options: ScanOptions, stop: threading.Event | None = None, rel_prefix: str = ""
+    root: str,
+    batch_size: int,
+    options: ScanOptions,
+    stop: threading.Event | None = None,
+    rel_prefix: str = "",
+    source: str | None = None,
 ) -> Generator[list[ScanItem], None, None]:
     """Yield batches of scan items, depth first; runs in a worker thread.
 
-    Symlinks to files are followed (the file's content is uploaded). Symlinked directories are descended only
+    Symlinks to files inside the source (``source``, by default ``root``) are followed (the file's content is
+    uploaded); one to a file outside it is skipped unless ``follow_symlinks``: a link to ``~/.aws/credentials``
+    in a build output must not publish it. Symlinked directories are descended only
     with ``follow_symlinks``; then each pending directory carries the (device, inode) of the directories above
     it, and a link back to one of them is a loop, reported once. A link to a sibling is walked like a copy
     (``cp -rL``), whatever order the directory lists in. Special files and broken links are reported as skipped
@@ -96,6 +117,7 @@ def _walk_batches(
     if options.follow_symlinks:
         st = os.stat(root)
         top = frozenset({(st.st_dev, st.st_ino)})
+    inside = _inside_prefix(source or root)
     pending: list[_Pending] = [(root, rel_prefix, top)]
     batch: list[ScanItem] = []
     while pending and not (stop is not None and stop.is_set()):
@@ -108,6 +130,9 @@ def _walk_batches(
                     item = _classify(entry, rel, options, ancestors, subdirs)
                     if item is None or (keep and not keep.includes_file(rel)):
                         continue
+                    link = type(item) is FileEntry and not options.follow_symlinks and entry.is_symlink()
+                    if link and _points_outside(entry.path, inside):
+                        item = ScanSkipped(rel, OUTSIDE_LINK_REASON)
                     batch.append(item)
                     if len(batch) >= batch_size:
                         yield batch
@@ -175,13 +200,20 @@ def _classify(
     return ScanSkipped(rel, f"{_kind(st.st_mode)}, not a regular file")
 
 
+def tree_batches(
+    source: Path, options: ScanOptions | None = None, *, batch_size: int = SCAN_BATCH_SIZE
+) -> Generator[list[ScanItem], None, None]:
+    """``walk_tree_batches`` as a blocking generator, for a caller that runs each step in a thread itself."""
+    return _walk_batches(str(source), batch_size, options or ScanOptions())
+
+
 async def walk_tree_batches(
     source: Path, options: ScanOptions | None = None, *, batch_size: int = SCAN_BATCH_SIZE
 ) -> AsyncIterator[list[ScanItem]]:
     """Every regular file below ``source`` (hidden ones included) that the filters take, and every place the
     walk could not read or passed over, in the batches the worker thread stats them in (at most ``batch_size``
     each): the consumer takes a batch per thread hop, not an item."""
-    batches = _walk_batches(str(source), batch_size, options or ScanOptions())
+    batches = tree_batches(source, options, batch_size=batch_size)
     sentinel: list[ScanItem] = []
     try:
         while True:
@@ -195,6 +227,7 @@ async def walk_tree_batches(
 
 def _stat_listed(root: str, rels: list[str], options: ScanOptions) -> list[ScanItem]:
     items: list[ScanItem] = []
+    inside = _inside_prefix(root)
     for rel in rels:
         path = os.path.join(root, *rel.split("/"))
         try:
@@ -206,14 +239,30 @@ def _stat_listed(root: str, rels: list[str], options: ScanOptions) -> list[ScanI
             items.append(ScanFailure(rel, f"cannot stat: {exc.strerror or exc}"))
             continue
         if stat.S_ISREG(st.st_mode):
-            items.append(FileEntry(path, rel, st.st_size, st.st_mtime_ns, st.st_mode))
+            if not options.follow_symlinks and os.path.islink(path) and _points_outside(path, inside):
+                items.append(ScanSkipped(rel, OUTSIDE_LINK_REASON))
+            else:
+                items.append(FileEntry(path, rel, st.st_size, st.st_mtime_ns, st.st_mode))
         elif stat.S_ISDIR(st.st_mode):  # a directory the earlier run could not list: walk it now
             prefix = "" if rel == "." else rel + "/"  # "." is how a report names an unreadable SOURCE
-            for batch in _walk_batches(path, SCAN_BATCH_SIZE, options, rel_prefix=prefix):
+            for batch in _walk_batches(path, SCAN_BATCH_SIZE, options, rel_prefix=prefix, source=root):
                 items.extend(batch)
         else:
             items.append(ScanSkipped(rel, f"{_kind(st.st_mode)}, not a regular file"))
     return items
+
+
+def listed_batches(
+    source: Path, rels: Iterable[str], options: ScanOptions | None = None, *, batch_size: int = SCAN_BATCH_SIZE
+) -> Generator[list[ScanItem], None, None]:
+    """``stat_paths_batches`` as a blocking generator, for a caller that runs each step in a thread itself."""
+    batch: list[str] = []
+    for rel in rels:
+        batch.append(rel)
+        if len(batch) >= batch_size:
+            yield _stat_listed(str(source), batch, options or ScanOptions())
+            batch = []
+    yield _stat_listed(str(source), batch, options or ScanOptions())
 
 
 async def stat_paths_batches(

@@ -13,7 +13,7 @@ import async_uploader.cli.process
 import async_uploader.source.reader
 from async_uploader.cli import main, runner_from_args
 from async_uploader.cli.parser import build_parser, config_from_args
-from async_uploader.cli.process import run_event_loop
+from async_uploader.cli.process import run_event_loop, show_cursor
 from async_uploader.source.reader import CACHED_READ_MAX_BYTES, FileReader
 
 
@@ -43,6 +43,8 @@ def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         (["upload", "{src}", "s3:/x"], "s3://bucket/prefix"),
         (["upload", "{src}", "s3://bucket", "--bogus"], "unrecognized arguments: --bogus"),
         (["upload", "{src}", "s3://bucket", "--max-bandwidth", "fast"], "invalid rate"),
+        (["upload", "{src}", "s3://bucket", "--max-bandwidth", "10"], "give a unit, e.g. 10MB/s"),
+        (["upload", "{src}", "s3://bucket", "--max-bandwidth", "10Mbps"], "write 10MB/s for bytes or 10Mbit/s"),
         (["upload", "{src}", "s3://bucket", "--exclude", "[z-a]"], "invalid glob"),
         (["upload", "{src}", "s3://bucket", "--retries", "0"], "--retries"),
         (["upload", "{src}", "s3://bucket", "--max-cpu", "0"], "--max-cpu"),
@@ -135,3 +137,13 @@ def test_dask_without_the_extra_names_the_extra(
     code, err = run_main(capsys, "upload", str(tmp_path), "s3://bucket", "--dask", "tcp://127.0.0.1:8786")
     assert code == 2
     assert err == "async-uploader: error: --dask needs the dask extra: pip install 'async-uploader[dask]'\n"
+
+
+@pytest.mark.parametrize(("terminal", "written"), [("1", "\x1b[?25h"), ("0", "")])
+def test_the_cursor_is_shown_again_only_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], terminal: str, written: str
+) -> None:
+    # The second Ctrl-C leaves through os._exit, past the live display's own restore: it calls this first.
+    monkeypatch.setenv("TTY_COMPATIBLE", terminal)
+    show_cursor()
+    assert capsys.readouterr().err == written

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from rich.console import Console
 
-from async_uploader.cli.progress import (
-    PlainConsole,
-    ProgressDisplay,
-    format_bytes,
-    format_duration,
-    stream_is_terminal,
-)
+from async_uploader.cli.progress import PlainConsole, ProgressDisplay, stream_is_terminal
 from async_uploader.cli.summaries import summary_lines
+from async_uploader.cli.units import format_bytes, format_duration
 from async_uploader.events import (
     Event,
     FileDone,
@@ -22,6 +18,7 @@ from async_uploader.events import (
     FileSkipped,
     FileStarted,
     PartDone,
+    PhaseStarted,
     RunFinished,
     TotalsKnown,
     UploadResult,
@@ -141,3 +138,63 @@ def test_the_run_s_last_event_gives_the_result_to_print_even_for_a_run_cut_short
     display.handle(RunFinished(so_far, interrupted=True))
     assert display.result == so_far
     assert summary_lines(display.result)[0].startswith("Uploaded 1 files (10 B) in 1.0 s")
+
+
+def test_before_the_first_file_the_display_says_what_the_run_is_doing() -> None:
+    display, _ = plain_display()
+    display.handle(PhaseStarted("checking the bucket"))
+    assert display.plain_line().endswith("] checking the bucket ...")
+    display.handle(PhaseStarted("listing the destination"))
+    display.handle(TotalsKnown(files=3, bytes=30))
+    assert display.plain_line().endswith("] listing the destination ...")
+    display.handle(FileDone("a", "k/a", 10, '"e"', "", 1, 0.1))
+    assert "1/3 files (1 uploaded)" in display.plain_line()
+    display.handle(PhaseStarted("listing the destination"))  # a late phase no longer hides the files
+    assert "1/3 files" in display.plain_line()
+
+
+def test_the_eta_counts_the_files_left_not_only_the_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr("async_uploader.cli.progress.time.monotonic", lambda: now[0])
+    display, _ = plain_display()
+    display.handle(TotalsKnown(files=1001, bytes=1_000_000 + 1000))
+    display.handle(FileDone("big", "big", 1_000_000, '"e"', "", 1, 1.0))
+    now[0] += 10.0
+    for i in range(100):
+        display.handle(FileDone(f"s{i}", f"s{i}", 1, '"e"', "", 1, 0.01))
+    # Bytes alone: 900 bytes left at ~100 kB/s, "0:00". Files: 900 left at 10.1 files/s, about 89 s.
+    eta = display.eta_s()
+    assert eta is not None
+    assert 85 < eta < 95
+    assert "ETA 1:29" in display.plain_line()
+
+
+def test_resumed_bytes_leave_the_total_instead_of_counting_as_sent() -> None:
+    display, _ = plain_display()
+    display.handle(TotalsKnown(files=1, bytes=30))
+    display.handle(FileStarted("big", "big", 30, 3))
+    display.handle(PartDone("big", 3, 10))
+    display.handle(FileDone("big", "big", 30, '"e-3"', "", 3, 1.0, resumed_parts=2, resumed_bytes=20))
+    assert (display.bytes_done, display.bytes_total) == (10, 10)
+
+
+def test_the_live_display_fits_80_columns_in_binary_units() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=True, soft_wrap=True, emoji=False, highlight=False)
+    display = ProgressDisplay(console, live=True)
+    display.handle(TotalsKnown(files=123_456, bytes=900 * 1024**3))
+    display.handle(FileStarted("a/very/long/path/to/some/deeply/nested/artifact-1.2.3.tar.gz", "k", 10**9, 100))
+    display.handle(PartDone("a/very/long/path/to/some/deeply/nested/artifact-1.2.3.tar.gz", 1, 8 * 1024**2))
+    for i in range(1234):
+        display.handle(FileDone(f"f{i}", f"f{i}", 1024**2, '"e"', "", 1, 0.1))
+    display.handle(FileFailed("bad", "bad", "boom"))
+    assert display._progress is not None
+    console.print(display._progress.get_renderable())
+    lines = [line for line in out.getvalue().splitlines() if "files" in line or "tar.gz" in line]
+    assert len(lines) == 2, out.getvalue()
+    plain = [re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", line) for line in lines]
+    assert all(len(line) <= 80 for line in plain), plain
+    assert "1,235/123,456 files" in plain[0]
+    assert "GiB" in plain[0]
+    assert "MB" not in plain[0]
+    assert "ETA" in plain[0]

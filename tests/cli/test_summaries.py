@@ -41,10 +41,13 @@ def test_json_summary_is_one_line_of_ascii_json() -> None:
     assert text.isascii()
     assert json.loads(text) == {
         "destination": "s3://b/p/",
+        "interrupted": False,
         "uploaded": 2,
         "skipped": 0,
         "failed": 1,
+        "not_started": 0,
         "bytes": 10,
+        "bytes_resumed": 0,
         "elapsed_s": 1.235,
         "checked_by_size": 0,
         "report": "r.jsonl",
@@ -76,4 +79,24 @@ def test_github_files_get_the_table_and_the_outputs(tmp_path: Path, monkeypatch:
         "bytes=40",
         "checked_by_size=0",
         "report=",
+        "not_started=0",
+        "interrupted=false",
+    ]
+
+
+def test_an_interrupted_run_says_how_far_it_got_of_what_there_was() -> None:
+    result = UploadResult(uploaded=167, not_started=3808, bytes_uploaded=196 * 1024 * 1024, elapsed_s=4.0)
+    assert summary_lines(result, interrupted=True) == [
+        "Interrupted: 167 of 3,975 uploaded (196.0 MiB) in 4.0 s, 49.0 MiB/s; 3,808 not started, 0 skipped, 0 failed"
+    ]
+    assert json.loads(summary_json(result, destination="s3://b/", report=None, interrupted=True))["interrupted"]
+    markdown = summary_markdown(result, destination="s3://b/", interrupted=True)
+    assert "**Interrupted**: 3,808 files not started." in markdown
+
+
+def test_resumed_bytes_are_shown_apart_and_left_out_of_the_rate() -> None:
+    mib = 1024 * 1024
+    result = UploadResult(uploaded=1, bytes_uploaded=437 * mib, bytes_resumed=312 * mib, elapsed_s=5.0)
+    assert summary_lines(result) == [
+        "Uploaded 1 files (437.0 MiB, 312.0 MiB of it resumed) in 5.0 s, 25.0 MiB/s; 0 skipped, 0 failed"
     ]

@@ -64,7 +64,7 @@ def test_cli_uploads_a_tree_then_an_unchanged_rerun_uploads_nothing(backend: Bac
     first = run_cli(backend.env, *args, "--report", str(report))
 
     assert first.returncode == 0, first.stderr
-    assert f"Uploaded {count} files" in first.stderr
+    assert f"Uploaded {count:,} files" in first.stderr
     assert_holds(backend, "releases/v1/", source)
     (big,) = (r for r in report_records(report) if r.get("path") == "big/multi-block.bin")
     assert (big["status"], big["parts"]) == ("uploaded", 3)

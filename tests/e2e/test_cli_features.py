@@ -116,7 +116,19 @@ def test_include_and_exclude_pick_the_files(
         "--exclude", "node_modules", "--exclude", "*.tmp", "--include", "keep.tmp", "--exclude", "docs/",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert sorted(read_bucket(s3_client, bucket)) == ["app/keep.tmp", "app/main.py"]
+    # An --include is given: only what a rule takes goes up (main.py matches no rule).
+    assert sorted(read_bucket(s3_client, bucket)) == ["app/keep.tmp"]
+
+
+def test_an_include_alone_takes_only_what_it_names(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
+) -> None:
+    source = tmp_path / "src"
+    make_tree(source, {"f1.txt": b"1", "f2.txt": b"2", "sub/f1b.txt": b"3", "sub/f3.txt": b"4"})
+    target = [str(source), f"s3://{bucket}", "--endpoint-url", s3_server.endpoint_url]
+    result = run_cli(server_env, *target, "--include", "f1*")
+    assert result.returncode == 0, result.stderr
+    assert sorted(read_bucket(s3_client, bucket)) == ["f1.txt", "sub/f1b.txt"]
 
 
 def test_special_files_are_skipped_with_a_warning_and_never_opened(
@@ -135,16 +147,47 @@ def test_special_files_are_skipped_with_a_warning_and_never_opened(
     assert sorted(read_bucket(s3_client, bucket)) == ["elsewhere/inner.txt", "real.txt"]
 
 
-def start_slow_upload(tmp_path: Path, bucket: str, s3_server: S3Server, env: dict[str, str]) -> subprocess.Popen[str]:
+def test_a_link_to_a_file_outside_source_is_not_published(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
+) -> None:
+    source = tmp_path / "src"
+    make_tree(source, {"app.whl": b"w"})
+    make_tree(tmp_path, {"home/.aws/credentials": b"secret"})
+    (source / "credentials").symlink_to(tmp_path / "home" / ".aws" / "credentials")
+    (source / "latest.whl").symlink_to("app.whl")  # inside SOURCE: followed as ever
+    report = tmp_path / "report.jsonl"
+    target = [str(source), f"s3://{bucket}", "--endpoint-url", s3_server.endpoint_url, "--report", str(report)]
+    result = run_cli(server_env, *target)
+    assert result.returncode == 0, result.stderr
+    assert "skipped credentials: symbolic link to a file outside SOURCE (use --follow-symlinks" in result.stderr
+    assert sorted(read_bucket(s3_client, bucket)) == ["app.whl", "latest.whl"]
+    records = {r["path"]: r for r in map(json.loads, report.read_text().splitlines()) if "path" in r}
+    assert records["credentials"]["status"] == "skipped"
+    assert "outside SOURCE" in records["credentials"]["reason"]
+
+    followed = run_cli(server_env, *target, "--follow-symlinks")
+    assert followed.returncode == 0, followed.stderr
+    assert read_bucket(s3_client, bucket)["credentials"][0] == b"secret"
+
+
+LATER_FILES = 20
+
+
+def start_slow_upload(
+    tmp_path: Path, bucket: str, s3_server: S3Server, env: dict[str, str], *extra: str
+) -> subprocess.Popen[str]:
+    """huge.bin crawls; with ``--concurrency 1`` the files of ``later/`` (walked after it, depth first) wait."""
     source = tmp_path / "src"
     make_tree(source, {"huge.bin": random_bytes(40 * MIB, seed=3)})
+    make_tree(source / "later", {f"f{i}.txt": b"later" for i in range(LATER_FILES)})
     return subprocess.Popen(
         [
             sys.executable, "-m", "async_uploader", "upload", str(source), f"s3://{bucket}",
             "--endpoint-url", s3_server.endpoint_url, "--part-size", "5MiB", "--multipart-threshold", "5MiB",
-            "--max-bandwidth", "4MiB/s", "--report", str(tmp_path / "report.jsonl"),
+            "--max-bandwidth", "4MiB/s", "--report", str(tmp_path / "report.jsonl"), *extra,
         ],
         env=env,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
@@ -172,26 +215,79 @@ def test_interrupt_aborts_in_flight_uploads_and_ends_the_report(
     sig: signal.Signals,
     code: int,
 ) -> None:
-    process = start_slow_upload(tmp_path, bucket, s3_server, server_env)
+    outputs = tmp_path / "github-outputs"
+    env = {**server_env, "GITHUB_OUTPUT": str(outputs)}
+    summary_format = "json" if sig == signal.SIGINT else "github"
+    process = start_slow_upload(
+        tmp_path, bucket, s3_server, env, "--concurrency", "1", "--summary-format", summary_format
+    )
     try:
         wait_for_multipart_upload(s3_client, bucket, process)
         process.send_signal(sig)
-        _, stderr = process.communicate(timeout=60)
+        stdout, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode == code, stderr
     assert "multipart uploads in flight were aborted" in stderr
-    assert "Uploaded 0 files" in stderr
+    total = LATER_FILES + 1
+    assert f"Interrupted: 0 of {total} uploaded" in stderr
+    assert f"{total} not started" in stderr
     assert "Traceback" not in stderr
     assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert read_bucket(s3_client, bucket) == {}
-    assert report_records(tmp_path / "report.jsonl")[-1]["summary"]["interrupted"] is True
+    records = report_records(tmp_path / "report.jsonl")
+    assert records[-1]["summary"]["interrupted"] is True
+    assert sorted(r["path"] for r in records[:-1] if r["status"] == "not_started") == sorted(
+        ["huge.bin", *(f"later/f{i}.txt" for i in range(LATER_FILES))]
+    )
+    if summary_format == "json":  # the machine summary CI reads, on this exit too
+        summary = json.loads(stdout)
+        assert (summary["interrupted"], summary["uploaded"], summary["not_started"]) == (True, 0, total)
+    else:
+        lines = outputs.read_text(encoding="utf-8").splitlines()
+        assert "interrupted=true" in lines
+        assert f"not_started={total}" in lines
+        assert "**Interrupted**" in stdout
 
 
-def test_a_second_ctrl_c_exits_at_once(
+def test_retry_failed_after_an_interruption_uploads_what_was_not_started(
     tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
 ) -> None:
-    process = start_slow_upload(tmp_path, bucket, s3_server, server_env)
+    process = start_slow_upload(tmp_path, bucket, s3_server, server_env, "--concurrency", "1")
+    try:
+        wait_for_multipart_upload(s3_client, bucket, process)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    source = str(tmp_path / "src")
+    retried = run_cli(
+        server_env, source, f"s3://{bucket}", "--endpoint-url", s3_server.endpoint_url,
+        "--retry-failed", str(tmp_path / "report.jsonl"),
+    )  # fmt: skip
+    assert retried.returncode == 0, retried.stderr
+    assert f"Uploaded {LATER_FILES + 1} files" in retried.stderr
+    assert len(read_bucket(s3_client, bucket)) == LATER_FILES + 1
+
+    other = tmp_path / "other"
+    make_tree(other, {"huge.bin": b"not the same tree"})
+    refused = run_cli(
+        server_env, str(other), f"s3://{bucket}", "--endpoint-url", s3_server.endpoint_url,
+        "--retry-failed", str(tmp_path / "report.jsonl"),
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"async-uploader: error: --retry-failed: {tmp_path / 'report.jsonl'} is the report of "
+        f"{Path(source).resolve()}, not of {other}"
+    ]
+
+
+def test_a_second_ctrl_c_exits_at_once_with_the_cursor_shown_again(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
+) -> None:
+    env = {**server_env, "TTY_COMPATIBLE": "1"}  # stderr counts as a terminal: the live display hides the cursor
+    process = start_slow_upload(tmp_path, bucket, s3_server, env)
     try:
         wait_for_multipart_upload(s3_client, bucket, process)
         process.send_signal(signal.SIGINT)
@@ -201,6 +297,8 @@ def test_a_second_ctrl_c_exits_at_once(
         process.kill()
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
+    assert "\x1b[?25l" in stderr  # hidden by the live display...
+    assert stderr.rindex("\x1b[?25h") > stderr.rindex("\x1b[?25l")  # ...and shown again before the exit
 
 
 async def test_unreadable_file_fails_alone(

@@ -251,7 +251,9 @@ def test_cleanup_aborts_old_incomplete_uploads_and_only_those(
 
     dry = run_cleanup(server_env, *target, "--older-than", "0", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert sorted(line.split()[2] for line in dry.stdout.splitlines()) == ["p/a.bin", "p/sub/b.bin"]
+    assert sorted(line.split()[3] for line in dry.stdout.splitlines()) == ["p/a.bin", "p/sub/b.bin"]
+    assert all(line.startswith("would be aborted: ") for line in dry.stdout.splitlines()), dry.stdout
+    assert "2 incomplete uploads would be aborted, 0 failed" in dry.stderr
     assert len(s3_client.list_multipart_uploads(Bucket=bucket)["Uploads"]) == 3
 
     done = run_cleanup(server_env, *target, "--older-than", "0")

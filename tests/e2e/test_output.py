@@ -55,8 +55,11 @@ def test_live_display_on_a_terminal(
     )  # fmt: skip
     assert code == 0, screen
     assert "\x1b[" in screen  # a live, redrawn display
-    assert "301/301 files (301 uploaded)" in screen
+    assert "301/301 files" in screen
     assert "━" in screen  # rich's bar
+    assert "MiB/s" in screen  # one unit family: never MB/s beside MiB
+    assert "MB/s" not in screen.replace("MiB/s", "")
+    assert "ETA " in screen
     assert "Uploaded 301 files" in screen
 
 

@@ -94,7 +94,7 @@ def test_cli_uploads_an_awkward_tree_byte_for_byte(
         "16",
     )
     assert result.returncode == 0, result.stderr
-    assert "Uploaded 1514 files" in result.stderr
+    assert "Uploaded 1,514 files" in result.stderr
     assert "\x1b[" not in result.stderr  # not a terminal: plain text only
     assert_bucket_holds(s3_client, bucket, "releases/v1/", source)
     # The multipart file really went up in parts, and nothing is left half-uploaded (preflight probe included).

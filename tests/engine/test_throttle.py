@@ -92,16 +92,20 @@ async def consume_concurrently(
     ("text", "bps"),
     [
         ("50MB/s", 50_000_000),
+        ("50MBps", 50_000_000),  # "ps" is "/s": bytes per second, not megabits
+        ("50MB", 50_000_000),
         ("10MiB/s", 10 * 1024**2),
+        ("10MiBps", 10 * 1024**2),
         ("200Mbit/s", 25_000_000),
-        ("1000", 1000),
+        ("200Mbitps", 25_000_000),
+        ("8kbit/s", 1000),
         ("1.5KB/s", 1500),
+        ("1.5kB/s", 1500),
         ("2GB/s", 2_000_000_000),
         ("1GiB/s", 1024**3),
-        ("8kbit/s", 1000),
-        ("50mb/s", 6_250_000),
-        ("200Mb/s", 25_000_000),
-        ("200Mbps", 25_000_000),
+        ("1000B/s", 1000),
+        ("1000Bps", 1000),
+        ("4M/s", 4 * 1024**2),  # K, M, G alone: powers of 1024, as in the size syntax
         (" 5 MB / s ", 5_000_000),
         ("512KiB", 512 * 1024),
     ],
@@ -110,9 +114,23 @@ def test_parse_rate(text: str, bps: int) -> None:
     assert parse_rate(text) == bps
 
 
-@pytest.mark.parametrize("text", ["", "   ", "fast", "0", "0MB/s", "0.1", "-5MB/s", "5XB/s", "5MB/h", "MB/s", "1e6"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", "fast", "0MB/s", "-5MB/s", "5XB/s", "5MB/h", "MB/s", "1e6", "5Mib/s", "5 ps"]
+)
 def test_parse_rate_rejects_what_is_not_a_positive_rate(text: str) -> None:
     with pytest.raises(ConfigError, match="invalid rate"):
+        parse_rate(text)
+
+
+@pytest.mark.parametrize("text", ["10", "0.5", "1000"])
+def test_a_bare_number_is_refused_with_a_unit_suggested(text: str) -> None:
+    with pytest.raises(ConfigError, match=rf"give a unit, e\.g\. {text}MB/s"):
+        parse_rate(text)
+
+
+@pytest.mark.parametrize(("text", "hint"), [("10Mb/s", "10MB/s"), ("10Mbps", "10Mbit/s"), ("50mb/s", "50mB/s")])
+def test_a_lowercase_b_is_refused_as_ambiguous(text: str, hint: str) -> None:
+    with pytest.raises(ConfigError, match=f"ambiguous unit.*{hint}"):
         parse_rate(text)
 
 

@@ -54,6 +54,16 @@ FILE_CASES: list[tuple[Flags, str, bool]] = [
     (((EXC, "*"), (INC, "*.whl")), "dist/sub/b-2.0.whl", True),
     (((EXC, "*"), (INC, "*.whl")), "dist/readme.txt", False),
     (((EXC, "*"), (INC, "*.whl")), "setup.py", False),
+    # An include alone restricts: a file no rule matches is not taken once any rule is an include.
+    (((INC, "f1*"),), "f1.txt", True),
+    (((INC, "f1*"),), "f2.txt", False),
+    (((INC, "*.whl"),), "dist/sub/b-2.0.whl", True),
+    (((INC, "*.whl"),), "dist/b-2.0.tar.gz", False),
+    (((INC, "dist/**"),), "dist/sub/a.txt", True),
+    (((INC, "dist/**"),), "src/a.txt", False),
+    (((INC, "*.whl"), (EXC, "old-*")), "old-1.whl", False),
+    (((INC, "*.whl"), (EXC, "old-*")), "setup.py", False),
+    (((EXC, "*.tmp"),), "setup.py", True),  # excludes alone keep the rest
     # A name rule matching a directory drops everything below it, at any depth; similar names survive.
     (((EXC, "node_modules"),), "node_modules/pkg/index.js", False),
     (((EXC, "node_modules"),), "web/app/node_modules/x.js", False),
@@ -128,6 +138,10 @@ PRUNE_CASES: list[tuple[Flags, str, bool]] = [
     (((EXC, "logs"), (INC, "*.keep")), "logs", False),  # a later include may take something inside
     (((INC, "*.keep"), (EXC, "logs")), "logs", True),
     (((EXC, "src/*.py"),), "src", False),
+    # Includes alone never prune: what they name may be anywhere below.
+    (((INC, "*.whl"),), "dist", False),
+    (((INC, "dist/**"),), "src", False),
+    (((INC, "dist/**"),), "dist", False),
 ]
 
 

@@ -122,6 +122,43 @@ async def test_symlink_to_file_is_uploaded_under_the_links_name(tmp_path: Path) 
     assert link.path == str(tmp_path / "link.bin")
 
 
+def tree_with_file_links(tmp_path: Path) -> Path:
+    """SOURCE with links to a file inside it (direct, relative, through a chain) and to a secret outside it."""
+    source = tmp_path / "src"
+    make_tree(source, {"real/data.bin": b"d"})
+    make_tree(tmp_path, {"secret/credentials": b"key"})
+    (source / "inside.bin").symlink_to(source / "real" / "data.bin")
+    (source / "real" / "relative.bin").symlink_to("data.bin")
+    (source / "creds").symlink_to(tmp_path / "secret" / "credentials")
+    (source / "chain").symlink_to("creds")  # inside SOURCE, but resolving outside it
+    return source
+
+
+async def test_a_symlink_to_a_file_outside_source_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    source = tree_with_file_links(tmp_path)
+    items = await collect(source)
+    assert rels_of(items) == ["inside.bin", "real/data.bin", "real/relative.bin"]
+    assert skipped_of(items) == {
+        "creds": "symbolic link to a file outside SOURCE (use --follow-symlinks to upload it)",
+        "chain": "symbolic link to a file outside SOURCE (use --follow-symlinks to upload it)",
+    }
+    assert await count_tree(source) == TreeTotals(3, 3)  # the denominators agree with the walk
+
+
+async def test_follow_symlinks_takes_a_link_to_a_file_outside_source(tmp_path: Path) -> None:
+    source = tree_with_file_links(tmp_path)
+    items = await collect(source, ScanOptions(follow_symlinks=True))
+    assert rels_of(items) == ["chain", "creds", "inside.bin", "real/data.bin", "real/relative.bin"]
+    assert skipped_of(items) == {}
+
+
+async def test_retrying_a_named_link_outside_source_skips_it_too(tmp_path: Path) -> None:
+    source = tree_with_file_links(tmp_path)
+    items = [item async for batch in stat_paths_batches(source, ["creds", "inside.bin"]) for item in batch]
+    assert rels_of(items) == ["inside.bin"]
+    assert list(skipped_of(items)) == ["creds"]
+
+
 async def test_symlinked_directory_is_not_descended(tmp_path: Path) -> None:
     make_tree(tmp_path, {"real/inner.txt": b"inner"})
     (tmp_path / "linkdir").symlink_to(tmp_path / "real", target_is_directory=True)
@@ -394,10 +431,21 @@ FILTER_TREE = {
             id="only-wheels",
         ),
         pytest.param((("exclude", "build/"),), {"build/lib/m.py"}, id="directory-only"),
-        pytest.param((("exclude", "logs"), ("include", "*.keep")), {"logs/run.log"}, id="include-after-exclude"),
+        # An include restricts: what no rule matches is dropped.
         pytest.param(
-            (("include", "*.keep"), ("exclude", "logs")), {"logs/run.log", "logs/keep.keep"}, id="exclude-after-include"
+            (("include", "*.whl"),), set(FILTER_TREE) - {"dist/a-1.0.whl", "dist/old/b-0.9.whl"}, id="only-wheels-alone"
         ),
+        pytest.param(
+            (("include", "dist/**"),),
+            set(FILTER_TREE) - {"dist/a-1.0.whl", "dist/old/b-0.9.whl", "dist/notes.txt"},
+            id="include-a-directory",
+        ),
+        pytest.param(
+            (("exclude", "logs"), ("include", "*.keep")),
+            set(FILTER_TREE) - {"logs/keep.keep"},
+            id="include-after-exclude",
+        ),
+        pytest.param((("include", "*.keep"), ("exclude", "logs")), set(FILTER_TREE), id="exclude-after-include"),
     ],
 )
 async def test_filters_decide_which_files_come_out(
