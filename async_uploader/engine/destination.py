@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -75,6 +75,10 @@ def listing_units(source: Path, path_filter: PathFilter) -> dict[str, bool]:
     return {WHOLE: True} if len(units) > MAX_FOLDER_LISTINGS else units
 
 
+def _note_listing_retry(exc: FileError) -> None:
+    log.info("listing again from its start after: %s", exc)
+
+
 def _folder_of(rel: str, listed: Mapping[str, object]) -> str:
     """The listing a path's object is in: its subfolder's or top-level folder's, ``""`` for the files directly
     under the source, or the whole prefix's."""
@@ -131,9 +135,17 @@ class DestinationIndex:
         for name in queue:  # shared by the listing tasks: each takes the next folder when it is free
             await self._list_folder(name)
 
+    async def _retried(self, listing: Callable[[], Awaitable[None]]) -> None:
+        """A listing, tried again from its start on a transient failure under the run's retry policy (backoff,
+        the deadline, a throttled store lowering the concurrency), like any other request: one failed page of a
+        large tree must not turn a re-run into a HEAD per file. Rows listed twice are stored once."""
+        retry = self._limits.retry
+        await retry.call(listing, deadline=retry.deadline(), on_retry=self._limits.note_retries(_note_listing_retry))
+
     async def _list_folder(self, name: str) -> None:
         prefix = f"{self._prefix}{name}/" if name and name != WHOLE else self._prefix
-        try:
+
+        async def listing() -> None:
             page: list[tuple[str, int, str]] = []
             async for info in self._store.list_objects(prefix, recursive=self._recursive[name]):
                 page.append((info.key, info.size, info.etag))
@@ -141,6 +153,9 @@ class DestinationIndex:
                     self._state.add_listed(page)
                     page = []
             self._state.add_listed(page)
+
+        try:
+            await self._retried(listing)
         except FileError as exc:
             if isinstance(exc, StoreError) and exc.denied:
                 self._go_blind(exc)
@@ -153,9 +168,13 @@ class DestinationIndex:
             self._listed[name].set()
 
     async def _list_uploads(self) -> None:
-        try:
+        async def listing() -> None:
+            self._uploads.clear()
             async for upload in self._store.incomplete_uploads(self._prefix):
                 self._uploads.setdefault(upload.key, []).append(upload)
+
+        try:
+            await self._retried(listing)
         except FileError as exc:  # some stores cannot list uploads: then nothing is resumed
             log.info("could not list incomplete multipart uploads (%s): none will be resumed", exc)
         finally:

@@ -697,3 +697,22 @@ async def test_a_run_cancelled_during_the_write_probe_leaves_nothing(
         with pytest.raises(asyncio.CancelledError):
             await task
     assert_no_orphans(s3_client, bucket)
+
+
+@pytest.mark.parametrize(("lean", "fault"), [(True, "internal_error"), (True, "reset"), (False, "internal_error")])
+async def test_listings_failing_at_first_are_retried_not_replaced_by_a_head_per_file(
+    tmp_path: Path, bucket: str, s3_server: S3Server, lean: bool, fault: Any
+) -> None:
+    """The re-run's listings (objects and multipart uploads) fail a few times before they answer: they are tried
+    again like any other request, and the re-run still skips every file without a HEAD."""
+    source = tmp_path / "src"
+    make_tree(source, {f"d{i % 3}/f{i}.txt": b"x" * i for i in range(24)})
+    async with FaultProxy(s3_server.endpoint_url) as proxy, uploader(s3_server, proxy.url, lean=lean) as up:
+        first = await up.upload(source, f"s3://{bucket}/p")
+        assert first.uploaded == 24
+        del proxy.request_lines[:]
+        proxy.fail_next(r"^GET \S*[?&](list-type=2|uploads=)", fault, count=6)
+        result = await up.upload(source, f"s3://{bucket}/p")
+    assert (result.skipped, result.uploaded, result.failed) == (24, 0, 0)
+    assert proxy.counts[fault] == 6
+    assert not [line for line in proxy.request_lines if line.startswith("HEAD ") and "/p/" in line]
