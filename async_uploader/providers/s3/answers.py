@@ -84,6 +84,11 @@ def bucket_refusal(bucket: str, endpoint: str, code: str, message: str | None) -
     return BucketError(f"cannot use bucket {bucket!r}: {detail(code, message)}")
 
 
+def wrong_region(bucket: str, region: str, detail: str) -> BucketError:
+    """The bucket is in ``region`` and, even signed for it, the requests were refused."""
+    return BucketError(f"bucket {bucket!r} is in region {region!r} (set --region {region}): {detail}")
+
+
 def not_s3(endpoint: str) -> EndpointError:
     return EndpointError(f"{endpoint} does not answer like an S3 endpoint")
 

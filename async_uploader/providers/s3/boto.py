@@ -35,6 +35,7 @@ from .answers import (
     head_refused_but_listing_works,
     object_error,
     write_refused,
+    wrong_region,
 )
 from .wire import checksum_param, create_params, returned_checksum, stored_part
 
@@ -50,6 +51,13 @@ def _message(exc: ClientError) -> str | None:
 
 def _status(exc: ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def _bucket_region(exc: ClientError) -> str | None:
+    """Where an answer says the bucket is, when botocore could not follow it there."""
+    headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    region = headers.get("x-amz-bucket-region") or exc.response.get("Error", {}).get("Region")
+    return str(region) if region else None
 
 
 def _retried(response: Mapping[str, Any]) -> bool:
@@ -131,6 +139,8 @@ class BotoStore:
             preflight = await self.clients.preflight()
             await preflight.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
         except ClientError as exc:
+            if region := _bucket_region(exc) or _bucket_region(head_error):
+                raise wrong_region(self.bucket, region, detail(_code(exc), _message(exc))) from exc
             raise bucket_refusal(self.bucket, self.endpoint, _code(exc), _message(exc)) from exc
         raise head_refused_but_listing_works(self.bucket, _code(head_error)) from head_error
 

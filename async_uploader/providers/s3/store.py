@@ -28,6 +28,7 @@ from .answers import (
     not_s3,
     object_error,
     write_refused,
+    wrong_region,
 )
 from .bucket import BucketClient
 from .http import TransportError
@@ -78,6 +79,8 @@ class DirectStore:
         try:
             await self._bucket.list_page("", delimiter=False, token=None, max_keys=1)
         except ErrorResponse as exc:
+            if region := exc.region or head_error.region:
+                raise wrong_region(self.bucket, region, detail(exc.code, exc.message)) from exc
             raise bucket_refusal(self.bucket, self._endpoint, exc.code, exc.message) from exc
         except ElementTree.ParseError as exc:  # a 2xx answer that is not a listing
             raise not_s3(self._endpoint) from exc
