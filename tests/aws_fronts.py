@@ -62,11 +62,12 @@ class Front:
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[object]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._port = 0
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "start the front first"
-        return int(self._server.sockets[0].getsockname()[1])
+        assert self._port, "start the front first"
+        return self._port
 
     @property
     def url(self) -> str:
@@ -74,6 +75,7 @@ class Front:
 
     async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._port = int(self._server.sockets[0].getsockname()[1])
         return self
 
     async def __aexit__(
@@ -89,6 +91,10 @@ class Front:
     def refusal(self, request: Message, signed_for: str) -> bytes | None:
         """The front's own answer to ``request``, or ``None`` to forward it."""
         return None
+
+    def upstream_head(self, request: Message, body: bytes) -> bytes:
+        """The head sent on to the server: the client's, without ``Expect`` (answered here)."""
+        return b"".join(line for line in request.raw.splitlines(True) if not line.lower().startswith(b"expect:"))
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -138,7 +144,7 @@ class Front:
         """Relay one request and its answer; True when the connection must end. The Host header is the
         server's: what the client signed (a virtual-hosted name, say) is checked, not re-signed."""
         up_reader, up_writer = upstream
-        head = b"".join(line for line in request.raw.splitlines(True) if not line.lower().startswith(b"expect:"))
+        head = self.upstream_head(request, body)
         up_writer.write(head + body)
         await up_writer.drain()
         while (response := await read_head(up_reader)) is not None and response.first_line.split()[1].startswith("1"):
@@ -196,3 +202,34 @@ class RoleFront(Front):
         return _answer(
             "403 Forbidden", {"Content-Type": "application/xml"}, b"" if operation.startswith("Head") else xml
         )
+
+
+class VirtualHostFront(Front):
+    """A store that takes virtual-hosted requests (``Host: {bucket}.{domain}``) before a server that takes only
+    path-style ones: each is checked to be virtual-hosted, then sent on path style, signed again with the server's
+    keys (the front plays the store, which checks the client's signature; this one checks where it went)."""
+
+    def __init__(self, upstream: str, domain: str, keys: tuple[str, str], region: str) -> None:
+        super().__init__(upstream, host=domain)
+        self.domain, self._keys, self._region = domain, keys, region
+
+    def upstream_head(self, request: Message, body: bytes) -> bytes:
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        method, target, _ = request.first_line.split(" ", 2)
+        name = request.headers["host"].rpartition(":")[0]
+        if name.endswith(f".{self.domain}"):
+            target = f"/{name[: -len(self.domain) - 1]}{target}"
+        upstream_host = f"{self._upstream[0]}:{self._upstream[1]}"
+        kept = {
+            name: value
+            for name, value in request.headers.items()
+            if name not in {"authorization", "x-amz-date", "host", "expect"}
+        }
+        signed = AWSRequest(method=method, url=f"http://{upstream_host}{target}", headers=kept, data=body)
+        S3SigV4Auth(Credentials(*self._keys), "s3", self._region).add_auth(signed)
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {upstream_host}"]
+        lines += [f"{name}: {value}" for name, value in signed.headers.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
