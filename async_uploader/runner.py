@@ -18,8 +18,9 @@ from typing import Final
 
 import anyio.to_thread
 
-from .config import UploadConfig
+from .config import Overwrite, UploadConfig
 from .engine.pipeline import RunStats, run_upload
+from .errors import ReadDeniedError
 from .events import Event, EventHandler, ResultBuilder, RunFinished, UploadResult
 from .providers.base import ObjectStore
 from .report import ReportWriter, failed_paths
@@ -85,7 +86,14 @@ async def _preflight_and_upload(
     if config.dry_run:  # plans only: no request
         return await run_upload(config, None, emit, only_paths=only_paths, count_totals=count_totals)
     assert store is not None
-    await store.check_readable()
+    try:
+        await store.check_readable()
+    except ReadDeniedError as exc:
+        # A write-only role (PutObject, no ListBucket): it can still upload everything. The listing says so once,
+        # when it is refused too; --overwrite never cannot keep its promise without seeing the destination.
+        if config.overwrite is Overwrite.NEVER:
+            raise ReadDeniedError(f"{exc}; --overwrite never needs to see what the destination holds") from exc
+        log.debug("going on without read access: %s", exc)
     probe_key = f"{config.destination.prefix}{PREFLIGHT_KEY_NAME}{os.urandom(16).hex()}"
     return await run_upload(
         config, store, emit, only_paths=only_paths, count_totals=count_totals, write_probe_key=probe_key

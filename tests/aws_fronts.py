@@ -20,7 +20,15 @@ from urllib.parse import urlsplit
 from tests.fault_proxy import Message, read_body, read_head, reset
 
 Refusal = Literal["301", "400"]
-Operation = Literal["HeadBucket", "ListObjectsV2", "AbortMultipartUpload", "ListMultipartUploads", "HeadObject"]
+Operation = Literal[
+    "HeadBucket",
+    "ListObjectsV2",
+    "ListMultipartUploads",
+    "HeadObject",
+    "PutObject",
+    "CreateMultipartUpload",
+    "AbortMultipartUpload",
+]
 _SCOPE: Final = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/s3/aws4_request")
 
 

@@ -22,7 +22,7 @@ from typing import Final
 import anyio
 
 from ..config import Overwrite, UploadConfig
-from ..errors import FileError, StoreError
+from ..errors import FileError, ReadDeniedError, StoreError
 from ..providers.base import IncompleteUpload, ObjectStore
 from ..source.filters import PathFilter
 from ..source.scan import FileEntry
@@ -181,8 +181,14 @@ class DestinationIndex:
             self._uploads_listed.set()
 
     def _go_blind(self, exc: StoreError) -> None:
+        """The credentials may not list or read the destination (a write-only role): every file is uploaded, said
+        once; ``--overwrite never`` cannot keep its promise blind, so it ends the run instead."""
+        if self._overwrite is Overwrite.NEVER:
+            raise ReadDeniedError(f"--overwrite never needs to see what the destination holds: {exc}")
         if not self._blind:
-            log.warning("cannot read the destination (%s): every file is uploaded, as with --overwrite always", exc)
+            log.warning(
+                "cannot list the destination (%s): every file is uploaded (--overwrite changed cannot skip)", exc
+            )
         self._blind = True
 
     async def _folder_ready(self, rel: str) -> str:

@@ -3,22 +3,26 @@ and roles with restricted rights. Both data paths must do what botocore does."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import sys
+from asyncio.subprocess import PIPE
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
 import async_uploader
 from async_uploader.config import MIB
-from tests.aws_fronts import Refusal, RegionFront, VirtualHostFront
+from tests.aws_fronts import Operation, Refusal, RegionFront, RoleFront, VirtualHostFront
 from tests.e2e.test_upload import assert_bucket_holds
 from tests.trees import make_tree, random_bytes
 from tools.seaweedfs import S3Server
 
 BUCKET_REGION = "eu-west-3"
 MULTIPART: dict[str, Any] = {"part_size": "5MiB", "multipart_threshold": "5MiB"}
+CLI_MULTIPART: Final = ("--part-size", "5MiB", "--multipart-threshold", "5MiB")
 
 
 @pytest.fixture
@@ -103,3 +107,95 @@ async def test_a_profiles_virtual_addressing_is_honoured(
     hosts = {host for _, host, _ in front.requests}
     assert hosts == {f"{bucket}.localhost:{front.port}"}
     assert_bucket_holds(s3_client, bucket, "p/", source)
+
+
+# -- roles with restricted rights -------------------------------------------------------------------------------
+
+WRITE_ONLY: Final[tuple[Operation, ...]] = ("HeadBucket", "ListObjectsV2", "ListMultipartUploads", "HeadObject")
+
+
+async def run_cli_async(env: dict[str, str], *args: str) -> tuple[int, str]:
+    """The CLI in a subprocess, awaited (the fronts run on this test's event loop): exit code and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "async_uploader", "upload", *args, env=env, stdout=PIPE, stderr=PIPE
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
+
+
+@pytest.mark.parametrize("lean", ["on", "off"])
+async def test_a_write_only_role_uploads_everything_with_one_line_saying_why(
+    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any, server_env: dict[str, str], lean: str
+) -> None:
+    """PutObject (and multipart) allowed; ListBucket, HeadBucket, GetObject denied, as a CI publishing role. The
+    first run uploads everything, silently (nothing to compare against is nothing lost); a re-run with the
+    default ``--overwrite changed`` uploads everything again and says once why it cannot skip; exit 0 both."""
+    source = tmp_path / "src"
+    small_and_large(source)
+    async with RoleFront(s3_server.endpoint_url, WRITE_ONLY) as front:
+        args = (str(source), f"s3://{bucket}/p", "--endpoint-url", front.url, "--lean", lean, *CLI_MULTIPART)
+        first = await run_cli_async(server_env, *args)
+        again = await run_cli_async(server_env, *args)
+    assert first[0] == 0, first[1]
+    assert again[0] == 0, again[1]
+    warnings = [line for line in again[1].splitlines() if "every file is uploaded" in line]
+    assert len(warnings) == 1, again[1]
+    assert "--overwrite changed cannot skip" in warnings[0]
+    assert front.counts["denied ListObjectsV2"] > 0
+    assert_bucket_holds(s3_client, bucket, "p/", source)
+    assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+async def test_a_write_only_role_with_overwrite_never_is_refused_in_one_line(
+    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any, server_env: dict[str, str]
+) -> None:
+    """``--overwrite never`` promises not to replace what is there, which a role that cannot look cannot keep."""
+    source = tmp_path / "src"
+    small_and_large(source)
+    async with RoleFront(s3_server.endpoint_url, WRITE_ONLY) as front:
+        code, stderr = await run_cli_async(
+            server_env, str(source), f"s3://{bucket}/p", "--endpoint-url", front.url, "--overwrite", "never"
+        )
+    assert code == 2, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert "--overwrite never" in stderr
+    assert "s3:ListBucket" in stderr
+    assert s3_client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize("lean", ["on", "off"])
+async def test_a_role_that_cannot_write_ends_the_run_at_its_first_write_in_one_line(
+    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any, server_env: dict[str, str], lean: str
+) -> None:
+    source = tmp_path / "src"
+    small_and_large(source)
+    denied: tuple[Operation, ...] = ("PutObject", "CreateMultipartUpload")
+    async with RoleFront(s3_server.endpoint_url, denied) as front:
+        code, stderr = await run_cli_async(
+            server_env, str(source), f"s3://{bucket}/p", "--endpoint-url", front.url, "--lean", lean
+        )
+    assert code == 2, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert "cannot write to" in stderr
+    assert "AccessDenied" in stderr
+    assert s3_client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+    assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize("lean", ["on", "off"])
+async def test_a_role_without_abort_rights_leaves_nothing_behind(
+    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any, server_env: dict[str, str], lean: str
+) -> None:
+    """Without s3:AbortMultipartUpload: no write probe leaves an upload behind (there is none), and the upload
+    succeeds; the bucket's multipart uploads, listed on the server directly, are none."""
+    source = tmp_path / "src"
+    total = small_and_large(source)
+    async with RoleFront(s3_server.endpoint_url, ("AbortMultipartUpload",)) as front:
+        code, stderr = await run_cli_async(
+            server_env, str(source), f"s3://{bucket}/p", "--endpoint-url", front.url, "--lean", lean, *CLI_MULTIPART
+        )
+    assert code == 0, stderr
+    assert total == len(s3_client.list_objects_v2(Bucket=bucket)["Contents"])
+    assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert front.counts["denied AbortMultipartUpload"] == 0

@@ -13,6 +13,7 @@ from ...errors import (
     CredentialsError,
     EndpointError,
     FileError,
+    ReadDeniedError,
     StoreError,
     UploaderError,
     VerificationError,
@@ -77,7 +78,9 @@ def bucket_refusal(bucket: str, endpoint: str, code: str, message: str | None) -
         return CredentialsError(
             f"the credentials were rejected ({code}): check the access key and secret, or --profile"
         )
-    if code in {"AccessDenied", "AllAccessDisabled", "AccountProblem"}:
+    if code == "AccessDenied":
+        return ReadDeniedError(f"cannot list bucket {bucket!r} ({code}): the credentials lack s3:ListBucket")
+    if code in {"AllAccessDisabled", "AccountProblem"}:
         return CredentialsError(f"access to bucket {bucket!r} denied ({code}): the credentials lack permission")
     if not code or code.isdigit():  # no S3 error document: an HTML page, a proxy, another service
         return not_s3(endpoint)
@@ -95,10 +98,6 @@ def not_s3(endpoint: str) -> EndpointError:
 
 def head_refused_but_listing_works(bucket: str, code: str) -> BucketError:
     return BucketError(f"cannot use bucket {bucket!r}: HEAD answered {code} but listing works")
-
-
-def write_refused(bucket: str, detail: str) -> BucketError:
-    return BucketError(f"these credentials cannot write to bucket {bucket!r}: {detail}")
 
 
 def checked_part(number: int, etag: str | None, returned: str | None, checksum: Checksum | None) -> UploadedPart:

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from io import BytesIO
 from typing import Any, NoReturn
 
-import anyio
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -34,7 +33,6 @@ from .answers import (
     full_object_refused,
     head_refused_but_listing_works,
     object_error,
-    write_refused,
     wrong_region,
 )
 from .wire import checksum_param, create_params, returned_checksum, stored_part
@@ -145,23 +143,7 @@ class BotoStore:
         raise head_refused_but_listing_works(self.bucket, _code(head_error)) from head_error
 
     async def check_writable(self, probe_key: str) -> None:
-        # As the direct path's probe (``DirectStore.check_writable``), on the preflight's client, which gives up
-        # in seconds.
-        with self.redact.scrubbing():
-            try:
-                with anyio.CancelScope(shield=True):
-                    preflight = await self.clients.preflight()
-
-                    async def create() -> tuple[str, bool]:
-                        created = await preflight.create_multipart_upload(Bucket=self.bucket, Key=probe_key)
-                        return str(created["UploadId"]), _retried(created)
-
-                    upload_id = await sweep_after_create(self, probe_key, create)
-                    await preflight.abort_multipart_upload(Bucket=self.bucket, Key=probe_key, UploadId=upload_id)
-            except ClientError as exc:
-                raise write_refused(self.bucket, detail(_code(exc), _message(exc))) from exc
-            except BotoCoreError as exc:
-                raise EndpointError(f"cannot talk to {self.endpoint}: {exc}") from exc
+        """No request: the run's first write is the check (see ``DirectStore.check_writable``)."""
 
     async def put_object(
         self, key: str, body: BytesIO, *, checksum: Checksum | None, metadata: Mapping[str, str]

@@ -13,8 +13,6 @@ from io import BytesIO
 from typing import NoReturn
 from xml.etree import ElementTree
 
-import anyio
-
 from ...errors import EndpointError
 from ...source.checksum import Algorithm, Checksum
 from .._errors import Redactor, request_failed
@@ -27,7 +25,6 @@ from .answers import (
     head_refused_but_listing_works,
     not_s3,
     object_error,
-    write_refused,
     wrong_region,
 )
 from .bucket import BucketClient
@@ -89,18 +86,9 @@ class DirectStore:
         raise head_refused_but_listing_works(self.bucket, head_error.code) from head_error
 
     async def check_writable(self, probe_key: str) -> None:
-        # Writing is proven without leaving an object behind: start a multipart upload and abort it. The probe
-        # happens mid-run, before the first upload, so it is shielded from a cancellation that would otherwise
-        # leave its upload behind (created, but its id never heard of).
-        with self._redact.scrubbing():
-            try:
-                with anyio.CancelScope(shield=True):
-                    upload_id = await sweep_after_create(self, probe_key, lambda: self._bucket.create_upload(probe_key))
-                    await self._bucket.abort_upload(probe_key, upload_id)
-            except ErrorResponse as exc:
-                raise write_refused(self.bucket, detail(exc.code, exc.message)) from exc
-            except (TransportError, ElementTree.ParseError, ValueError) as exc:
-                raise EndpointError(f"cannot talk to {self._endpoint}: {exc}") from exc
+        """No request: the run's first write (a PutObject or a CreateMultipartUpload) is the check, and the engine
+        ends the run when it is refused. Any probe S3 offers would leave something behind for a role without
+        s3:AbortMultipartUpload or s3:DeleteObject (a multipart upload, billed until aborted; an object)."""
 
     async def put_object(
         self, key: str, body: BytesIO, *, checksum: Checksum | None, metadata: Mapping[str, str]
