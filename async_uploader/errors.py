@@ -23,6 +23,11 @@ class CredentialsError(UploaderError):
     """No credentials were found, or the store rejected them."""
 
 
+class ReadDeniedError(CredentialsError):
+    """The credentials may not list or read the bucket (a write-only role): a run can still upload everything,
+    with nothing to compare against."""
+
+
 class EndpointError(UploaderError):
     """The object store could not be reached at all (DNS, refused connection, TLS)."""
 

@@ -18,10 +18,10 @@ from typing import Final
 
 import anyio.to_thread
 
-from .config import UploadConfig
+from .config import Overwrite, UploadConfig
 from .engine.headers import refused_fields
 from .engine.pipeline import RunStats, run_upload
-from .errors import ConfigError
+from .errors import ConfigError, ReadDeniedError
 from .events import Event, EventHandler, PhaseStarted, ResultBuilder, RunFinished, UploadResult
 from .header_options import run_headers
 from .providers.base import ObjectStore, header_fields
@@ -106,7 +106,14 @@ async def _preflight_and_upload(
     assert store is not None
     check_honoured(config, store)
     emit(PhaseStarted("checking the bucket"))
-    await store.check_readable()
+    try:
+        await store.check_readable()
+    except ReadDeniedError as exc:
+        # A write-only role (PutObject, no ListBucket): it can still upload everything. The listing says so once,
+        # when it is refused too; --overwrite never cannot keep its promise without seeing the destination.
+        if config.overwrite is Overwrite.NEVER:
+            raise ReadDeniedError(f"{exc}; --overwrite never needs to see what the destination holds") from exc
+        log.debug("going on without read access: %s", exc)
     probe_key = f"{config.destination.prefix}{PREFLIGHT_KEY_NAME}{os.urandom(16).hex()}"
     return await run_upload(
         config, store, emit, only_paths=only_paths, count_totals=count_totals, write_probe_key=probe_key

@@ -7,16 +7,17 @@ relayed back, or answered with a fault drawn from ``random.Random(seed)``: the n
 more for a PUT whose connection dropped), so only a streak reaches the uploader's own retry layer.
 
 Faults: ``reset`` sends part of the request on, never all of it, then resets both connections; ``slowdown``
-answers 503 SlowDown without forwarding; ``stall`` reads the request and never answers, until the client gives
-up; ``lose_response`` lets the server act on the request, then resets the client instead of answering; ``corrupt``
-flips one byte of the request's body on its way to the server (a ``Content-Length`` body; others pass intact).
-``start_outage(s)`` drops every open connection and, for ``s`` seconds, resets new ones on accept (stop the real
-server for "connection refused"). Network behaviours, for every connection: ``idle_drop_s`` drops a client
-connection idle that long silently, as a NAT gateway does (no FIN, no RST: what the client sends next is read and
-never answered; ``idle_dropped`` is set); ``close_after`` ends each connection after its first answer, with a bare
-FIN (``"fin"``) or saying so (``"header"``: ``Connection: close``). ``Expect: 100-continue`` is answered here
-and not forwarded (it is never signed). aiobotocore sends every body with ``Content-Length``; chunked messages
-are relayed with their framing.
+answers 503 SlowDown without forwarding (``internal_error``: 500 InternalError); ``stall`` reads the request
+and never answers, until the client gives up; ``lose_response`` lets the server act on the request, then resets
+the client instead of answering; ``corrupt`` flips one byte of the request's body on its way to the server (a
+``Content-Length`` body; others pass intact). ``fail_next`` forces a fault on the next requests matching a
+pattern. ``start_outage(s)`` drops every open connection and, for ``s`` seconds, resets new ones on accept (stop
+the real server for "connection refused"). Network behaviours, for every connection: ``idle_drop_s`` drops a
+client connection idle that long silently, as a NAT gateway does (no FIN, no RST: what the client sends next is
+read and never answered; ``idle_dropped`` is set); ``close_after`` ends each connection after its first answer,
+with a bare FIN (``"fin"``) or saying so (``"header"``: ``Connection: close``). ``Expect: 100-continue`` is
+answered here and not forwarded (it is never signed). aiobotocore sends every body with ``Content-Length``;
+chunked messages are relayed with their framing.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from types import TracebackType
 from typing import Final, Literal, get_args
 from urllib.parse import urlsplit
 
-Fault = Literal["reset", "slowdown", "stall", "lose_response", "corrupt"]
+Fault = Literal["reset", "slowdown", "stall", "lose_response", "corrupt", "internal_error"]
 FAULTS: Final[tuple[Fault, ...]] = ("reset", "slowdown", "stall")
 SLOWDOWN_XML: Final = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -43,6 +44,16 @@ SLOWDOWN_XML: Final = (
 SLOWDOWN: Final = b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: %d\r\n\r\n%s" % (
     len(SLOWDOWN_XML),
     SLOWDOWN_XML,
+)
+INTERNAL_ERROR_XML: Final = (
+    b"<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>"
+)
+INTERNAL_ERROR: Final = (
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\nContent-Length: %d\r\n\r\n%s"
+    % (
+        len(INTERNAL_ERROR_XML),
+        INTERNAL_ERROR_XML,
+    )
 )
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -135,6 +146,7 @@ class FaultProxy:
         self._outage_until = 0.0
         self.idle_drop_s, self.close_after = idle_drop_s, close_after
         self.idle_dropped = asyncio.Event()
+        self._forced: list[tuple[re.Pattern[str], Fault]] = []
 
     @property
     def url(self) -> str:
@@ -185,11 +197,19 @@ class FaultProxy:
         self._hold, self._hold_left = (re.compile(pattern.encode()), asyncio.Event()), count
         return self._hold[1]
 
+    def fail_next(self, pattern: str, fault: Fault, count: int = 1) -> None:
+        """The next ``count`` requests whose request line matches ``pattern`` get ``fault``, whatever the draw."""
+        self._forced += [(re.compile(pattern), fault)] * count
+
     def in_flight(self, pattern: str) -> int:
         """Requests received and not yet answered whose head matches ``pattern``."""
         return sum(re.search(pattern.encode(), head) is not None for head in self._in_flight.values())
 
     def _draw(self, request_line: str) -> tuple[Fault | None, float]:
+        for at, (pattern, forced) in enumerate(self._forced):
+            if pattern.search(request_line):
+                del self._forced[at]
+                return forced, 0.5
         if (streak := self._streaks.pop(request_line, None)) is not None:
             if streak[1] > 1:
                 self._streaks[request_line] = (streak[0], streak[1] - 1)
@@ -274,9 +294,9 @@ class FaultProxy:
             self.counts["corrupt"] += 1
             at = min(int(len(body) * cut), len(body) - 1)
             body = body[:at] + bytes([body[at] ^ 0xFF]) + body[at + 1 :]
-        if fault == "slowdown":
-            self.counts["slowdown"] += 1
-            writer.write(SLOWDOWN)
+        if fault in ("slowdown", "internal_error"):
+            self.counts[fault] += 1
+            writer.write(SLOWDOWN if fault == "slowdown" else INTERNAL_ERROR)
             await writer.drain()
             return False
         if fault == "stall":

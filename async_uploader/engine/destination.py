@@ -15,14 +15,14 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
 import anyio
 
 from ..config import Overwrite, UploadConfig
-from ..errors import FileError, StoreError
+from ..errors import FileError, ReadDeniedError, StoreError
 from ..providers.base import NO_HEADERS, IncompleteUpload, ObjectHeaders, ObjectStore
 from ..source.filters import PathFilter
 from ..source.scan import FileEntry
@@ -73,6 +73,10 @@ def listing_units(source: Path, path_filter: PathFilter) -> dict[str, bool]:
         units[folder] = not inner
         units.update(dict.fromkeys(inner, True))
     return {WHOLE: True} if len(units) > MAX_FOLDER_LISTINGS else units
+
+
+def _note_listing_retry(exc: FileError) -> None:
+    log.info("listing again from its start after: %s", exc)
 
 
 def _folder_of(rel: str, listed: Mapping[str, object]) -> str:
@@ -133,9 +137,17 @@ class DestinationIndex:
         for name in queue:  # shared by the listing tasks: each takes the next folder when it is free
             await self._list_folder(name)
 
+    async def _retried(self, listing: Callable[[], Awaitable[None]]) -> None:
+        """A listing, tried again from its start on a transient failure under the run's retry policy (backoff,
+        the deadline, a throttled store lowering the concurrency), like any other request: one failed page of a
+        large tree must not turn a re-run into a HEAD per file. Rows listed twice are stored once."""
+        retry = self._limits.retry
+        await retry.call(listing, deadline=retry.deadline(), on_retry=self._limits.note_retries(_note_listing_retry))
+
     async def _list_folder(self, name: str) -> None:
         prefix = f"{self._prefix}{name}/" if name and name != WHOLE else self._prefix
-        try:
+
+        async def listing() -> None:
             page: list[tuple[str, int, str]] = []
             async for info in self._store.list_objects(prefix, recursive=self._recursive[name]):
                 page.append((info.key, info.size, info.etag))
@@ -143,6 +155,9 @@ class DestinationIndex:
                     self._state.add_listed(page)
                     page = []
             self._state.add_listed(page)
+
+        try:
+            await self._retried(listing)
         except FileError as exc:
             if isinstance(exc, StoreError) and exc.denied:
                 self._go_blind(exc)
@@ -155,17 +170,27 @@ class DestinationIndex:
             self._listed[name].set()
 
     async def _list_uploads(self) -> None:
-        try:
+        async def listing() -> None:
+            self._uploads.clear()
             async for upload in self._store.incomplete_uploads(self._prefix):
                 self._uploads.setdefault(upload.key, []).append(upload)
+
+        try:
+            await self._retried(listing)
         except FileError as exc:  # some stores cannot list uploads: then nothing is resumed
             log.info("could not list incomplete multipart uploads (%s): none will be resumed", exc)
         finally:
             self._uploads_listed.set()
 
     def _go_blind(self, exc: StoreError) -> None:
+        """The credentials may not list or read the destination (a write-only role): every file is uploaded, said
+        once; ``--overwrite never`` cannot keep its promise blind, so it ends the run instead."""
+        if self._overwrite is Overwrite.NEVER:
+            raise ReadDeniedError(f"--overwrite never needs to see what the destination holds: {exc}")
         if not self._blind:
-            log.warning("cannot read the destination (%s): every file is uploaded, as with --overwrite always", exc)
+            log.warning(
+                "cannot list the destination (%s): every file is uploaded (--overwrite changed cannot skip)", exc
+            )
         self._blind = True
 
     async def _folder_ready(self, rel: str) -> str:

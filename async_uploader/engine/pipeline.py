@@ -23,7 +23,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..config import UploadConfig
-from ..errors import FileChangedError, FileError, UploaderError, ungroup_run_errors
+from ..errors import BucketError, FileChangedError, FileError, StoreError, UploaderError, ungroup_run_errors
 from ..events import (
     Event,
     EventHandler,
@@ -113,6 +113,8 @@ class _Run:
         self._only_paths = only_paths
         self._write_probe_key = write_probe_key
         self._write_probe = anyio.Lock()
+        self._wrote = False
+        """A write of this run has succeeded: a refused one is then that file's failure, not the run's."""
         bandwidth = TokenBucket(config.max_bandwidth) if config.max_bandwidth else None
         retry = RetryPolicy(attempts=config.retries, deadline_s=config.retry_deadline_s)
         self.limits = Limits(AdaptiveLimit(config.concurrency), ByteBudget(config.max_memory), bandwidth, retry)
@@ -152,6 +154,10 @@ class _Run:
                     self.emit(FileRetried(entry.rel, str(exc)))
                     entry = await _fresh_stat(entry)
         except FileError as exc:
+            if isinstance(exc, StoreError) and exc.denied and not self._wrote and self.store is not None:
+                # The run's first writes are its write check (no probe: any would leave something behind for a
+                # role without abort or delete rights): refused before any write succeeded, they end the run.
+                raise BucketError(f"these credentials cannot write to {self.store.location}: {exc}") from exc
             self.emit(FileFailed(entry.rel, key, str(exc), entry.size))
         except FileNotFoundError:
             self.emit(FileFailed(entry.rel, key, "file vanished before it could be read", entry.size))
@@ -221,6 +227,7 @@ class _Run:
             )
         else:
             stored = await self._put_single(self.store, entry, key, metadata, headers, deadline, on_retry)
+        self._wrote = True
         self.index.remember(key, entry, stored.etag)
         self.emit(
             FileDone(

@@ -155,18 +155,14 @@ async def test_lost_answers_to_idempotent_requests_are_retried_safely(
     assert_no_orphans(s3_client, bucket)
 
 
-@pytest.mark.parametrize("lost", ["probe", "upload"])
 async def test_a_lost_answer_to_create_multipart_leaves_no_orphan(
-    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any, lost: str
+    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any
 ) -> None:
     """The server creates the upload and the answer is lost: the retry creates a second one, and the first must
-    not be left behind, incomplete and billed (it was, until the create learned to sweep after a retry). The
-    write-access probe before the first upload creates (and aborts) an upload the same way."""
+    not be left behind, incomplete and billed (it was, until the create learned to sweep after a retry)."""
     make_tree(tmp_path, {"big.bin": random_bytes(11 * MIB, seed=4)})
     only = r"^POST \S*\?uploads"
     async with FaultProxy(s3_server.endpoint_url, faults=("lose_response",), only=only, max_faults=1) as proxy:
-        if lost == "probe":  # the first upload created is the write probe, just before the first file starts
-            proxy.fault_rate = 1.0
 
         def on_event(event: Event) -> None:
             if isinstance(event, FileStarted):
@@ -678,22 +674,20 @@ async def test_a_server_restart_mid_run_is_ridden_out(tmp_path: Path) -> None:
         assert_no_orphans(s3_client, "restart")
 
 
-async def test_a_run_cancelled_during_the_write_probe_leaves_nothing(
-    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any
+@pytest.mark.parametrize(("lean", "fault"), [(True, "internal_error"), (True, "reset"), (False, "internal_error")])
+async def test_listings_failing_at_first_are_retried_not_replaced_by_a_head_per_file(
+    tmp_path: Path, bucket: str, s3_server: S3Server, lean: bool, fault: Any
 ) -> None:
-    """The write-access probe (a multipart upload created and aborted before the first upload) runs mid-run: a
-    cancellation while the server is creating it must not leave it behind."""
-    make_tree(tmp_path, {"a.txt": b"a"})
-    probe = r"^POST \S*async-uploader-preflight-\S*\?uploads"
-    async with FaultProxy(s3_server.endpoint_url) as proxy, uploader(s3_server, proxy.url) as up:
-        release = proxy.hold(probe)
-        task = asyncio.ensure_future(up.upload(tmp_path, f"s3://{bucket}"))
-        deadline = time.monotonic() + 15
-        while not proxy.in_flight(probe):
-            assert time.monotonic() < deadline, "the probe never came"
-            await asyncio.sleep(POLL_S)  # polling the proxy's state with a deadline, not synchronising by time
-        task.cancel()
-        release.set()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    assert_no_orphans(s3_client, bucket)
+    """The re-run's listings (objects and multipart uploads) fail a few times before they answer: they are tried
+    again like any other request, and the re-run still skips every file without a HEAD."""
+    source = tmp_path / "src"
+    make_tree(source, {f"d{i % 3}/f{i}.txt": b"x" * i for i in range(24)})
+    async with FaultProxy(s3_server.endpoint_url) as proxy, uploader(s3_server, proxy.url, lean=lean) as up:
+        first = await up.upload(source, f"s3://{bucket}/p")
+        assert first.uploaded == 24
+        del proxy.request_lines[:]
+        proxy.fail_next(r"^GET \S*[?&](list-type=2|uploads=)", fault, count=6)
+        result = await up.upload(source, f"s3://{bucket}/p")
+    assert (result.skipped, result.uploaded, result.failed) == (24, 0, 0)
+    assert proxy.counts[fault] == 6
+    assert not [line for line in proxy.request_lines if line.startswith("HEAD ") and "/p/" in line]

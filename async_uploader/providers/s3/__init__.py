@@ -19,7 +19,7 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import anyio
@@ -54,7 +54,8 @@ class S3Connection:
 
     ``clients`` are aiobotocore's, created at the first request that needs one; ``http`` is the direct path's
     HTTP client (``None`` with ``lean`` off); with ``direct``, that path needs no botocore client at all.
-    ``redact`` scrubs the session's secrets from every message; ``endpoint`` names it in messages.
+    ``redact`` scrubs the session's secrets from every message; ``endpoint`` names it in messages. A bucket's
+    ``BucketClient`` serves every store of it: the region a redirect taught one run is the next one's.
     """
 
     clients: BotoClients
@@ -62,11 +63,15 @@ class S3Connection:
     redact: Redactor
     http: HttpClient | None
     direct: DirectAccess | None
+    buckets: dict[str, BucketClient] = field(default_factory=dict)
 
     def store(self, container: str) -> ObjectStore:
         """The store of the bucket ``container``."""
         if self.http is not None and self.direct is not None:
-            bucket = BucketClient(self.http, self.direct.bucket_endpoint(container), self.direct.credentials)
+            bucket = self.buckets.get(container)
+            if bucket is None:
+                endpoint = self.direct.bucket_endpoint(container)
+                bucket = self.buckets[container] = BucketClient(self.http, endpoint, self.direct.credentials)
             return DirectStore(bucket, container, self.endpoint, self.redact)
         boto = BotoStore(self.clients, container, self.endpoint, self.redact)
         return boto if self.http is None else LearningStore(boto, self.http)

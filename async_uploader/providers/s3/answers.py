@@ -13,6 +13,7 @@ from ...errors import (
     CredentialsError,
     EndpointError,
     FileError,
+    ReadDeniedError,
     StoreError,
     UploaderError,
 )
@@ -86,7 +87,9 @@ def bucket_refusal(bucket: str, endpoint: str, code: str, message: str | None) -
         return CredentialsError(
             f"the credentials were rejected ({code}): check the access key and secret, or --profile"
         )
-    if code in {"AccessDenied", "AllAccessDisabled", "AccountProblem"}:
+    if code == "AccessDenied":
+        return ReadDeniedError(f"cannot list bucket {bucket!r} ({code}): the credentials lack s3:ListBucket")
+    if code in {"AllAccessDisabled", "AccountProblem"}:
         return CredentialsError(f"access to bucket {bucket!r} denied ({code}): the credentials lack permission")
     if code == "407":  # a forward proxy's answer, not the store's
         return EndpointError(
@@ -97,16 +100,17 @@ def bucket_refusal(bucket: str, endpoint: str, code: str, message: str | None) -
     return BucketError(f"cannot use bucket {bucket!r}: {detail(code, message)}")
 
 
+def wrong_region(bucket: str, region: str, detail: str) -> BucketError:
+    """The bucket is in ``region`` and, even signed for it, the requests were refused."""
+    return BucketError(f"bucket {bucket!r} is in region {region!r} (set --region {region}): {detail}")
+
+
 def not_s3(endpoint: str) -> EndpointError:
     return EndpointError(f"{endpoint} does not answer like an S3 endpoint")
 
 
 def head_refused_but_listing_works(bucket: str, code: str) -> BucketError:
     return BucketError(f"cannot use bucket {bucket!r}: HEAD answered {code} but listing works")
-
-
-def write_refused(bucket: str, detail: str) -> BucketError:
-    return BucketError(f"these credentials cannot write to bucket {bucket!r}: {detail}")
 
 
 def checked_part(number: int, etag: str | None, returned: str | None, checksum: Checksum | None) -> UploadedPart:

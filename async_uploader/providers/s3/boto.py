@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from io import BytesIO
 from typing import Any, NoReturn
 
-import anyio
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -43,7 +42,7 @@ from .answers import (
     full_object_refused,
     head_refused_but_listing_works,
     object_error,
-    write_refused,
+    wrong_region,
 )
 from .wire import (
     S3_HEADER_FIELDS,
@@ -67,6 +66,13 @@ def _message(exc: ClientError) -> str | None:
 
 def _status(exc: ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def _bucket_region(exc: ClientError) -> str | None:
+    """Where an answer says the bucket is, when botocore could not follow it there."""
+    headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    region = headers.get("x-amz-bucket-region") or exc.response.get("Error", {}).get("Region")
+    return str(region) if region else None
 
 
 def _retried(response: Mapping[str, Any]) -> bool:
@@ -149,29 +155,13 @@ class BotoStore:
             preflight = await self.clients.preflight()
             await preflight.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
         except ClientError as exc:
+            if region := _bucket_region(exc) or _bucket_region(head_error):
+                raise wrong_region(self.bucket, region, detail(_code(exc), _message(exc))) from exc
             raise bucket_refusal(self.bucket, self.endpoint, _code(exc), _message(exc)) from exc
         raise head_refused_but_listing_works(self.bucket, _code(head_error)) from head_error
 
     async def check_writable(self, probe_key: str, *, headers: ObjectHeaders = NO_HEADERS) -> None:
-        # As the direct path's probe (``DirectStore.check_writable``), on the preflight's client, which gives up
-        # in seconds.
-        with self.redact.scrubbing():
-            try:
-                with anyio.CancelScope(shield=True):
-                    preflight = await self.clients.preflight()
-
-                    async def create() -> tuple[str, bool]:
-                        created = await preflight.create_multipart_upload(
-                            Bucket=self.bucket, Key=probe_key, **object_params(headers)
-                        )
-                        return str(created["UploadId"]), _retried(created)
-
-                    upload_id = await sweep_after_create(self, probe_key, create)
-                    await preflight.abort_multipart_upload(Bucket=self.bucket, Key=probe_key, UploadId=upload_id)
-            except ClientError as exc:
-                raise write_refused(self.bucket, detail(_code(exc), _message(exc))) from exc
-            except BotoCoreError as exc:
-                raise EndpointError(f"cannot talk to {self.endpoint}: {exc}") from exc
+        """No request: the run's first write is the check (see ``DirectStore.check_writable``)."""
 
     async def put_object(
         self,

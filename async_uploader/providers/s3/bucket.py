@@ -11,6 +11,7 @@ verifies (none with ``--checksum none``); no ``Expect: 100-continue``; an ACL he
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
@@ -32,8 +33,11 @@ from .wire import (
     parse_parts,
     parse_upload_id,
     parse_uploads,
+    redirect_region,
     user_metadata,
 )
+
+log = logging.getLogger(__name__)
 
 # Attempts at a request that got no answer, as botocore's client here makes (``clients.MAX_REQUEST_ATTEMPTS``). A
 # pooled connection found dead is not one of them: the pool sends the request again on a new connection itself
@@ -186,10 +190,17 @@ class BucketClient:
         *,
         attempts: int = STALE_CONNECTION_ATTEMPTS,
     ) -> Response:
-        """One signed request; the response if its status is 2xx, else ``ErrorResponse``; ``TransportError``."""
-        endpoint = self._endpoint
+        """One signed request; the response if its status is 2xx, else ``ErrorResponse``; ``TransportError``.
+
+        An answer saying the bucket is in another region is followed at once, as botocore follows it: signed
+        again for that region (at that region's endpoint on AWS itself), once, and every later request of this
+        bucket client goes there directly.
+        """
         target = f"{path}?{query}" if query else path
-        for attempt in range(1, attempts + 1):
+        tries = 0
+        redirected = False
+        while True:
+            endpoint = self._endpoint
             signed = {"host": endpoint.host, **headers}
             if data or method in ("PUT", "POST"):
                 signed["content-length"] = str(len(data))
@@ -205,13 +216,27 @@ class BucketClient:
                 timestamp=self._timestamp(),
             )
             signed["user-agent"] = USER_AGENT
+            tries += 1
             try:
                 response = await self._http.request(endpoint.origin, method, target, signed, data)
             except TransportError:
-                if attempt == attempts:
+                if tries >= attempts:
                     raise
                 continue
             if response.status // 100 == 2:
                 return response
-            raise error_response(response.status, response.body)
-        raise AssertionError("unreachable")
+            error = error_response(response.status, response.body, response.headers)
+            region = None if redirected else redirect_region(method, error, endpoint.region)
+            if region is None:
+                raise error
+            self._follow(region)
+            redirected = True
+
+    def _follow(self, region: str) -> None:
+        """Sign for ``region`` from now on (a request in flight signed for the old one is redirected too)."""
+        if self._endpoint.region != region:
+            log.info(
+                "bucket in region %s, not %s: its requests are signed for %s", region, self._endpoint.region, region
+            )
+            self._endpoint = self._endpoint.in_region(region)
+            self._signer = SigV4Signer(region)

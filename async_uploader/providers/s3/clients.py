@@ -23,7 +23,6 @@ from botocore.utils import parse_timestamp
 from ...errors import ConfigError
 from ..base import Body
 from ..registry import ConnectOptions
-from .credentials import configured_endpoint
 from .endpoint_data import use_trimmed_endpoint_data
 
 # botocore makes one quick second attempt (a stale pooled connection); the engine's own retry layer, which can
@@ -81,15 +80,15 @@ class BodyPayload(BytesIOPayload):
 register_payload(BodyPayload, Body, order=Order.try_first)
 
 
-def client_options(endpoint_url: str | None, connect_timeout_s: float, read_timeout_s: float) -> dict[str, Any]:
-    """The options both clients share (and the direct path's addressing follows: ``DirectAccess``)."""
+def client_options(connect_timeout_s: float, read_timeout_s: float) -> dict[str, Any]:
+    """The options both clients share."""
     return {
         "connect_timeout": connect_timeout_s,
         "read_timeout": read_timeout_s,
         "tcp_keepalive": True,
         "s3": {
-            # Custom endpoints (MinIO, SeaweedFS, Ceph...) rarely have wildcard DNS for virtual-hosted buckets.
-            "addressing_style": "path" if configured_endpoint(endpoint_url) else "auto",
+            # No addressing style: botocore's own choice, or the profile's ``addressing_style`` (path for a custom
+            # endpoint unless the profile says virtual; on AWS, virtual-hosted where the bucket's name allows).
             # Bodies carry a CRC32 header that is signed and that the server verifies, so a SHA-256 of every
             # byte (botocore's default over plain http) would add CPU, and stall the event loop, for nothing.
             "payload_signing_enabled": False,
@@ -115,7 +114,7 @@ async def open_clients(stack: AsyncExitStack, session: Any | None, options: Conn
     The preflight answers "can this work at all?": a typo in the endpoint should fail in seconds, not after the
     full retry schedule that the upload itself deserves, so its client makes two attempts at most.
     """
-    shared = client_options(options.endpoint_url, options.connect_timeout_s, options.read_timeout_s)
+    shared = client_options(options.connect_timeout_s, options.read_timeout_s)
     try:
         config = AioConfig(
             max_pool_connections=options.max_connections,

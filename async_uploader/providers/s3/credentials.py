@@ -63,7 +63,8 @@ class DirectAccess:
     credentials: CredentialSource
 
     def bucket_endpoint(self, bucket: str) -> BucketEndpoint:
-        """Path style, as botocore addresses buckets of a custom endpoint (``addressing_style: path``)."""
+        """Path style, as botocore addresses buckets of a custom endpoint unless a profile says
+        ``addressing_style = virtual`` (then there is no ``DirectAccess``: the endpoint is learned from botocore)."""
         return BucketEndpoint.path_style(self.endpoint_url, bucket, self.region)
 
 
@@ -94,6 +95,7 @@ def resolve(profile: str | None, endpoint_url: str | None, region: str | None) -
         frozen = credentials.get_frozen_credentials() if credentials is not None else None
         signing_region = region or session.get_config_variable("region") or DEFAULT_SIGNING_REGION
         ca_bundle = session.get_config_variable("ca_bundle")
+        s3_settings = session.get_config_variable("s3")
     except ProfileNotFound as exc:
         raise ConfigError(f"AWS profile {profile!r} not found in the shared config files") from exc
     except BotoCoreError:
@@ -102,6 +104,10 @@ def resolve(profile: str | None, endpoint_url: str | None, region: str | None) -
     secrets = tuple(value for value in (frozen.secret_key, frozen.token) if value) if frozen is not None else ()
     endpoint = configured_endpoint(endpoint_url)
     direct = None
+    if _virtual_hosted(s3_settings):
+        # The profile's ``addressing_style = virtual``: botocore's rules decide per bucket (a name with dots
+        # over https, an IP endpoint stay path style), and the direct path learns the endpoint from its request.
+        endpoint = None
     if endpoint is not None and credentials is not None and frozen is not None and frozen.access_key:
         direct = DirectAccess(endpoint, str(signing_region), BotocoreCredentials(credentials))
     return Resolved(secrets, ca_bundle if isinstance(ca_bundle, str) else True, direct)
@@ -140,11 +146,27 @@ def resolve_from_environment(profile: str | None, endpoint_url: str | None, regi
     config_file = os.path.exists(os.path.expanduser(env.get("AWS_CONFIG_FILE") or "~/.aws/config"))
     if config_file and ((ca_bundle is None and endpoint.lower().startswith("https:")) or not endpoint_url):
         return None  # a profile may name a CA bundle, or say to ignore endpoints set in the environment
+    if config_file and _mentions_addressing_style(env.get("AWS_CONFIG_FILE") or "~/.aws/config"):
+        return None  # a profile may choose virtual-hosted buckets: botocore reads which
     token = env.get("AWS_SECURITY_TOKEN") or env.get("AWS_SESSION_TOKEN") or None
     credentials = _EnvironmentCredentials(access_key, secret_key, token)
     secrets = tuple(value for value in (secret_key, token) if value)
     direct = DirectAccess(endpoint, signing_region, BotocoreCredentials(credentials))
     return Resolved(secrets, ca_bundle or True, direct)
+
+
+def _virtual_hosted(s3_settings: object) -> bool:
+    """Whether the config file's ``s3`` section says ``addressing_style = virtual`` (botocore reads no variable of
+    the environment for it). Path style stays botocore's default for a custom endpoint: the direct path's too."""
+    return isinstance(s3_settings, dict) and str(s3_settings.get("addressing_style", "")).lower() == "virtual"
+
+
+def _mentions_addressing_style(config_file: str) -> bool:
+    try:
+        with open(os.path.expanduser(config_file), encoding="utf-8", errors="replace") as text:
+            return "addressing_style" in text.read()
+    except OSError:
+        return False
 
 
 def configured_endpoint(endpoint_url: str | None) -> str | None:

@@ -13,8 +13,6 @@ from io import BytesIO
 from typing import NoReturn
 from xml.etree import ElementTree
 
-import anyio
-
 from ...errors import EndpointError
 from ...source.checksum import Algorithm, Checksum
 from .._errors import Redactor, request_failed
@@ -36,7 +34,7 @@ from .answers import (
     head_refused_but_listing_works,
     not_s3,
     object_error,
-    write_refused,
+    wrong_region,
 )
 from .bucket import BucketClient
 from .http import TransportError
@@ -91,6 +89,8 @@ class DirectStore:
         try:
             await self._bucket.list_page("", delimiter=False, token=None, max_keys=1)
         except ErrorResponse as exc:
+            if region := exc.region or head_error.region:
+                raise wrong_region(self.bucket, region, detail(exc.code, exc.message)) from exc
             raise bucket_refusal(self.bucket, self._endpoint, exc.code, exc.message) from exc
         except ElementTree.ParseError as exc:  # a 2xx answer that is not a listing
             raise not_s3(self._endpoint) from exc
@@ -99,20 +99,9 @@ class DirectStore:
         raise head_refused_but_listing_works(self.bucket, head_error.code) from head_error
 
     async def check_writable(self, probe_key: str, *, headers: ObjectHeaders = NO_HEADERS) -> None:
-        # Writing is proven without leaving an object behind: start a multipart upload and abort it. The probe
-        # happens mid-run, before the first upload, so it is shielded from a cancellation that would otherwise
-        # leave its upload behind (created, but its id never heard of).
-        with self._redact.scrubbing():
-            try:
-                with anyio.CancelScope(shield=True):
-                    upload_id = await sweep_after_create(
-                        self, probe_key, lambda: self._bucket.create_upload(probe_key, object_headers(headers))
-                    )
-                    await self._bucket.abort_upload(probe_key, upload_id)
-            except ErrorResponse as exc:
-                raise write_refused(self.bucket, detail(exc.code, exc.message)) from exc
-            except (TransportError, ElementTree.ParseError, ValueError) as exc:
-                raise EndpointError(f"cannot talk to {self._endpoint}: {exc}") from exc
+        """No request: the run's first write (a PutObject or a CreateMultipartUpload) is the check, and the engine
+        ends the run when it is refused. Any probe S3 offers would leave something behind for a role without
+        s3:AbortMultipartUpload or s3:DeleteObject (a multipart upload, billed until aborted; an object)."""
 
     async def put_object(
         self,

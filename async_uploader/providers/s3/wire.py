@@ -34,6 +34,10 @@ CREATE_HEADERS: Final = {"ChecksumAlgorithm": "x-amz-checksum-algorithm", "Check
 """The request headers of CreateMultipartUpload's checksum parameters."""
 
 
+REDIRECT_STATUSES: Final = frozenset({301, 302, 307})
+REDIRECT_CODES: Final = frozenset({"PermanentRedirect", "IllegalLocationConstraintException"})
+
+
 OBJECT_PARAMS: Final = {
     "content_type": ("ContentType", "content-type"),
     "cache_control": ("CacheControl", "cache-control"),
@@ -130,18 +134,23 @@ def _request_headers(headers: ObjectHeaders) -> Mapping[str, str]:
 
 
 class ErrorResponse(Exception):
-    """The store answered with an error status; ``code`` and ``message`` from its XML error document."""
+    """The store answered with an error status; ``code`` and ``message`` from its XML error document.
 
-    def __init__(self, status: int, code: str, message: str | None) -> None:
+    ``region``: where the answer says the bucket is (``x-amz-bucket-region``, or the document's ``Region``).
+    """
+
+    def __init__(self, status: int, code: str, message: str | None, region: str | None = None) -> None:
         super().__init__(f"{code}: {message}" if message else code)
         self.status = status
         self.code = code
         self.message = message
+        self.region = region
 
 
-def error_response(status: int, body: bytes) -> ErrorResponse:
-    """The error document's Code and Message; without one, the status (as botocore reports it)."""
-    code, message = str(status), None
+def error_response(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> ErrorResponse:
+    """The error document's Code and Message; without one, the status (as botocore reports it). An answer that
+    says the bucket is in another region says which in its message, so a user can set it."""
+    code, message, region = str(status), None, (headers or {}).get("x-amz-bucket-region")
     try:
         root = ElementTree.fromstring(body) if body else None
     except ElementTree.ParseError:
@@ -149,12 +158,33 @@ def error_response(status: int, body: bytes) -> ErrorResponse:
     if root is not None:
         code = root.findtext("Code") or code
         message = root.findtext("Message")
+        region = region or root.findtext("Region")
     if message is None:
         try:
             message = HTTPStatus(status).phrase
         except ValueError:
             message = None
-    return ErrorResponse(status, code, message)
+    if region and (status in REDIRECT_STATUSES or code in REDIRECT_CODES or code == "AuthorizationHeaderMalformed"):
+        message = f"{message or code}; the bucket is in region {region!r}"
+    return ErrorResponse(status, code, message, region or None)
+
+
+def redirect_region(method: str, error: ErrorResponse, signed_for: str) -> str | None:
+    """The region to sign for again, when ``error`` answers a request signed for ``signed_for`` in the wrong
+    region; ``None`` for any other error. botocore's ``S3RegionRedirectorv2``: a redirect status or
+    ``PermanentRedirect``, ``AuthorizationHeaderMalformed`` naming the region, or (a HEAD has no body to say
+    more) a HEAD answered 301 or 400 with ``x-amz-bucket-region``."""
+    region = error.region
+    if not region or region == signed_for:
+        return None
+    if (
+        error.status in REDIRECT_STATUSES
+        or error.code in REDIRECT_CODES
+        or error.code == "AuthorizationHeaderMalformed"
+        or (method == "HEAD" and error.status in (301, 400))
+    ):
+        return region
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +232,24 @@ class BucketEndpoint:
             return None
         as_object = f"{url.partition('?')[0].rstrip('/')}/{quote_key(PROBE_KEY)}"
         return cls.from_signed_request(as_object, authorization)
+
+    def in_region(self, region: str) -> BucketEndpoint:
+        """This bucket's endpoint signed for ``region``, as botocore's redirect resolves it again: AWS's own
+        endpoints name their region in the host (``s3.{region}.amazonaws.com``, the global ``s3.amazonaws.com``
+        becoming regional); a user-given endpoint stays where it is, only the signing region changes."""
+        host, origin = self.host, self.origin
+        hostname = host.rpartition(":")[0] if host.count(":") == 1 else host
+        if hostname.endswith((".amazonaws.com", ".amazonaws.com.cn")):
+            labels = hostname.split(".")
+            if self.region in labels:  # the last such label: a bucket may be named like a region
+                labels[len(labels) - 1 - labels[::-1].index(self.region)] = region
+            elif "s3" in labels:
+                labels.insert(labels.index("s3") + 1, region)
+            elif "s3-external-1" in labels:
+                labels[labels.index("s3-external-1")] = f"s3.{region}"
+            new_hostname = ".".join(labels)
+            host, origin = host.replace(hostname, new_hostname), origin.replace(hostname, new_hostname)
+        return BucketEndpoint(origin=origin, host=host, bucket_path=self.bucket_path, region=region)
 
     @classmethod
     def path_style(cls, endpoint_url: str, bucket: str, region: str) -> BucketEndpoint:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from async_uploader.providers.s3.wire import ErrorResponse, complete_body
-from tests.providers.s3.stores import Answering, bucket_on
+from async_uploader.errors import BucketError
+from async_uploader.providers.s3.http import Response
+from async_uploader.providers.s3.wire import BucketEndpoint, ErrorResponse, complete_body
+from tests.providers.s3.stores import Answering, bucket_on, direct_store_on
 
 
 async def test_an_error_document_in_a_completions_200_answer_is_a_server_error() -> None:
@@ -35,3 +37,33 @@ async def test_a_completion_gives_the_results_fields_and_sends_the_whole_checksu
 async def test_a_create_whose_answer_has_no_upload_id_makes_no_sense() -> None:
     with pytest.raises(ValueError, match="without an UploadId"):
         await bucket_on(Answering(200, b"<InitiateMultipartUploadResult/>")).create_upload("k")
+
+
+async def test_a_bucket_that_keeps_saying_it_is_elsewhere_is_followed_once_and_named_in_the_error() -> None:
+    """A redirect is followed once per request (as botocore's ``redirected`` flag): a store that keeps refusing
+    ends in an error that names the region to set."""
+    http = Answering(301, b"")
+    http.response = Response(301, {"x-amz-bucket-region": "eu-west-3"}, b"")
+    store = direct_store_on(http)
+    with pytest.raises(BucketError, match="region 'eu-west-3'"):
+        await store.check_readable()
+    regions = [sent["authorization"].split("/")[2] for _, _, sent, _ in http.requests]
+    assert regions[:2] == ["us-east-1", "eu-west-3"]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "region", "expected"),
+    [
+        ("https://b.s3.us-west-2.amazonaws.com", "us-west-2", "https://b.s3.eu-west-3.amazonaws.com"),
+        ("https://b.s3.amazonaws.com", "us-east-1", "https://b.s3.eu-west-3.amazonaws.com"),
+        ("https://s3.dualstack.us-west-2.amazonaws.com", "us-west-2", "https://s3.dualstack.eu-west-3.amazonaws.com"),
+        ("https://us-west-2.s3.us-west-2.amazonaws.com", "us-west-2", "https://us-west-2.s3.eu-west-3.amazonaws.com"),
+        ("http://127.0.0.1:9000", "us-east-1", "http://127.0.0.1:9000"),
+        ("https://minio.example:9000", "us-east-1", "https://minio.example:9000"),
+    ],
+)
+def test_a_redirect_moves_to_the_regions_endpoint_on_aws_and_keeps_a_users_endpoint(
+    endpoint: str, region: str, expected: str
+) -> None:
+    moved = BucketEndpoint(endpoint, endpoint.partition("//")[2], "/", region).in_region("eu-west-3")
+    assert (moved.origin, moved.host, moved.region) == (expected, expected.partition("//")[2], "eu-west-3")

@@ -147,7 +147,7 @@ def test_a_direct_endpoint_is_where_botocore_sends_and_signs(
         seen.append((request.url, authorization.decode() if isinstance(authorization, bytes) else authorization))
         raise _Captured
 
-    options = client_options(endpoint_url, 5, 5)
+    options = client_options(5, 5)
     client = botocore.session.get_session().create_client(
         "s3",
         region_name=region,
