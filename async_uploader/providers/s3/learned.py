@@ -70,9 +70,10 @@ class LearningStore:
     ``boto`` itself (whose errors then say what is wrong).
     """
 
-    def __init__(self, boto: BotoStore, http: HttpClient) -> None:
+    def __init__(self, boto: BotoStore, http: HttpClient, *, request_payer: str | None = None) -> None:
         self._boto = boto
         self._http = http
+        self._request_payer = request_payer
         self.location = boto.location
         self.lists_incomplete_uploads = True
         self.header_fields = S3_HEADER_FIELDS
@@ -130,7 +131,8 @@ class LearningStore:
             log.warning("the lean data path is off for this run: the endpoint does not use SigV4 header signing")
             return None
         boto = self._boto
-        return DirectStore(BucketClient(self._http, endpoint, credentials), boto.bucket, boto.endpoint, boto.redact)
+        bucket = BucketClient(self._http, endpoint, credentials, request_payer=self._request_payer)
+        return DirectStore(bucket, boto.bucket, boto.endpoint, boto.redact)
 
     async def _learn_endpoint(self, client: Any) -> BucketEndpoint | None:
         """Where and how the client sends this bucket's object requests: one ``HeadObject`` of a probe key,
