@@ -29,6 +29,7 @@ from ..base import (
     StoredObject,
     StoredPart,
     UploadedPart,
+    guard_secrets,
 )
 from .boto import BotoStore
 from .bucket import BucketClient
@@ -106,6 +107,12 @@ class LearningStore:
         if seen and self._chosen is None:
             # The direct path learns where the bucket is from this request: no probe of its own.
             self._learned = BucketEndpoint.from_bucket_request(*seen[-1], self._boto.bucket)
+
+    def guard_secrets(self, headers: ObjectHeaders) -> None:
+        """Both stores' (a direct store made later takes ``boto``'s redactor, the key included)."""
+        self._boto.guard_secrets(headers)
+        if self._chosen is not None and self._chosen is not self._boto:
+            guard_secrets(self._chosen, headers)
 
     async def check_writable(self, probe_key: str, *, headers: ObjectHeaders = NO_HEADERS) -> None:
         await self._boto.check_writable(probe_key, headers=headers)
