@@ -27,6 +27,7 @@ from .config import (
     DEFAULT_READ_TIMEOUT_S,
     Destination,
     UploadConfig,
+    check_request_payer,
     parse_destination,
     parse_duration,
 )
@@ -49,7 +50,8 @@ class Uploader:
     for ``az://`` the account URL. For S3: pass ``client=`` to use an aiobotocore S3 client the application already
     has (it stays the application's to close), or ``session=`` to create the S3 clients from an existing
     ``AioSession`` (either opens the S3 connection on entry); ``lean=False`` sends every request through aiobotocore
-    rather than on the direct signed-request path (the CLI's ``--lean off``).
+    rather than on the direct signed-request path (the CLI's ``--lean off``). ``request_payer="requester"``: every
+    request says the requester pays (a requester-pays bucket's condition; the CLI's ``--request-payer``).
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class Uploader:
         endpoint_url: str | None = None,
         region: str | None = None,
         profile: str | None = None,
+        request_payer: str | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         client: Any | None = None,
         session: Any | None = None,
@@ -68,6 +71,7 @@ class Uploader:
         self.endpoint_url = endpoint_url
         self.region = region
         self.profile = profile
+        self.request_payer = check_request_payer(request_payer)
         self.concurrency = concurrency
         self._client = client
         self._session = session
@@ -82,6 +86,7 @@ class Uploader:
             endpoint_url=self.endpoint_url,
             region=self.region,
             profile=self.profile,
+            request_payer=self.request_payer,
             max_connections=self.concurrency,
             connect_timeout_s=self._timeouts[0],
             read_timeout_s=self._timeouts[1],
@@ -140,6 +145,7 @@ class Uploader:
             endpoint_url=self.endpoint_url,
             region=self.region,
             profile=self.profile,
+            request_payer=self.request_payer,
             connect_timeout=self._timeouts[0],
             read_timeout=self._timeouts[1],
             **options,
@@ -200,6 +206,7 @@ async def upload(
     endpoint_url: str | None = None,
     region: str | None = None,
     profile: str | None = None,
+    request_payer: str | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
     read_timeout: float = DEFAULT_READ_TIMEOUT_S,
     lean: bool = True,
@@ -216,6 +223,7 @@ async def upload(
         endpoint_url=endpoint_url,
         region=region,
         profile=profile,
+        request_payer=request_payer,
         concurrency=options.get("concurrency", DEFAULT_CONCURRENCY),
         lean=lean,
         connect_timeout=connect_timeout,
@@ -233,6 +241,7 @@ async def upload_distributed(
     endpoint_url: str | None = None,
     region: str | None = None,
     profile: str | None = None,
+    request_payer: str | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
     read_timeout: float = DEFAULT_READ_TIMEOUT_S,
     lean: bool = True,
@@ -256,6 +265,7 @@ async def upload_distributed(
         endpoint_url=endpoint_url,
         region=region,
         profile=profile,
+        request_payer=request_payer,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         **options,
@@ -275,6 +285,7 @@ async def run_config(
         endpoint_url=config.endpoint_url,
         region=config.region,
         profile=config.profile,
+        request_payer=config.request_payer,
         concurrency=config.concurrency,
         lean=lean,
         connect_timeout=config.connect_timeout_s,
@@ -291,8 +302,11 @@ async def cleanup(
     endpoint_url: str | None = None,
     region: str | None = None,
     profile: str | None = None,
+    request_payer: str | None = None,
 ) -> CleanupResult:
     """Abort the incomplete multipart uploads under ``destination`` (``s3://bucket/prefix``) started at least
     ``older_than`` ago (``"1d"``, ``"12h"``, or seconds); ``dry_run`` only lists them."""
-    async with Uploader(endpoint_url=endpoint_url, region=region, profile=profile, concurrency=1) as uploader:
+    async with Uploader(
+        endpoint_url=endpoint_url, region=region, profile=profile, request_payer=request_payer, concurrency=1
+    ) as uploader:
         return await uploader.cleanup(destination, older_than=older_than, dry_run=dry_run)

@@ -229,6 +229,7 @@ async def _run_connected(config: UploadConfig, on_event: EventHandler, count_tot
         endpoint_url=config.endpoint_url,
         region=config.region,
         profile=config.profile,
+        request_payer=config.request_payer,
         lean=lean,
     )
     async with provider(options) as connection:

@@ -161,6 +161,17 @@ def check_endpoint_url(url: str | None) -> str | None:
     return url
 
 
+REQUEST_PAYERS: Final = ("requester",)
+"""What ``--request-payer`` takes: S3 knows one payer besides the bucket's owner."""
+
+
+def check_request_payer(value: str | None) -> str | None:
+    """``--request-payer requester``: this run's requests pay for themselves on a requester-pays bucket."""
+    if value is None or value in REQUEST_PAYERS:
+        return value
+    raise ConfigError(f"--request-payer takes {', '.join(REQUEST_PAYERS)}, got {value!r}")
+
+
 def check_source(source: str | os.PathLike[str]) -> Path:
     """The directory to upload, which must exist and be readable: found now, not as a failure mid-run."""
     path = Path(source)
@@ -270,6 +281,7 @@ class UploadConfig:
     endpoint_url: str | None = None
     region: str | None = None
     profile: str | None = None
+    request_payer: str | None = None
     concurrency: int = DEFAULT_CONCURRENCY
     part_size: int = DEFAULT_PART_SIZE_BYTES
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD_BYTES

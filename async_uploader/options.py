@@ -63,6 +63,10 @@ REGION: Final = Option("region", ("--region",), Scope.CONNECTION, metavar="REGIO
     shown_default="from the AWS config", help="AWS region")
 PROFILE: Final = Option("profile", ("--profile",), Scope.CONNECTION, metavar="PROFILE", field="profile",
     help="AWS shared-config profile to take credentials from")
+REQUEST_PAYER: Final = Option("request_payer", ("--request-payer",), Scope.CONNECTION, metavar="requester",
+    field="request_payer", validate=config.check_request_payer,
+    help="s3://: the requester pays for the requests and the data of a requester-pays bucket "
+    "(every request says so with x-amz-request-payer: requester)")
 DEBUG: Final = Option("debug", ("--debug",), Scope.CLI, kind=Kind.FLAG, default=False,
     help="show a traceback with errors")
 
@@ -78,6 +82,7 @@ UPLOAD: Final = Command(
         ENDPOINT_URL,
         REGION,
         PROFILE,
+        REQUEST_PAYER,
         Option("connect_timeout", ("--connect-timeout",), Scope.CONNECTION, cli_type=float, metavar="SECONDS",
             default=config.DEFAULT_CONNECT_TIMEOUT_S, field="connect_timeout_s", validate=config.check_seconds,
             help="seconds to wait for a connection to the store"),
@@ -187,6 +192,7 @@ CLEANUP: Final = Command(
         ENDPOINT_URL,
         REGION,
         PROFILE,
+        REQUEST_PAYER,
         DEBUG,
     ),
 )
@@ -246,6 +252,7 @@ class ConfigOptions(RunOptions, total=False):
     endpoint_url: str | None
     region: str | None
     profile: str | None
+    request_payer: str | None
     connect_timeout: float
     read_timeout: float
 

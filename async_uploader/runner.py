@@ -24,7 +24,7 @@ from .engine.pipeline import RunStats, run_upload
 from .errors import ConfigError, ReadDeniedError
 from .events import Event, EventHandler, PhaseStarted, ResultBuilder, RunFinished, UploadResult
 from .header_options import run_headers
-from .providers.base import ObjectStore, header_fields
+from .providers.base import ObjectStore, guard_secrets, header_fields
 from .report import ReportWriter, failed_paths
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,7 @@ async def _preflight_and_upload(
         return await run_upload(config, None, emit, only_paths=only_paths, count_totals=count_totals)
     assert store is not None
     check_honoured(config, store)
+    guard_secrets(store, run_headers(config))  # the run's one SSE-C key: rules and types change no secret
     emit(PhaseStarted("checking the bucket"))
     try:
         await store.check_readable()

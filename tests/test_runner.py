@@ -23,6 +23,7 @@ from async_uploader.events import (
     TotalsKnown,
 )
 from async_uploader.options import make_config
+from async_uploader.providers.base import ObjectHeaders
 from async_uploader.runner import PREFLIGHT_KEY_NAME, run
 from tests.memory_store import MemoryStore
 from tests.trees import make_tree, random_bytes
@@ -309,3 +310,19 @@ async def test_retry_failed_refuses_the_report_of_another_source(tmp_path: Path)
     with pytest.raises(ConfigError, match=r"is the report of .*/one, not of .*/two"):
         await run(config_for(tmp_path / "two", retry_failed=report, report=again), MemoryStore())
     assert not again.exists()  # refused before the new report was opened
+
+
+async def test_the_store_is_handed_the_runs_secrets_before_its_first_request(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    make_tree(source, {"a.txt": b"a"})
+    key_file = tmp_path / "key"
+    key_file.write_bytes(bytes(range(32)))
+    guarded: list[tuple[bytes | None, int]] = []
+
+    class Guarded(MemoryStore):
+        def guard_secrets(self, headers: ObjectHeaders) -> None:
+            guarded.append((headers.sse_c_key, self.requests))
+
+    result = await run(config_for(source, sse_c_key_file=key_file), Guarded(), None)
+    assert result.uploaded == 1
+    assert guarded == [(bytes(range(32)), 0)]

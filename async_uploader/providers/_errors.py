@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Final
 
@@ -36,6 +36,18 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets = tuple(s for s in secrets if s and len(s) >= MIN_SECRET_CHARS)
+
+    def with_keys(self, *keys: bytes) -> Redactor:
+        """This redactor, also scrubbing ``keys`` (an SSE-C key, raw bytes) in every form a message could carry
+        them: their base64 (as sent), and the raw bytes read as text (a key file may hold a printable key)."""
+        import base64  # only for a run that has such a key
+
+        forms = []
+        for key in keys:
+            forms += [base64.b64encode(key).decode(), key.decode("latin-1")]
+            with suppress(UnicodeDecodeError):
+                forms.append(key.decode())
+        return Redactor((*self._secrets, *forms))
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:

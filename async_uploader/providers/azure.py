@@ -436,6 +436,8 @@ async def _identity_credential(stack: AsyncExitStack) -> Any:
 async def connect(options: ConnectOptions) -> AsyncIterator[AzureConnection]:
     """The ``az://`` provider: clients for the account of ``options.endpoint_url`` (a SAS in its query or in
     ``AZURE_STORAGE_SAS_TOKEN``, else ``DefaultAzureCredential``), or of ``AZURE_STORAGE_CONNECTION_STRING``."""
+    if options.request_payer is not None:  # refused before any request: never a run that silently goes without
+        raise ConfigError("--request-payer: not supported for az:// destinations (Azure has no requester pays)")
     async with AsyncExitStack() as stack:
         clients: list[BlobServiceClient] = []
         try:

@@ -92,6 +92,15 @@ def header_fields(store: object) -> frozenset[str]:
     return fields if isinstance(fields, frozenset) else CONTENT_HEADER_FIELDS
 
 
+def guard_secrets(store: object, headers: ObjectHeaders) -> None:
+    """Capability (optional, like ``header_fields``): hand ``store`` a run's headers before its first request, so
+    that no message it makes carries their secrets (the SSE-C key), even one a server echoes back. A store whose
+    headers hold no secret has nothing to do."""
+    guard = getattr(store, "guard_secrets", None)
+    if guard is not None:
+        guard(headers)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredObject:
     """The store's answer to a put or a completed multipart upload."""

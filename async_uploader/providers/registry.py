@@ -39,6 +39,9 @@ class ConnectOptions:
     """S3: an S3-compatible endpoint (default AWS). Azure: the account URL, ``https://ACCOUNT.blob.core.windows.net``."""
     region: str | None = None
     profile: str | None = None
+    request_payer: str | None = None
+    """S3: ``requester`` on a requester-pays bucket: every request carries ``x-amz-request-payer: requester``. A
+    provider without requester pays (Azure) refuses a connection that asks for it."""
     lean: bool = True
     """S3: send requests on the direct signed-request path (``--lean on``); off: every request through aiobotocore."""
     client: Any | None = None

@@ -3,6 +3,9 @@ status and code alike on S3 and Azure."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import pytest
 
 from async_uploader.errors import BucketError, StoreError, VerificationError
@@ -36,6 +39,19 @@ def test_scrubbing_rewrites_the_message_of_an_error_on_its_way_out() -> None:
     redact = Redactor(["a-secret-value"])
     with pytest.raises(BucketError, match=r"^cannot write with \*\*\*$"), redact.scrubbing():
         raise BucketError("cannot write with a-secret-value")
+
+
+def test_an_sse_c_key_is_scrubbed_raw_and_in_base64_but_not_its_md5() -> None:
+    key = b"a printable key of thirty-two ch"  # a key file may hold text: its raw form can be echoed too
+    encoded = base64.b64encode(key).decode()
+    digest = base64.b64encode(hashlib.md5(key).digest()).decode()  # not a secret: S3 answers it back
+    redact = Redactor(["a-secret-value"]).with_keys(key, bytes(range(32)))
+    scrubbed = redact(f"bad key {encoded} ({key.decode()}) md5 {digest}, a-secret-value, {bytes(range(32))!r}")
+    assert encoded not in scrubbed
+    assert key.decode() not in scrubbed
+    assert "a-secret-value" not in scrubbed
+    assert digest in scrubbed
+    assert base64.b64encode(bytes(range(32))).decode() not in redact(base64.b64encode(bytes(range(32))).decode())
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,9 @@ class S3Connection:
     http: HttpClient | None
     direct: DirectAccess | None
     buckets: dict[str, BucketClient] = field(default_factory=dict)
+    request_payer: str | None = None
+    """``requester``: every request of the direct path carries ``x-amz-request-payer`` (the clients' own requests
+    carry it by ``clients.pay_as_requester``)."""
 
     def store(self, container: str) -> ObjectStore:
         """The store of the bucket ``container``."""
@@ -71,10 +74,12 @@ class S3Connection:
             bucket = self.buckets.get(container)
             if bucket is None:
                 endpoint = self.direct.bucket_endpoint(container)
-                bucket = self.buckets[container] = BucketClient(self.http, endpoint, self.direct.credentials)
+                bucket = self.buckets[container] = BucketClient(
+                    self.http, endpoint, self.direct.credentials, request_payer=self.request_payer
+                )
             return DirectStore(bucket, container, self.endpoint, self.redact)
         boto = BotoStore(self.clients, container, self.endpoint, self.redact)
-        return boto if self.http is None else LearningStore(boto, self.http)
+        return boto if self.http is None else LearningStore(boto, self.http, request_payer=self.request_payer)
 
 
 @asynccontextmanager
@@ -90,7 +95,9 @@ async def connect(options: ConnectOptions) -> AsyncIterator[S3Connection]:
         session = options.session
         resolved: Resolved | None = None
         if options.client is not None:
-            importlib.import_module(_CLIENTS_MODULE)  # registers how aiohttp sends our bodies
+            module = importlib.import_module(_CLIENTS_MODULE)  # registers how aiohttp sends our bodies
+            if options.request_payer:  # on the application's client while the connection is open
+                stack.callback(module.pay_as_requester(options.client, options.request_payer))
             clients = BotoClients(None, (options.client, options.client))
             meta_endpoint = getattr(getattr(options.client, "meta", None), "endpoint_url", None)
             endpoint = redact_url(str(meta_endpoint or "the S3 endpoint"))
@@ -129,7 +136,8 @@ async def connect(options: ConnectOptions) -> AsyncIterator[S3Connection]:
                 network=network,
             )
             stack.push_async_callback(http.close)
-        yield S3Connection(clients, endpoint, Redactor(secrets), http, resolved.direct if resolved else None)
+        direct = resolved.direct if resolved else None
+        yield S3Connection(clients, endpoint, Redactor(secrets), http, direct, request_payer=options.request_payer)
 
 
 def _direct_path_can_send(network: NetworkSettings, endpoint: object) -> bool:

@@ -125,6 +125,11 @@ class BotoStore:
         self.lists_incomplete_uploads = True
         self.header_fields = S3_HEADER_FIELDS
 
+    def guard_secrets(self, headers: ObjectHeaders) -> None:
+        """Scrub the run's SSE-C key from every message of this store (``base.guard_secrets``)."""
+        if headers.sse_c_key is not None:
+            self.redact = self.redact.with_keys(headers.sse_c_key)
+
     def _object_error(self, operation: str, exc: Exception) -> NoReturn:
         """Turn a per-object failure into a one-line ``StoreError`` (or ``VerificationError`` for a bad digest)."""
         with self.redact.scrubbing():

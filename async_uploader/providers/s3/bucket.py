@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 # (``http``). Everything else is the engine's retry layer's to decide.
 STALE_CONNECTION_ATTEMPTS: Final = 2
 USER_AGENT: Final = "async-uploader (lean data path)"
+REQUEST_PAYER_HEADER: Final = "x-amz-request-payer"
 
 
 class BucketClient:
@@ -51,13 +52,23 @@ class BucketClient:
     for none; those that parse an answer, ``ElementTree.ParseError`` or ``ValueError`` for one that makes no
     sense."""
 
-    def __init__(self, http: HttpClient, endpoint: BucketEndpoint, credentials: CredentialSource) -> None:
+    def __init__(
+        self,
+        http: HttpClient,
+        endpoint: BucketEndpoint,
+        credentials: CredentialSource,
+        *,
+        request_payer: str | None = None,
+    ) -> None:
         self._http = http
         self._endpoint = endpoint
         self._credentials = credentials
         self._signer = SigV4Signer(endpoint.region)
         self._stamped_second = -1
         self._stamp = ""
+        # Headers every request carries, signed (as botocore signs ``RequestPayer``'s): on a requester-pays bucket
+        # the preflight's and the listings' too.
+        self._always: dict[str, str] = {REQUEST_PAYER_HEADER: request_payer} if request_payer else {}
 
     def _timestamp(self) -> str:
         """``x-amz-date`` for now; formatted once a second, not once a request."""
@@ -201,7 +212,7 @@ class BucketClient:
         redirected = False
         while True:
             endpoint = self._endpoint
-            signed = {"host": endpoint.host, **headers}
+            signed = {"host": endpoint.host, **self._always, **headers}
             if data or method in ("PUT", "POST"):
                 signed["content-length"] = str(len(data))
             credentials = await self._credentials.get_frozen_credentials()  # refreshed here when due

@@ -9,6 +9,7 @@ never does.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any, Final
@@ -23,6 +24,7 @@ from botocore.utils import parse_timestamp
 from ...errors import ConfigError
 from ..base import Body
 from ..registry import ConnectOptions
+from .bucket import REQUEST_PAYER_HEADER
 from .endpoint_data import use_trimmed_endpoint_data
 
 # botocore makes one quick second attempt (a stale pooled connection); the engine's own retry layer, which can
@@ -132,6 +134,9 @@ async def open_clients(stack: AsyncExitStack, session: Any | None, options: Conn
             )
             for cfg in (config, preflight_config)
         ]
+        if options.request_payer:
+            for client in clients:
+                pay_as_requester(client, options.request_payer)
     except ProfileNotFound as exc:
         raise ConfigError(f"AWS profile {options.profile!r} not found in the shared config files") from exc
     except ValueError as exc:  # botocore's complaint about a malformed endpoint URL
@@ -139,6 +144,21 @@ async def open_clients(stack: AsyncExitStack, session: Any | None, options: Conn
     except BotoCoreError as exc:
         raise ConfigError(f"cannot set up the S3 client: {exc}") from exc
     return clients[0], clients[1]
+
+
+def pay_as_requester(client: Any, payer: str) -> Callable[[], None]:
+    """Make every request of ``client`` carry ``x-amz-request-payer: payer``, signed; returns what undoes it.
+
+    Every request, HeadBucket included, as a requester-pays bucket wants them (and the direct path sends them):
+    botocore's model gives HeadBucket no ``RequestPayer``, so the header is set just before signing, where no
+    call site can forget it. For the operations that have the parameter it is the header botocore sends for it.
+    """
+
+    def add_header(request: Any, **_: Any) -> None:
+        request.headers[REQUEST_PAYER_HEADER] = payer
+
+    client.meta.events.register("before-sign.s3", add_header)
+    return lambda: client.meta.events.unregister("before-sign.s3", add_header)
 
 
 async def known_secrets(session: Any) -> list[str]:

@@ -29,6 +29,7 @@ from ..base import (
     StoredObject,
     StoredPart,
     UploadedPart,
+    guard_secrets,
 )
 from .boto import BotoStore
 from .bucket import BucketClient
@@ -70,9 +71,10 @@ class LearningStore:
     ``boto`` itself (whose errors then say what is wrong).
     """
 
-    def __init__(self, boto: BotoStore, http: HttpClient) -> None:
+    def __init__(self, boto: BotoStore, http: HttpClient, *, request_payer: str | None = None) -> None:
         self._boto = boto
         self._http = http
+        self._request_payer = request_payer
         self.location = boto.location
         self.lists_incomplete_uploads = True
         self.header_fields = S3_HEADER_FIELDS
@@ -106,6 +108,12 @@ class LearningStore:
             # The direct path learns where the bucket is from this request: no probe of its own.
             self._learned = BucketEndpoint.from_bucket_request(*seen[-1], self._boto.bucket)
 
+    def guard_secrets(self, headers: ObjectHeaders) -> None:
+        """Both stores' (a direct store made later takes ``boto``'s redactor, the key included)."""
+        self._boto.guard_secrets(headers)
+        if self._chosen is not None and self._chosen is not self._boto:
+            guard_secrets(self._chosen, headers)
+
     async def check_writable(self, probe_key: str, *, headers: ObjectHeaders = NO_HEADERS) -> None:
         await self._boto.check_writable(probe_key, headers=headers)
 
@@ -130,7 +138,8 @@ class LearningStore:
             log.warning("the lean data path is off for this run: the endpoint does not use SigV4 header signing")
             return None
         boto = self._boto
-        return DirectStore(BucketClient(self._http, endpoint, credentials), boto.bucket, boto.endpoint, boto.redact)
+        bucket = BucketClient(self._http, endpoint, credentials, request_payer=self._request_payer)
+        return DirectStore(bucket, boto.bucket, boto.endpoint, boto.redact)
 
     async def _learn_endpoint(self, client: Any) -> BucketEndpoint | None:
         """Where and how the client sends this bucket's object requests: one ``HeadObject`` of a probe key,

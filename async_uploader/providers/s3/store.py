@@ -66,6 +66,11 @@ class DirectStore:
         self._endpoint = endpoint
         self._redact = redact
 
+    def guard_secrets(self, headers: ObjectHeaders) -> None:
+        """Scrub the run's SSE-C key from every message of this store (``base.guard_secrets``)."""
+        if headers.sse_c_key is not None:
+            self._redact = self._redact.with_keys(headers.sse_c_key)
+
     def _object_error(self, operation: str, exc: Exception) -> NoReturn:
         """Turn a per-object failure into a one-line ``StoreError`` (or ``VerificationError`` for a bad digest)."""
         with self._redact.scrubbing():

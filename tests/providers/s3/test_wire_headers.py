@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import datetime
+from io import BytesIO
 from typing import Any
 
 from botocore.credentials import Credentials
 
 from async_uploader.providers.base import ObjectHeaders
-from async_uploader.providers.s3.wire import object_headers, object_params, request_headers, request_params
+from async_uploader.providers.s3.bucket import BucketClient
+from async_uploader.providers.s3.clients import pay_as_requester
+from async_uploader.providers.s3.wire import (
+    BucketEndpoint,
+    object_headers,
+    object_params,
+    request_headers,
+    request_params,
+)
+from tests.providers.s3.stores import Answering, Keys
 from tests.providers.s3.test_sigv4 import _lean_sign, _send, captured_client  # noqa: F401 (a fixture)
 
 EVERYTHING = ObjectHeaders(
@@ -69,3 +79,35 @@ def test_the_sse_c_key_rides_on_every_request_of_the_object(captured_client: Any
         signed = _signed(sent)
         assert {k: v for k, v in signed.items() if k.startswith("x-amz-server-side")} == dict(request_headers(SSE_C))
     assert request_headers(EVERYTHING) == {}
+
+
+async def test_the_request_payer_header_is_signed_as_botocore_signs_it(captured_client: Any) -> None:  # noqa: F811
+    sent = _send(captured_client, "put_object", Bucket="bkt", Key="k", Body=b"x", RequestPayer="requester")
+    theirs = _signed(sent)
+    assert theirs == {"x-amz-request-payer": "requester"}
+    http = Answering(200, b"")
+    endpoint = BucketEndpoint.path_style("http://127.0.0.1:9", "bkt", "eu-west-3")
+    bucket = BucketClient(http, endpoint, Keys(), request_payer="requester")  # type: ignore[arg-type]
+    await bucket.put("k", BytesIO(b"x"), checksum=None)
+    await bucket.head_bucket()  # botocore's model has no RequestPayer here: the clients add the header themselves
+    for _, _, headers, _ in http.requests:
+        names = set(headers["authorization"].partition("SignedHeaders=")[2].partition(",")[0].split(";"))
+        assert {name: headers[name] for name in names - OURS} == theirs
+
+
+def test_a_paying_client_signs_the_header_on_every_request_until_undone(captured_client: Any) -> None:  # noqa: F811
+    undo = pay_as_requester(captured_client, "requester")
+    try:
+        sent = [
+            _send(captured_client, "head_bucket", Bucket="bkt"),
+            _send(captured_client, "list_objects_v2", Bucket="bkt"),
+            _send(captured_client, "put_object", Bucket="bkt", Key="k", Body=b"x"),
+            _send(captured_client, "abort_multipart_upload", Bucket="bkt", Key="k", UploadId="u"),
+        ]
+        # Where botocore's model has the parameter, the very header (once) it sends for it.
+        sent.append(_send(captured_client, "put_object", Bucket="bkt", Key="k", Body=b"x", RequestPayer="requester"))
+    finally:
+        undo()
+    for request in sent:
+        assert _signed(request) == {"x-amz-request-payer": "requester"}
+    assert _signed(_send(captured_client, "head_bucket", Bucket="bkt")) == {}
