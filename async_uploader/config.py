@@ -95,6 +95,15 @@ class Overwrite(enum.Enum):
     NEVER = "never"
 
 
+class Compare(enum.Enum):
+    """``--compare``: what tells an existing object from a changed file (under ``--overwrite changed``)."""
+
+    MTIME = "mtime"
+    """Size and mtime (the default)."""
+    SIZE = "size"
+    """Size alone, whatever the mtime or our metadata: adopts objects another tool wrote, with no request per file."""
+
+
 _DURATION_RE: Final = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*$", re.ASCII)
 _DURATION_UNITS_S: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -257,6 +266,15 @@ def parse_overwrite(value: str | Overwrite) -> Overwrite:
         raise ConfigError(f"--overwrite must be one of {choices}, got {value!r}") from None
 
 
+def parse_compare(value: str | Compare) -> Compare:
+    """``mtime`` or ``size`` (or the ``Compare`` itself)."""
+    try:
+        return Compare(value)
+    except ValueError:
+        choices = ", ".join(mode.value for mode in Compare)
+        raise ConfigError(f"--compare must be one of {choices}, got {value!r}") from None
+
+
 def parse_shard_option(value: str | Shard | None) -> Shard | None:
     """``--shard K/N`` as text, or a ``Shard`` a library caller built, or ``None``: the whole tree."""
     return parse_shard(value) if isinstance(value, str) else value
@@ -304,6 +322,7 @@ class UploadConfig:
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S  # the connection's too, for the same reason
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
     overwrite: Overwrite = Overwrite.CHANGED
+    compare: Compare = Compare.MTIME
     state_file: Path | None = None
     """Where runs remember what they uploaded (``None``: nowhere; every existing object then costs a HEAD)."""
     keep_partial: bool = False

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Unpack
 
 from . import config
-from .config import Overwrite, UploadConfig
+from .config import Compare, Overwrite, UploadConfig
 from .errors import ConfigError
 from .header_options import OBJECT_OPTIONS, ObjectOptions, check_combination
 from .option_model import Kind as Kind
@@ -142,6 +142,10 @@ UPLOAD: Final = Command(
         Option("overwrite", ("--overwrite",), Scope.RUN, choices=tuple(mode.value for mode in Overwrite),
             default=Overwrite.CHANGED.value, field="overwrite", validate=config.parse_overwrite,
             help="when the key exists: always upload, upload only if size or mtime changed, or never upload"),
+        Option("compare", ("--compare",), Scope.RUN, choices=tuple(mode.value for mode in Compare),
+            default=Compare.MTIME.value, field="compare", validate=config.parse_compare,
+            help="what --overwrite changed compares: size and mtime, or size alone (adopts objects another tool "
+            "wrote, with no request per file)"),
         Option("state_file", ("--state-file",), Scope.RUN, metavar="FILE", group="state",
             shown_default="state.sqlite3 in the OS's cache folder (Linux: ~/.cache/async-uploader)",
             help="where runs remember what they uploaded"),
@@ -239,6 +243,7 @@ class RunOptions(ObjectOptions, total=False):
     retry_deadline: float
     max_cpu: float | None
     overwrite: str | Overwrite
+    compare: str | Compare
     state_file: str | os.PathLike[str] | None
     use_state: bool
     keep_partial: bool

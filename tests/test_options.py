@@ -21,6 +21,7 @@ from async_uploader.config import (
     GIB,
     MAX_CONCURRENCY,
     MIB,
+    Compare,
     Destination,
     Overwrite,
     UploadConfig,
@@ -272,3 +273,10 @@ def test_state_file_defaults_to_the_user_cache_and_can_be_turned_off(
 def test_make_config_refuses_unknown_overwrite_mode(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--overwrite must be one of always, changed, never"):
         make_config(tmp_path, "s3://bucket", overwrite="sometimes")
+
+
+def test_compare_is_mtime_unless_size_is_asked_for_and_nothing_else_is_accepted(tmp_path: Path) -> None:
+    assert make_config(tmp_path, "s3://bucket").compare is Compare.MTIME
+    assert make_config(tmp_path, "s3://bucket", compare="size").compare is Compare.SIZE
+    with pytest.raises(ConfigError, match="--compare must be one of mtime, size, got 'checksum'"):
+        make_config(tmp_path, "s3://bucket", compare="checksum")

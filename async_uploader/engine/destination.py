@@ -98,6 +98,7 @@ class DestinationIndex:
         self._state = state
         self._prefix = config.destination.prefix
         self._overwrite = config.overwrite
+        self._compare = config.compare
         self._limits = limits
         # A HEAD of an SSE-C object needs its key; nothing else of the run's headers.
         self._head_headers = ObjectHeaders(sse_c_key=config.sse_c_key) if config.sse_c_key else NO_HEADERS
@@ -223,7 +224,9 @@ class DestinationIndex:
         for i in settled:
             entry, key = entries[i]
             listed, remembered = found.get(key, (None, None))
-            verdict = compare_with_destination(entry.size, entry.mtime_ns, self._overwrite, listed, remembered)
+            verdict = compare_with_destination(
+                entry.size, entry.mtime_ns, self._overwrite, listed, remembered, self._compare
+            )
             if verdict is Verdict.SKIP:
                 reasons[i] = self._skip_word()
         return reasons
@@ -235,7 +238,7 @@ class DestinationIndex:
 
     def _verdict(self, entry: FileEntry, key: str) -> Verdict:
         listed, remembered = self._state.lookup(key)
-        return compare_with_destination(entry.size, entry.mtime_ns, self._overwrite, listed, remembered)
+        return compare_with_destination(entry.size, entry.mtime_ns, self._overwrite, listed, remembered, self._compare)
 
     def _skip_word(self) -> str:
         return SKIP_UNCHANGED if self._overwrite is Overwrite.CHANGED else SKIP_EXISTS
@@ -267,7 +270,7 @@ class DestinationIndex:
             return None
         if self._overwrite is Overwrite.NEVER:
             return SKIP_EXISTS
-        if unchanged_by_metadata(entry.size, entry.mtime_ns, info.size, info.metadata):
+        if unchanged_by_metadata(entry.size, entry.mtime_ns, info.size, info.metadata, self._compare):
             self.remember(key, entry, info.etag)
             return SKIP_UNCHANGED
         return None

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from ..config import MAX_PART_SIZE_BYTES, MIB, TIB, Overwrite
+from ..config import MAX_PART_SIZE_BYTES, MIB, TIB, Compare, Overwrite
 from ..errors import FileTooLargeError, InvalidKeyError
 
 MAX_PARTS: Final = 10_000
@@ -140,12 +140,14 @@ def compare_with_destination(
     overwrite: Overwrite,
     listed: Listed | None,
     remembered: Remembered | None,
+    compare: Compare = Compare.MTIME,
 ) -> Verdict:
     """Whether a file must go up, from its stat, what the listing shows for its key and what the state file
     remembers of it; ``ASK`` only when neither settles it.
 
     A remembered mtime is trusted only while the listing still shows the ETag and size it was remembered with:
-    a different ETag means someone (or another machine) wrote the key since.
+    a different ETag means someone (or another machine) wrote the key since. With ``Compare.SIZE`` the listed size
+    alone decides: never a HEAD.
     """
     if overwrite is Overwrite.ALWAYS or listed is None:
         return Verdict.UPLOAD
@@ -153,15 +155,22 @@ def compare_with_destination(
         return Verdict.SKIP
     if listed.size != size:
         return Verdict.UPLOAD
+    if compare is Compare.SIZE:
+        return Verdict.SKIP
     if remembered is not None and remembered.size == size and remembered.etag == listed.etag:
         return Verdict.SKIP if remembered.mtime_ns == mtime_ns else Verdict.UPLOAD
     return Verdict.ASK
 
 
-def unchanged_by_metadata(size: int, mtime_ns: int, stored_size: int, metadata: Mapping[str, str]) -> bool:
-    """What a HEAD settles: the object has this file's size and carries its mtime (as this tool writes it)."""
+def unchanged_by_metadata(
+    size: int, mtime_ns: int, stored_size: int, metadata: Mapping[str, str], compare: Compare = Compare.MTIME
+) -> bool:
+    """What a HEAD settles: the object has this file's size and carries its mtime (as this tool writes it); with
+    ``Compare.SIZE``, the size alone."""
     if stored_size != size:
         return False
+    if compare is Compare.SIZE:
+        return True
     try:
         return parse_mtime(metadata.get("mtime", "")) == mtime_ns
     except ValueError:

@@ -105,6 +105,26 @@ async def test_a_remembered_file_is_checked_again_when_someone_else_rewrote_its_
     assert store.objects["pre/a.txt"].data == b"alpha"
 
 
+async def test_compare_size_adopts_objects_another_tool_wrote_without_a_request_each(tmp_path: Path) -> None:
+    """Objects with no metadata of ours and the files' sizes are skipped from the listing alone, state or not;
+    a file whose size differs still goes up."""
+    make_tree(tmp_path, TREE)
+    store = MemoryStore()
+    for rel, data in TREE.items():
+        store.objects[f"pre/{rel}"] = StoredBlob(data.upper(), {}, 1)
+    (tmp_path / "top.txt").write_bytes(b"longer")
+    events: list[Event] = []
+
+    for use_state in (True, False):
+        events.clear()
+        result = await run(config_for(tmp_path, compare="size", use_state=use_state), store, events.append)
+
+        assert [e.path for e in events if isinstance(e, FileDone)] == (["top.txt"] if use_state else [])
+        assert skipped(events) == dict.fromkeys(set(TREE) - {"top.txt"} if use_state else TREE, "unchanged")
+        assert (result.failed, store.heads) == (0, 0)
+    assert store.objects["pre/a.txt"].data == b"ALPHA"
+
+
 async def test_overwrite_never_keeps_existing_objects_and_always_replaces_them(tmp_path: Path) -> None:
     make_tree(tmp_path, TREE)
     store = MemoryStore()

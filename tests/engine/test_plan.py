@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from async_uploader.config import MAX_PART_SIZE_BYTES, MIB, MIN_PART_SIZE_BYTES, TIB, Overwrite
+from async_uploader.config import MAX_PART_SIZE_BYTES, MIB, MIN_PART_SIZE_BYTES, TIB, Compare, Overwrite
 from async_uploader.engine.plan import (
     MAX_KEY_BYTES,
     MAX_OBJECT_SIZE_BYTES,
@@ -334,3 +334,34 @@ def test_compare_with_destination(
 )
 def test_unchanged_by_metadata(stored_size: int, metadata: dict[str, str], unchanged: bool) -> None:
     assert unchanged_by_metadata(10, NOW_NS, stored_size, metadata) is unchanged
+
+
+@pytest.mark.parametrize(
+    ("listed", "remembered", "verdict"),
+    [
+        (Listed(10, "e"), None, Verdict.SKIP),  # no state, no metadata of ours: the listed size settles it
+        (Listed(10, "other"), Remembered(10, NOW_NS - 1, "e"), Verdict.SKIP),  # whatever the mtime or the state
+        (Listed(11, "e"), Remembered(10, NOW_NS, "e"), Verdict.UPLOAD),
+        (None, None, Verdict.UPLOAD),
+    ],
+)
+def test_compare_size_decides_by_the_listed_size_alone_never_asking(
+    listed: Listed | None, remembered: Remembered | None, verdict: Verdict
+) -> None:
+    assert compare_with_destination(10, NOW_NS, Overwrite.CHANGED, listed, remembered, Compare.SIZE) is verdict
+
+
+def test_compare_size_leaves_overwrite_always_and_never_as_they_are() -> None:
+    listed = Listed(11, "e")
+    assert compare_with_destination(10, NOW_NS, Overwrite.ALWAYS, listed, None, Compare.SIZE) is Verdict.UPLOAD
+    assert compare_with_destination(10, NOW_NS, Overwrite.NEVER, listed, None, Compare.SIZE) is Verdict.SKIP
+
+
+@pytest.mark.parametrize(
+    ("stored_size", "metadata", "unchanged"),
+    [(10, {}, True), (10, {"mtime": format_mtime(NOW_NS - 1)}, True), (9, {"mtime": format_mtime(NOW_NS)}, False)],
+)
+def test_a_head_under_compare_size_reads_only_the_size(
+    stored_size: int, metadata: dict[str, str], unchanged: bool
+) -> None:
+    assert unchanged_by_metadata(10, NOW_NS, stored_size, metadata, Compare.SIZE) is unchanged
