@@ -23,7 +23,7 @@ from tools.bench.measure import ServerCpu, run_measured
 from tools.bench.mutation import MutatedTree, touch_tree
 from tools.bench.peers import PeerInstall
 from tools.bench.records import ProcessUsage
-from tools.bench.republishers import COMPARE_MODE, REPUBLISHERS, RepublishJob
+from tools.bench.republishers import COMPARE_MODE, OUR_FULL, REPUBLISHERS, RepublishJob
 from tools.bench.runner import PREFIX, rotated
 from tools.bench.server_metrics import BucketCounters, read_bucket
 from tools.bench.uploaders import Invocation, write_aws_config
@@ -173,8 +173,8 @@ def _progress(record: RepublishRecord, repeat: int) -> None:
 
 
 def run_republish(plan: RepublishPlan, peers: PeerInstall) -> tuple[list[RepublishRecord], list[str]]:
-    """Run the plan against one fresh server; one unmeasured warm-up round per dataset (the first tool), so no
-    measured run pays for a cold page cache or the server's first volumes."""
+    """Run the plan against one fresh server; one unmeasured warm-up run per dataset first, so no measured run
+    pays for a cold page cache or the server's first volumes."""
     records: list[RepublishRecord] = []
     notes: list[str] = []
     plan.scratch_dir.mkdir(parents=True, exist_ok=True)
@@ -184,8 +184,10 @@ def run_republish(plan: RepublishPlan, peers: PeerInstall) -> tuple[list[Republi
         keeper = BucketKeeper(server)
         server_cpu = ServerCpu(server.data_dir)
         bench = _Bench(server, server.metrics_url, keeper, server_cpu, peers)
+        # A full upload warms what a re-publish reads (the mutated tree); its first publishes read the original.
+        warm_tool = OUR_FULL if OUR_FULL in plan.tools else plan.tools[0]
         for original, tree in plan.trees:
-            warm = _run_one(plan, plan.tools[0], original, tree, -1, bench)
+            warm = _run_one(plan, warm_tool, original, tree, -1, bench)
             outcome = "ok" if warm.ok else f"FAILED ({warm.note})"
             notes.append(f"warm-up on {original.name}: one unmeasured run of {warm.tool}, {outcome}")
         for rep in range(plan.repeat):
