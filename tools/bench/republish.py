@@ -108,10 +108,13 @@ def _set_up(step: Invocation, log_path: Path, timeout_s: float) -> str:
     """Run the unmeasured first publish; a note if it did not succeed."""
     setup_log = log_path.with_suffix(".setup.log")
     with setup_log.open("wb") as log:
-        done = subprocess.run(
-            step.argv, env=step.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            timeout=timeout_s, check=False,
-        )  # fmt: skip
+        try:
+            done = subprocess.run(
+                step.argv, env=step.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                timeout=timeout_s, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return f"first publish timed out after {timeout_s:g} s: see {setup_log}"
     if done.returncode == 0:
         setup_log.unlink()
         return ""
