@@ -45,6 +45,8 @@ class S3Server:
     secret_key: str
     region: str
     data_dir: Path
+    metrics_url: str | None = None
+    """Where weed serves its Prometheus metrics, when started with ``metrics=True``."""
 
     def env(self) -> dict[str, str]:
         """Variables that point a boto-based subprocess at this server instead of real AWS."""
@@ -180,8 +182,12 @@ def running_seaweedfs(
     startup_timeout_s: float = 60.0,
     log_path: Path | None = None,
     stop_timeout_s: float = 2.0,
+    metrics: bool = False,
 ) -> Iterator[S3Server]:
     """Yield a ready server on free loopback ports, so parallel test sessions never collide.
+
+    ``metrics=True`` also serves weed's Prometheus metrics (request counts by bucket, type and status code;
+    bytes received per bucket) at ``server.metrics_url``: the benchmark counts requests there.
 
     ``stop_timeout_s`` bounds the SIGTERM grace period; weed's filer always spends 15 s draining its
     own metadata subscriptions, so a graceful stop never finishes sooner and SIGKILL is what ends it.
@@ -199,11 +205,15 @@ def running_seaweedfs(
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }
         config.write_text(json.dumps({"identities": [identity]}))
-        ports = _free_ports(8)
-        server = S3Server(f"http://{_HOST}:{ports[6]}", access_key, secret_key, REGION, data_dir)
+        ports = _free_ports(9 if metrics else 8)
+        metrics_url = f"http://{_HOST}:{ports[8]}/metrics" if metrics else None
+        server = S3Server(f"http://{_HOST}:{ports[6]}", access_key, secret_key, REGION, data_dir, metrics_url)
         log = stack.enter_context(log_path.open("wb"))
+        command = _command(find_weed(), data_dir, config, ports[:8])
+        if metrics:
+            command.insert(command.index("server") + 1, f"-metricsPort={ports[8]}")
         proc = subprocess.Popen(
-            _command(find_weed(), data_dir, config, ports),
+            command,
             cwd=data_dir,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -217,7 +227,7 @@ def running_seaweedfs(
             _stop(proc, stop_timeout_s)
             # weed also serves each gRPC port on a hard-coded /tmp/seaweedfs-<kind>-grpc-<port>.sock
             # and leaves them behind when killed.
-            for kind, port in zip(("master", "volume", "filer", "s3"), ports[1::2], strict=True):
+            for kind, port in zip(("master", "volume", "filer", "s3"), ports[1:8:2], strict=True):
                 Path(f"/tmp/seaweedfs-{kind}-grpc-{port}.sock").unlink(missing_ok=True)
 
 

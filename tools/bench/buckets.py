@@ -6,6 +6,7 @@ file must not share a bug with the tool being checked.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,8 @@ import botocore.session
 from botocore.exceptions import ClientError
 
 from tools.seaweedfs import S3Server
+
+_READ_CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,17 @@ class BucketKeeper:
                 objects += 1
                 total += int(item["Size"])
         return Listing(objects, total)
+
+    def object_md5(self, bucket: str, key: str) -> str | None:
+        """The MD5 of the object's bytes as downloaded (None if there is no such object): an ETag is not proof."""
+        try:
+            body = self._client.get_object(Bucket=bucket, Key=key)["Body"]
+        except ClientError:
+            return None
+        digest = hashlib.md5(usedforsecurity=False)
+        for chunk in iter(lambda: body.read(_READ_CHUNK_BYTES), b""):
+            digest.update(chunk)
+        return digest.hexdigest()
 
     def delete(self, bucket: str) -> str | None:
         """Drop the bucket and its objects to give the disk back; return why not, if the server refused.

@@ -117,6 +117,14 @@ def dataset_specs(sparse_size_bytes: int = DEFAULT_SPARSE_SIZE_BYTES) -> dict[st
                 FileGroup("big", 8, 32 * MIB, 128 * MIB, layout="flat", scale_sizes=True),
             ),
         ),
+        DatasetSpec(
+            "mixed-tiny",
+            "a smoke test in seconds: small files and two multipart ones",
+            (
+                FileGroup("files", 200, KIB, 64 * KIB),
+                FileGroup("big", 2, 9 * MIB, 12 * MIB, layout="flat", scale_sizes=True),
+            ),
+        ),
         DatasetSpec("mem-10k", "memory baseline", (tiny_10k,), memory=True),
         DatasetSpec("mem-100k", "memory must not grow with the file count", (tiny_100k,), memory=True),
         DatasetSpec(

@@ -51,7 +51,8 @@ class Invocation:
     """Run first, unmeasured, in the same bucket: the first upload of a re-run benchmark."""
 
 
-def _env(job: UploadJob, **extra: str) -> dict[str, str]:
+def tool_env(job: UploadJob, **extra: str) -> dict[str, str]:
+    """The caller's environment minus anything pointing a tool elsewhere, plus the job's server and ``extra``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(_INHERITED_PREFIXES)}
     env.update(job.server.env())
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
@@ -63,7 +64,7 @@ def ours(job: UploadJob, peers: PeerInstall) -> Invocation:
     """async-uploader from the dev venv, with its defaults, exactly as a user would type it."""
     argv = (sys.executable, "-m", "async_uploader", "upload", str(job.source), f"s3://{job.bucket}/{job.prefix}")
     return Invocation(
-        (*argv, "--endpoint-url", job.server.endpoint_url, "-q"), _env(job, XDG_CACHE_HOME=str(job.cache_dir))
+        (*argv, "--endpoint-url", job.server.endpoint_url, "-q"), tool_env(job, XDG_CACHE_HOME=str(job.cache_dir))
     )
 
 
@@ -97,7 +98,7 @@ def floor(job: UploadJob, peers: PeerInstall) -> Invocation:
         sys.executable, str(_SCRIPTS_DIR / "floor_upload.py"), str(job.source), job.bucket, job.prefix,
         "--endpoint-url", job.server.endpoint_url, "--concurrency", str(PEER_CONCURRENCY),
     )  # fmt: skip
-    return Invocation(argv, _env(job))
+    return Invocation(argv, tool_env(job))
 
 
 def s5cmd(job: UploadJob, peers: PeerInstall) -> Invocation:
@@ -106,7 +107,7 @@ def s5cmd(job: UploadJob, peers: PeerInstall) -> Invocation:
         str(peers.executables["s5cmd"]), "--endpoint-url", job.server.endpoint_url, "--log", "error",
         "--numworkers", str(PEER_CONCURRENCY), "cp", f"{job.source}/*", f"s3://{job.bucket}/{job.prefix}/",
     )  # fmt: skip
-    return Invocation(argv, _env(job))
+    return Invocation(argv, tool_env(job))
 
 
 def rclone(job: UploadJob, peers: PeerInstall) -> Invocation:
@@ -115,7 +116,12 @@ def rclone(job: UploadJob, peers: PeerInstall) -> Invocation:
         str(peers.executables["rclone"]), "copy", str(job.source), f"bench:{job.bucket}/{job.prefix}",
         "--transfers", str(PEER_CONCURRENCY), "--checkers", str(PEER_CONCURRENCY), "--config", "",
     )  # fmt: skip
-    remote = {
+    return Invocation(argv, tool_env(job, **rclone_remote_env(job)))
+
+
+def rclone_remote_env(job: UploadJob) -> dict[str, str]:
+    """The rclone remote ``bench:`` pointing at the job's server, as environment variables."""
+    return {
         "RCLONE_CONFIG_BENCH_TYPE": "s3",
         "RCLONE_CONFIG_BENCH_PROVIDER": "Other",
         "RCLONE_CONFIG_BENCH_ENDPOINT": job.server.endpoint_url,
@@ -123,7 +129,6 @@ def rclone(job: UploadJob, peers: PeerInstall) -> Invocation:
         "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID": job.server.access_key,
         "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY": job.server.secret_key,
     }
-    return Invocation(argv, _env(job, **remote))
 
 
 def write_aws_config(scratch_dir: Path) -> Path:
@@ -139,7 +144,7 @@ def aws(job: UploadJob, peers: PeerInstall) -> Invocation:
         str(peers.executables["aws"]), "s3", "cp", "--recursive", str(job.source), f"s3://{job.bucket}/{job.prefix}",
         "--endpoint-url", job.server.endpoint_url, "--only-show-errors",
     )  # fmt: skip
-    return Invocation(argv, _env(job, AWS_CONFIG_FILE=str(job.scratch_dir / "aws-config")))
+    return Invocation(argv, tool_env(job, AWS_CONFIG_FILE=str(job.scratch_dir / "aws-config")))
 
 
 def obstore(job: UploadJob, peers: PeerInstall) -> Invocation:
@@ -149,7 +154,7 @@ def obstore(job: UploadJob, peers: PeerInstall) -> Invocation:
         str(peers.executables["obstore"]), str(script), str(job.source), job.bucket, job.prefix,
         "--endpoint-url", job.server.endpoint_url, "--concurrency", str(PEER_CONCURRENCY),
     )  # fmt: skip
-    return Invocation(argv, _env(job))
+    return Invocation(argv, tool_env(job))
 
 
 def naive(job: UploadJob, peers: PeerInstall) -> Invocation:
@@ -159,7 +164,7 @@ def naive(job: UploadJob, peers: PeerInstall) -> Invocation:
         str(peers.executables["naive"]), str(script), str(job.source), job.bucket, job.prefix,
         "--endpoint-url", job.server.endpoint_url, "--threads", str(NAIVE_THREADS),
     )  # fmt: skip
-    return Invocation(argv, _env(job))
+    return Invocation(argv, tool_env(job))
 
 
 # In table order: ours first, then the Go tools, then the Python ones.
