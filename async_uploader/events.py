@@ -20,6 +20,15 @@ computed from the file (or the store checked the whole body against it); ``size`
 returned no checksum (moto, a committed Azure block list, ``--checksum none``), so only the byte count
 (the request's length, the HEAD after a multipart upload) says the object is the file."""
 
+Compared = Literal["size", "mtime", "stat", "md5", "multipart-md5", "state-checksum", "stored-checksum", "no-checksum"]
+"""How a file was found unchanged (``FileSkipped``) or changed (``FileDone``) against the object at its key:
+``size`` the size alone (``--compare size``, or a size that differs); ``mtime`` size and mtime (the state file, or
+the object's metadata); ``stat`` (``--compare checksum``) size, mtime and listed ETag as this machine remembers them,
+so the file was not read; ``md5`` a single put's ETag; ``multipart-md5`` a multipart ETag, recomputed for the part
+size that wrote it; ``state-checksum`` the whole-object checksum remembered in the state file with the listed ETag;
+``stored-checksum`` the checksum the store keeps (one HEAD); ``no-checksum`` nothing to compare the content with, so
+uploaded. ``None``: nothing was compared (no object at the key, ``--overwrite always`` or ``never``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class TotalsKnown:
@@ -59,6 +68,8 @@ class FileDone:
     """Whether the store confirmed the whole object's checksum, or only its size was checked."""
     resumed_bytes: int = 0
     """Their bytes: part of ``size``, not sent by this run."""
+    compared: Compared | None = None
+    """How the object at the key was found to differ (``None``: there was none, or nothing was compared)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +108,8 @@ class FileSkipped:
     key: str | None
     reason: str
     size: int | None = None
+    compared: Compared | None = None
+    """How the object was found unchanged (``None``: not compared, as with ``--overwrite never``)."""
 
 
 @dataclass(frozen=True, slots=True)

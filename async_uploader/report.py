@@ -3,7 +3,7 @@
 A subscriber to the engine's events. Each record is written and flushed as the file finishes, so a crash or a
 kill leaves a valid prefix that ``--retry-failed`` can still read. Schema (documented in the README):
 ``{"path", "key", "size", "status": "uploaded"|"skipped"|"failed"|"not_started", "error", "etag", "checksum",
-"parts", "seconds", "verified": "checksum"|"size"}`` per file, then ``{"summary": {...}}`` (with the run's
+"parts", "seconds", "verified": "checksum"|"size", "compared"}`` per file, then ``{"summary": {...}}`` (with the run's
 ``source``). A run cut short lists every file it did not upload as ``not_started``, so ``--retry-failed`` can
 take them again.
 """
@@ -89,6 +89,7 @@ class ReportWriter:
                     "seconds": round(event.seconds, 6),
                     "resumed_parts": event.resumed_parts,
                     "verified": event.verified,
+                    "compared": event.compared,
                 }
             )
         elif isinstance(event, FileFailed | FileSkipped):
@@ -105,6 +106,7 @@ class ReportWriter:
                     "parts": None,
                     "seconds": None,
                     "verified": None,
+                    "compared": event.compared if isinstance(event, FileSkipped) else None,
                 }
             )
         elif isinstance(event, FileNotStarted):

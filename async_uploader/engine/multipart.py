@@ -31,7 +31,7 @@ from ..providers.base import (
     UploadedPart,
     sweep_after_create,
 )
-from ..source.checksum import Algorithm, composite, full_object_crc, verify_stored_checksum
+from ..source.checksum import Algorithm, Checksum, composite, full_object_crc, verify_stored_checksum
 from ..source.reader import check_unchanged, read_chunk
 from ..source.scan import FileEntry
 from .limits import Limits, RetryNote
@@ -105,8 +105,10 @@ async def upload_multipart(
     resume: ResumePoint | None = None,
     journal: Journal = QUIET_JOURNAL,
     keep_partial: bool = False,
+    on_full_checksum: Callable[[Checksum], None] | None = None,
 ) -> StoredObject:
-    """Upload the file in ``plan.part_count`` parts; ``on_part(number, bytes)`` is called as each part lands.
+    """Upload the file in ``plan.part_count`` parts; ``on_part(number, bytes)`` is called as each part lands, and
+    ``on_full_checksum`` with the whole file's CRC the completion carried (FULL_OBJECT uploads only).
 
     With ``resume``, its upload is continued and its parts are not sent again. On any failure the upload is
     aborted, except that with ``keep_partial`` a cancelled run (Ctrl-C, SIGTERM) leaves it open to resume.
@@ -142,6 +144,8 @@ async def upload_multipart(
     if expected is None and job.algorithm is not None:
         expected = composite(part.checksum for part in parts if part.checksum is not None)
     verify_stored_checksum(stored.checksum, expected)
+    if full is not None and on_full_checksum is not None:
+        on_full_checksum(full)
     try:
         info = await job.request(lambda: store.head_object(key, headers=job.headers))
     except StoreError as exc:

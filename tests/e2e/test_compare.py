@@ -3,17 +3,21 @@ from the listing alone, with no request per file; the default ``mtime`` uploads 
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from boto3.s3.transfer import S3Transfer, TransferConfig
+
 from async_uploader.config import MIB
-from async_uploader.events import Event, FileSkipped
+from async_uploader.events import Event, FileDone, FileSkipped
+from tests.e2e.conftest import S3Backend, read_bucket
 from tests.e2e.test_faults import MULTIPART, uploader
 from tests.e2e.test_incremental import operation
 from tests.e2e.test_upload import assert_bucket_holds
 from tests.fault_proxy import FaultProxy
-from tests.trees import make_tree, random_bytes
+from tests.trees import make_tree, random_bytes, read_tree
 from tools.seaweedfs import S3Server
 
 
@@ -56,3 +60,147 @@ async def test_compare_size_adopts_a_tree_another_tool_wrote_and_mtime_uploads_i
     assert (again.uploaded, again.skipped, again.failed) == (len(files), 0, 0)
     assert s3_client.head_object(Bucket=bucket, Key="site/top.txt")["Metadata"]["size"] == "3"
     assert_bucket_holds(s3_client, bucket, "site/", source)
+
+
+def object_requests(lines: list[str]) -> list[str]:
+    """The HEADs and GETs of object keys among a front's request lines (listings are GETs of the bucket)."""
+    return [line for line in lines if operation(line) in {"HeadObject", "GET object"}]
+
+
+def rewrite_mtimes(root: Path, offset_s: int = 1000) -> None:
+    """As a fresh `git checkout` does: every file gets a new mtime, its content unchanged."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            st = path.stat()
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + offset_s * 1_000_000_000))
+
+
+def change_content(path: Path) -> None:
+    """Same size, other bytes: only the content can tell."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def compared_by_path(events: list[Event]) -> dict[str, tuple[str, str | None]]:
+    return {
+        e.path: ("skipped" if isinstance(e, FileSkipped) else "uploaded", e.compared)
+        for e in events
+        if isinstance(e, FileSkipped | FileDone)
+    }
+
+
+async def test_compare_checksum_uploads_exactly_the_changed_files_of_a_fresh_checkout_from_the_listing(
+    tmp_path: Path, s3_backend: S3Backend
+) -> None:
+    """A CI runner's checkout: every mtime new, no state file, 3 files changed (one multipart), same sizes. The
+    listed ETags decide, single put and multipart alike: exactly 3 uploads, and no HEAD or GET of any object but
+    the HEAD that checks the changed multipart file after its completion, as any multipart upload does."""
+    source = tmp_path / "src"
+    files = {f"d{i % 3}/f{i}.txt": f"file {i}".encode() * (i + 1) for i in range(12)}
+    files.update({"empty": b"", "big.bin": random_bytes(6 * MIB, seed=4), "big2.bin": random_bytes(6 * MIB, seed=5)})
+    make_tree(source, files)
+    server, bucket = s3_backend.server, s3_backend.bucket
+    events: list[Event] = []
+
+    async with FaultProxy(server.endpoint_url) as proxy, uploader(server, proxy.url) as up:
+        first = await up.upload(source, f"s3://{bucket}/site", state_file=tmp_path / "ci1.sqlite3", **MULTIPART)
+        assert (first.uploaded, first.failed) == (len(files), 0)
+        rewrite_mtimes(source)
+        for rel in ("d0/f0.txt", "d1/f4.txt", "big.bin"):
+            change_content(source / rel)
+        proxy.request_lines.clear()
+
+        again = await up.upload(
+            source,
+            f"s3://{bucket}/site",
+            compare="checksum",
+            state_file=tmp_path / "ci2.sqlite3",  # a fresh runner remembers nothing
+            on_event=events.append,
+            **MULTIPART,
+        )
+        sent = list(proxy.request_lines)
+
+    assert (again.uploaded, again.skipped, again.failed) == (3, len(files) - 3, 0)
+    compared = compared_by_path(events)
+    assert {rel for rel, (status, _) in compared.items() if status == "uploaded"} == {
+        "d0/f0.txt",
+        "d1/f4.txt",
+        "big.bin",
+    }
+    assert compared["big.bin"] == ("uploaded", "multipart-md5")
+    assert compared["d0/f0.txt"] == ("uploaded", "md5")
+    assert compared["big2.bin"] == ("skipped", "multipart-md5")
+    assert compared["d2/f2.txt"] == compared["empty"] == ("skipped", "md5")
+    assert [operation(line) for line in object_requests(sent)] == ["HeadObject"]
+    assert "/site/big.bin" in object_requests(sent)[0]
+    # The bytes are the tree's; a skipped object keeps the mtime metadata of the upload that wrote it.
+    stored = read_bucket(s3_backend.client, bucket, "site/")
+    assert {key: body for key, (body, _) in stored.items()} == {
+        f"site/{rel}": data for rel, data in read_tree(source).items()
+    }
+
+
+async def test_compare_checksum_skips_an_unchanged_file_by_its_remembered_stat_without_reading_it(
+    tmp_path: Path, s3_server: S3Server, bucket: str
+) -> None:
+    """Size, mtime and listed ETag as this machine remembers them: the file is not read (git's index). Made
+    unreadable here, it would fail if it were."""
+    source = tmp_path / "src"
+    make_tree(source, {"a.txt": b"a", "b.txt": b"bb"})
+    state = tmp_path / "state.sqlite3"
+    events: list[Event] = []
+    async with uploader(s3_server) as up:
+        await up.upload(source, f"s3://{bucket}/p", compare="checksum", state_file=state)
+        (source / "a.txt").chmod(0)
+        try:
+            again = await up.upload(
+                source, f"s3://{bucket}/p", compare="checksum", state_file=state, on_event=events.append
+            )
+        finally:
+            (source / "a.txt").chmod(0o644)
+
+    assert (again.uploaded, again.skipped, again.failed) == (0, 2, 0)
+    assert compared_by_path(events) == {"a.txt": ("skipped", "stat"), "b.txt": ("skipped", "stat")}
+
+
+def write_with_boto3(client: Any, bucket: str, key: str, path: Path, part_size: int) -> None:
+    """As `aws s3 sync` does: boto3's transfer manager, its own multipart threshold and part size, no metadata of
+    ours."""
+    config = TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size, use_threads=False)
+    S3Transfer(client, config).upload_file(str(path), bucket, key)
+
+
+async def test_compare_checksum_adopts_a_tree_boto3_wrote_with_other_part_sizes(
+    tmp_path: Path, s3_backend: S3Backend
+) -> None:
+    """boto3 with 5 MiB and 16 MiB parts, ours 8 MiB: the multipart ETags are recomputed for the part size that
+    gives their part count, all in one read of each file; nothing is uploaded, no object is read or HEADed."""
+    source = tmp_path / "src"
+    files = {f"f{i}.txt": f"small {i}".encode() for i in range(6)}
+    files.update({"b5.bin": random_bytes(13 * MIB, seed=6), "b16.bin": random_bytes(17 * MIB, seed=7)})
+    make_tree(source, files)
+    server, client, bucket = s3_backend.server, s3_backend.client, s3_backend.bucket
+    for rel in files:
+        part_size = {"b5.bin": 5 * MIB, "b16.bin": 16 * MIB}.get(rel, 8 * MIB)
+        write_with_boto3(client, bucket, f"pub/{rel}", source / rel, part_size)
+    assert client.head_object(Bucket=bucket, Key="pub/b5.bin")["ETag"].endswith('-3"')
+    assert client.head_object(Bucket=bucket, Key="pub/b16.bin")["ETag"].endswith('-2"')
+    events: list[Event] = []
+
+    async with FaultProxy(server.endpoint_url) as proxy, uploader(server, proxy.url) as up:
+        adopted = await up.upload(
+            source,
+            f"s3://{bucket}/pub",
+            compare="checksum",
+            part_size="8MiB",
+            state_file=tmp_path / "state.sqlite3",
+            on_event=events.append,
+        )
+        sent = list(proxy.request_lines)
+
+    assert (adopted.uploaded, adopted.skipped, adopted.failed) == (0, len(files), 0)
+    compared = compared_by_path(events)
+    assert compared["b5.bin"] == compared["b16.bin"] == ("skipped", "multipart-md5")
+    assert compared["f0.txt"] == ("skipped", "md5")
+    assert object_requests(sent) == []
