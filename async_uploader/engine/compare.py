@@ -11,6 +11,9 @@ whose size and mtime are what the state file remembers for the listed ETag):
   the state file remembers with the ETag it got;
 - ``stored-checksum``: otherwise one HEAD in checksum mode: the CRC the upload sent, which the store keeps.
 
+A multipart ETag that matches none of the part sizes giving its N is taken as a change, with no request: an object
+written in parts of another size that happens to give the same N is uploaded once more, in our layout.
+
 The file is read once, in one block of at most ``HASH_BLOCK_BYTES`` drawn from the run's byte budget, in a worker
 thread: never on the event loop.
 """
@@ -91,17 +94,17 @@ class ContentComparer:
         ours = None
         if remembered is not None and remembered.etag == listed.etag and remembered.size == entry.size:
             ours = remembered_checksum(remembered.checksum)
-        stored: Checksum | None = None
-        if not md5_form and not part_sizes and ours is None:
-            info = await self._head(key, on_retry)
-            if info is None or info.size != entry.size:
-                return ContentVerdict(False, "size")
-            if info.checksum is None:
-                return ContentVerdict(False, "no-checksum")
-            stored = info.checksum
-        wanted = ours or stored
-        hashes = await self._hash(entry, part_sizes, wanted.algorithm if wanted is not None else None)
-        return _verdict(hashes, etag, md5_form, ours, stored)
+        if md5_form or part_sizes or ours is not None:
+            hashes = await self._hash(entry, part_sizes, ours.algorithm if ours is not None else None)
+            return _verdict(hashes, etag, md5_form, ours)
+        info = await self._head(key, on_retry)
+        if info is None or info.size != entry.size:
+            return ContentVerdict(False, "size")
+        stored = info.checksum
+        if stored is None:
+            return ContentVerdict(False, "no-checksum")
+        hashes = await self._hash(entry, [], stored.algorithm)
+        return ContentVerdict(hashes.checksum == stored, "stored-checksum", checksum_text(stored))
 
     async def _head(self, key: str, on_retry: Callable[[FileError], None]) -> ObjectInfo | None:
         return await self._limits.request(
@@ -129,9 +132,7 @@ class ContentComparer:
             budget.release(taken)
 
 
-def _verdict(
-    hashes: ContentHashes, etag: str, md5_form: bool, ours: Checksum | None, stored: Checksum | None
-) -> ContentVerdict:
+def _verdict(hashes: ContentHashes, etag: str, md5_form: bool, ours: Checksum | None) -> ContentVerdict:
     remember = checksum_text(ours)
     if md5_form and hashes.md5 == etag:
         return ContentVerdict(True, "md5", remember)
@@ -140,8 +141,6 @@ def _verdict(
     if ours is not None and hashes.checksum == ours:
         # Also where the ETag looked like an MD5 and was not one (a bucket's default SSE-KMS): ours decides.
         return ContentVerdict(True, "state-checksum", remember)
-    if stored is not None:
-        return ContentVerdict(hashes.checksum == stored, "stored-checksum", checksum_text(stored))
     if md5_form:
         return ContentVerdict(False, "md5")
     return ContentVerdict(False, "multipart-md5" if hashes.multipart_etags else "state-checksum")

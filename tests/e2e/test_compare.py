@@ -12,7 +12,7 @@ from boto3.s3.transfer import S3Transfer, TransferConfig
 
 from async_uploader.config import MIB
 from async_uploader.events import Event, FileDone, FileSkipped
-from tests.e2e.conftest import S3Backend, read_bucket
+from tests.e2e.conftest import S3Backend, new_bucket, read_bucket
 from tests.e2e.test_faults import MULTIPART, uploader
 from tests.e2e.test_incremental import operation
 from tests.e2e.test_upload import assert_bucket_holds
@@ -21,13 +21,21 @@ from tests.trees import make_tree, random_bytes, read_tree
 from tools.seaweedfs import S3Server
 
 
-def write_in_parts(client: Any, bucket: str, key: str, data: bytes, part_size: int) -> None:
-    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+def write_in_parts(
+    client: Any, bucket: str, key: str, data: bytes, part_size: int, *, full_crc32: bool = False
+) -> None:
+    """A multipart upload in parts of ``part_size``; with ``full_crc32``, carrying the whole object's CRC32 (as
+    botocore's FULL_OBJECT checksums, which aws-cli and rclone send)."""
+    crc = {"ChecksumAlgorithm": "CRC32"} if full_crc32 else {}
+    create = {**crc, "ChecksumType": "FULL_OBJECT"} if full_crc32 else {}
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, **create)["UploadId"]
     parts = []
     for number, offset in enumerate(range(0, len(data), part_size), start=1):
         body = data[offset : offset + part_size]
-        etag = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)["ETag"]
-        parts.append({"PartNumber": number, "ETag": etag})
+        answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body, **crc)
+        parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        if full_crc32:
+            parts[-1]["ChecksumCRC32"] = answer["ChecksumCRC32"]
     client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
 
 
@@ -204,3 +212,71 @@ async def test_compare_checksum_adopts_a_tree_boto3_wrote_with_other_part_sizes(
     assert compared["b5.bin"] == compared["b16.bin"] == ("skipped", "multipart-md5")
     assert compared["f0.txt"] == ("skipped", "md5")
     assert object_requests(sent) == []
+
+
+async def test_compare_checksum_under_sse_kms_uses_the_state_file_then_one_head_with_the_stored_crc(
+    tmp_path: Path, moto_server: S3Server, moto_client: Any
+) -> None:
+    """Under SSE-KMS an ETag is no MD5. The state file's remembered checksum decides where its ETag is the listed
+    one (no request); a runner without state asks one HEAD per file, in checksum mode, for the CRC the upload sent
+    (SeaweedFS has no KMS; moto keeps the FULL_OBJECT CRC of a multipart upload, but not the checksum a single put
+    sent as a value, which S3 keeps: those files cannot be compared there, and go up again)."""
+    bucket = new_bucket(moto_client)
+    source = tmp_path / "src"
+    files = {f"f{i}.txt": f"kms {i}".encode() for i in range(4)}
+    files["big.bin"] = random_bytes(6 * MIB, seed=8)
+    make_tree(source, files)
+    state = tmp_path / "state.sqlite3"
+    options: dict[str, Any] = {**MULTIPART, "compare": "checksum", "sse": "aws:kms"}
+    with_state: list[Event] = []
+    without_state: list[Event] = []
+
+    async with FaultProxy(moto_server.endpoint_url) as proxy, uploader(moto_server, proxy.url) as up:
+        first = await up.upload(source, f"s3://{bucket}/k", state_file=state, **options)
+        assert (first.uploaded, first.failed) == (len(files), 0)
+        rewrite_mtimes(source)
+        change_content(source / "f1.txt")
+        proxy.request_lines.clear()
+        remembered = await up.upload(
+            source, f"s3://{bucket}/k", state_file=state, on_event=with_state.append, **options
+        )
+        by_state = list(proxy.request_lines)
+        rewrite_mtimes(source)
+        proxy.request_lines.clear()
+        fresh = await up.upload(
+            source, f"s3://{bucket}/k", state_file=tmp_path / "fresh.sqlite3", on_event=without_state.append, **options
+        )
+        by_head = list(proxy.request_lines)
+
+    assert (remembered.uploaded, remembered.skipped) == (1, len(files) - 1)
+    assert compared_by_path(with_state) == {
+        **dict.fromkeys(files, ("skipped", "state-checksum")),
+        "f1.txt": ("uploaded", "state-checksum"),
+    }
+    assert object_requests(by_state) == []
+    assert (fresh.uploaded, fresh.skipped) == (len(files) - 1, 1)
+    assert compared_by_path(without_state) == {
+        **dict.fromkeys(files, ("uploaded", "no-checksum")),
+        "big.bin": ("skipped", "stored-checksum"),
+    }
+    assert Counter(operation(line) for line in object_requests(by_head)) == {"HeadObject": len(files)}
+
+
+async def test_compare_checksum_asks_the_stored_crc_of_a_multipart_object_no_tried_part_size_wrote(
+    tmp_path: Path, s3_server: S3Server, s3_client: Any, bucket: str
+) -> None:
+    """21 MiB in 6 MiB parts: 4 parts, which none of the part sizes tried gives. One HEAD asks the whole-object
+    CRC the writer sent, rather than sending 21 MiB again."""
+    source = tmp_path / "src"
+    make_tree(source, {"odd.bin": random_bytes(21 * MIB, seed=9)})
+    write_in_parts(s3_client, bucket, "o/odd.bin", (source / "odd.bin").read_bytes(), 6 * MIB, full_crc32=True)
+    assert s3_client.head_object(Bucket=bucket, Key="o/odd.bin")["ETag"].endswith('-4"')
+    events: list[Event] = []
+
+    async with FaultProxy(s3_server.endpoint_url) as proxy, uploader(s3_server, proxy.url) as up:
+        result = await up.upload(source, f"s3://{bucket}/o", compare="checksum", on_event=events.append)
+        sent = list(proxy.request_lines)
+
+    assert compared_by_path(events) == {"odd.bin": ("skipped", "stored-checksum")}
+    assert result.uploaded == 0
+    assert [operation(line) for line in object_requests(sent)] == ["HeadObject"]

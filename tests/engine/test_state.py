@@ -3,6 +3,8 @@ is private to one run."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,25 @@ def test_two_runs_on_one_machine_share_the_state_file(tmp_path: Path) -> None:
     three = StateFile(path, "s")
     assert (remembered(three, "a"), remembered(three, "b")) == (Remembered(1, 1, "e"), Remembered(2, 2, "e"))
     three.close()
+
+
+def test_a_state_file_written_before_checksums_were_remembered_is_migrated(tmp_path: Path) -> None:
+    """Its rows keep working (with no checksum); new ones carry the checksum the upload sent."""
+    path = tmp_path / "state.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as old:
+        old.execute(
+            "CREATE TABLE objects (store TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL,"
+            " mtime_ns INTEGER NOT NULL, etag TEXT NOT NULL, PRIMARY KEY (store, key)) WITHOUT ROWID"
+        )
+        old.execute("INSERT INTO objects VALUES ('s', 'old', 1, 2, 'e')")
+        old.commit()
+
+    state = StateFile(path, "s")
+    assert remembered(state, "old") == Remembered(1, 2, "e", "")
+    state.remember("new", 3, 4, "f", "crc32:AAAAAA==")
+    state.close()
+    again = StateFile(path, "s")
+    assert remembered(again, "new") == Remembered(3, 4, "f", "crc32:AAAAAA==")
+    again.add_listed([("old", 1, "e")])
+    assert again.lookup_many(["old", "new"])["new"][1] == Remembered(3, 4, "f", "crc32:AAAAAA==")
+    again.close()
