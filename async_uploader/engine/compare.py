@@ -86,6 +86,8 @@ class ContentComparer:
         """Whether ``entry`` holds what ``key`` holds (as listed, same size). May raise the HEAD's ``StoreError``."""
         etag = listed.etag.lower()
         md5_form = self._etags_are_md5 and is_md5_etag(etag)
+        if listed.md5:  # the listing has the content's MD5 apart from the ETag (Azure): it answers alone
+            etag, md5_form = listed.md5.lower(), True
         part_sizes: list[int] = []
         if self._etags_are_md5 and not md5_form and (parts := multipart_etag_parts(etag)) is not None:
             part_sizes = etag_part_sizes(
@@ -101,6 +103,9 @@ class ContentComparer:
         if info is None or info.size != entry.size:
             return ContentVerdict(False, "size")
         stored = info.checksum
+        if stored is None and info.content_md5:
+            hashes = await self._hash(entry, [], None)
+            return ContentVerdict(hashes.md5 == info.content_md5.lower(), "md5")
         if stored is None:
             return ContentVerdict(False, "no-checksum")
         hashes = await self._hash(entry, [], stored.algorithm)

@@ -191,9 +191,9 @@ class DestinationIndex:
         prefix = f"{self._prefix}{name}/" if name and name != WHOLE else self._prefix
 
         async def listing() -> None:
-            page: list[tuple[str, int, str]] = []
+            page: list[tuple[str, int, str, str]] = []
             async for info in self._store.list_objects(prefix, recursive=self._recursive[name]):
-                page.append((info.key, info.size, info.etag))
+                page.append((info.key, info.size, info.etag, info.content_md5 or ""))
                 if len(page) >= 1000:
                     self._state.add_listed(page)
                     page = []
@@ -331,7 +331,7 @@ class DestinationIndex:
                 return UPLOAD
             if info.size != entry.size:
                 return _decision(None, "size")
-            listed = Listed(info.size, info.etag.strip('"'))
+            listed = Listed(info.size, info.etag.strip('"'), info.content_md5 or "")
         try:
             found = await self._content.compare(entry, key, listed, remembered, on_retry=on_retry)
         except StoreError as exc:

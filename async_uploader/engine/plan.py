@@ -116,6 +116,8 @@ class Listed:
 
     size: int
     etag: str
+    md5: str = ""
+    """The content's MD5 (hex) where the listing has it apart from the ETag (Azure's ``Content-MD5``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,8 +88,8 @@ class StateFile:
             self._db.executescript(_SCHEMA)
             _add_checksum_column(self._db)
             self._db.execute(
-                "CREATE TEMP TABLE listing (key TEXT PRIMARY KEY, size INTEGER NOT NULL, etag TEXT NOT NULL)"
-                " WITHOUT ROWID"
+                "CREATE TEMP TABLE listing (key TEXT PRIMARY KEY, size INTEGER NOT NULL, etag TEXT NOT NULL,"
+                " md5 TEXT NOT NULL) WITHOUT ROWID"
             )
             self._db.commit()
         except (OSError, sqlite3.Error) as exc:
@@ -122,10 +122,11 @@ class StateFile:
 
     # The listing of the destination, for this run only.
 
-    def add_listed(self, rows: Iterable[tuple[str, int, str]]) -> None:
-        """``(key, size, etag)`` rows of a listing page."""
-        rows = [(k, size, normal_etag(e)) for k, size, e in rows]
-        self._db.executemany("INSERT OR REPLACE INTO listing VALUES (?, ?, ?)", rows)
+    def add_listed(self, rows: Iterable[tuple[str, int, str, str]]) -> None:
+        """``(key, size, etag, md5)`` rows of a listing page (``md5``: the content's MD5 in hex where the listing
+        has it apart from the ETag, as Azure's does, else ``""``)."""
+        rows = [(k, size, normal_etag(e), md5) for k, size, e, md5 in rows]
+        self._db.executemany("INSERT OR REPLACE INTO listing VALUES (?, ?, ?, ?)", rows)
         self._db.commit()
         self.listed_rows += len(rows)
 
@@ -135,13 +136,14 @@ class StateFile:
         if not self.listed_rows:
             return None, None
         row = self._db.execute(
-            "SELECT l.size, l.etag, o.size, o.mtime_ns, o.etag, o.checksum FROM listing AS l"
+            "SELECT l.size, l.etag, l.md5, o.size, o.mtime_ns, o.etag, o.checksum FROM listing AS l"
             " LEFT JOIN objects AS o ON o.store = ? AND o.key = l.key WHERE l.key = ?",
             (self._store, key),
         ).fetchone()
         if row is None:
             return None, None
-        return Listed(row[0], row[1]), Remembered(row[2], row[3], row[4], row[5]) if row[2] is not None else None
+        remembered = Remembered(row[3], row[4], row[5], row[6]) if row[3] is not None else None
+        return Listed(row[0], row[1], row[2]), remembered
 
     def lookup_many(self, keys: Sequence[str]) -> dict[str, tuple[Listed, Remembered | None]]:
         """``lookup`` for a batch of the walk, in a query per ``LOOKUP_BATCH`` keys, a fraction of the cost of a
@@ -152,14 +154,14 @@ class StateFile:
         for start in range(0, len(keys), LOOKUP_BATCH):
             batch = keys[start : start + LOOKUP_BATCH]
             rows = self._db.execute(
-                "SELECT l.key, l.size, l.etag, o.size, o.mtime_ns, o.etag, o.checksum FROM listing AS l"
+                "SELECT l.key, l.size, l.etag, l.md5, o.size, o.mtime_ns, o.etag, o.checksum FROM listing AS l"
                 " LEFT JOIN objects AS o ON o.store = ? AND o.key = l.key"
                 f" WHERE l.key IN ({','.join('?' * len(batch))})",
                 (self._store, *batch),
             )
-            for key, size, etag, r_size, r_mtime, r_etag, r_sum in rows:
+            for key, size, etag, md5, r_size, r_mtime, r_etag, r_sum in rows:
                 remembered = Remembered(r_size, r_mtime, r_etag, r_sum) if r_size is not None else None
-                found[key] = (Listed(size, etag), remembered)
+                found[key] = (Listed(size, etag, md5), remembered)
         return found
 
     # What earlier runs uploaded.

@@ -8,16 +8,19 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from boto3.s3.transfer import S3Transfer, TransferConfig
 
+import async_uploader
 from async_uploader.config import MIB
 from async_uploader.events import Event, FileDone, FileSkipped
-from tests.e2e.conftest import S3Backend, new_bucket, read_bucket
+from tests.e2e.conftest import S3Backend, new_bucket, new_container, read_bucket
 from tests.e2e.test_faults import MULTIPART, uploader
 from tests.e2e.test_incremental import operation
 from tests.e2e.test_upload import assert_bucket_holds
 from tests.fault_proxy import FaultProxy
 from tests.trees import make_tree, random_bytes, read_tree
+from tools.azurite import BlobServer
 from tools.seaweedfs import S3Server
 
 
@@ -280,3 +283,42 @@ async def test_compare_checksum_asks_the_stored_crc_of_a_multipart_object_no_tri
     assert compared_by_path(events) == {"odd.bin": ("skipped", "stored-checksum")}
     assert result.uploaded == 0
     assert [operation(line) for line in object_requests(sent)] == ["HeadObject"]
+
+
+async def test_compare_checksum_on_azure_uses_the_listed_content_md5_then_the_state_file(
+    tmp_path: Path, azurite: BlobServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blob stored by one put is listed with its Content-MD5: that answers. A blob committed from blocks has none,
+    and Azure keeps no CRC: the state file's checksum answers for this machine's uploads; without it, uploaded."""
+    for name, value in azurite.env().items():
+        monkeypatch.setenv(name, value)
+    container = new_container(azurite)
+    source = tmp_path / "src"
+    files = {"a.txt": b"alpha", "d/b.txt": b"beta", "big.bin": random_bytes(6 * MIB, seed=10)}
+    make_tree(source, files)
+    state = tmp_path / "state.sqlite3"
+    options: dict[str, Any] = {**MULTIPART, "compare": "checksum"}
+    with_state: list[Event] = []
+    without_state: list[Event] = []
+
+    first = await async_uploader.upload(source, f"az://{container}/p", state_file=state, **options)
+    assert (first.uploaded, first.failed) == (3, 0)
+    rewrite_mtimes(source)
+    change_content(source / "a.txt")
+    await async_uploader.upload(source, f"az://{container}/p", state_file=state, on_event=with_state.append, **options)
+    rewrite_mtimes(source)
+    fresh = tmp_path / "fresh.sqlite3"
+    await async_uploader.upload(
+        source, f"az://{container}/p", state_file=fresh, on_event=without_state.append, **options
+    )
+
+    assert compared_by_path(with_state) == {
+        "a.txt": ("uploaded", "md5"),
+        "d/b.txt": ("skipped", "md5"),
+        "big.bin": ("skipped", "state-checksum"),
+    }
+    assert compared_by_path(without_state) == {
+        "a.txt": ("skipped", "md5"),
+        "d/b.txt": ("skipped", "md5"),
+        "big.bin": ("uploaded", "no-checksum"),
+    }
