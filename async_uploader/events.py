@@ -8,7 +8,8 @@ the engine's own objects, so a subscriber cannot reach back into the run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -160,6 +161,9 @@ class UploadResult:
     bytes_resumed: int = 0
     """Bytes of the uploaded files that an earlier run had sent (resumed parts): in ``bytes_uploaded``, not sent
     by this run."""
+    compared: Mapping[str, int] = field(default_factory=dict)
+    """Files uploaded or skipped, by how their object was compared (``Compared``; files compared with none are not
+    counted)."""
 
     @property
     def bytes_sent(self) -> int:
@@ -212,6 +216,7 @@ class ResultBuilder:
         "bytes_resumed",
         "bytes_uploaded",
         "checked_by_size",
+        "compared",
         "failed",
         "not_started",
         "planned",
@@ -225,6 +230,7 @@ class ResultBuilder:
         self.retries = self.checked_by_size = self.not_started = self.bytes_resumed = 0
         self._failures: list[tuple[str, str]] = []
         self._started = time.monotonic()
+        self.compared: Counter[str] = Counter()
 
     def add(self, event: Event) -> None:
         if isinstance(event, FileDone):
@@ -233,10 +239,14 @@ class ResultBuilder:
             if event.verified == "size":
                 self.checked_by_size += 1
             self.bytes_resumed += event.resumed_bytes
+            if event.compared is not None:
+                self.compared[event.compared] += 1
         elif isinstance(event, FileNotStarted):
             self.not_started += 1
         elif isinstance(event, FileSkipped):
             self.skipped += 1
+            if event.compared is not None:
+                self.compared[event.compared] += 1
         elif isinstance(event, FileRetried):
             self.retries += 1
         elif isinstance(event, FilePlanned):
@@ -261,4 +271,5 @@ class ResultBuilder:
             failures=tuple(self._failures),
             not_started=self.not_started,
             bytes_resumed=self.bytes_resumed,
+            compared=dict(self.compared),
         )

@@ -133,6 +133,7 @@ async def test_compare_checksum_uploads_exactly_the_changed_files_of_a_fresh_che
         sent = list(proxy.request_lines)
 
     assert (again.uploaded, again.skipped, again.failed) == (3, len(files) - 3, 0)
+    assert again.compared == {"md5": len(files) - 2, "multipart-md5": 2}
     compared = compared_by_path(events)
     assert {rel for rel, (status, _) in compared.items() if status == "uploaded"} == {
         "d0/f0.txt",
