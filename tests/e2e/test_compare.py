@@ -156,21 +156,20 @@ async def test_compare_checksum_uploads_exactly_the_changed_files_of_a_fresh_che
 async def test_compare_checksum_skips_an_unchanged_file_by_its_remembered_stat_without_reading_it(
     tmp_path: Path, s3_server: S3Server, bucket: str
 ) -> None:
-    """Size, mtime and listed ETag as this machine remembers them: the file is not read (git's index). Made
-    unreadable here, it would fail if it were."""
+    """Size, mtime and listed ETag as this machine remembers them: the file is not read (git's index). Shown by
+    an edit that keeps the size and puts the mtime back, which only reading the file would see."""
     source = tmp_path / "src"
     make_tree(source, {"a.txt": b"a", "b.txt": b"bb"})
     state = tmp_path / "state.sqlite3"
     events: list[Event] = []
     async with uploader(s3_server) as up:
         await up.upload(source, f"s3://{bucket}/p", compare="checksum", state_file=state)
-        (source / "a.txt").chmod(0)
-        try:
-            again = await up.upload(
-                source, f"s3://{bucket}/p", compare="checksum", state_file=state, on_event=events.append
-            )
-        finally:
-            (source / "a.txt").chmod(0o644)
+        st = (source / "a.txt").stat()
+        (source / "a.txt").write_bytes(b"z")
+        os.utime(source / "a.txt", ns=(st.st_atime_ns, st.st_mtime_ns))
+        again = await up.upload(
+            source, f"s3://{bucket}/p", compare="checksum", state_file=state, on_event=events.append
+        )
 
     assert (again.uploaded, again.skipped, again.failed) == (0, 2, 0)
     assert compared_by_path(events) == {"a.txt": ("skipped", "stat"), "b.txt": ("skipped", "stat")}
