@@ -102,6 +102,8 @@ class Compare(enum.Enum):
     """Size and mtime (the default)."""
     SIZE = "size"
     """Size alone, whatever the mtime or our metadata: adopts objects another tool wrote, with no request per file."""
+    CHECKSUM = "checksum"
+    """The content: the file's MD5 against the listed ETag, else a content hash the state file or the store keeps."""
 
 
 _DURATION_RE: Final = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*$", re.ASCII)
@@ -267,7 +269,7 @@ def parse_overwrite(value: str | Overwrite) -> Overwrite:
 
 
 def parse_compare(value: str | Compare) -> Compare:
-    """``mtime`` or ``size`` (or the ``Compare`` itself)."""
+    """``mtime``, ``size`` or ``checksum`` (or the ``Compare`` itself)."""
     try:
         return Compare(value)
     except ValueError:

@@ -8,7 +8,8 @@ the engine's own objects, so a subscriber cannot reach back into the run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -19,6 +20,15 @@ Verification = Literal["checksum", "size"]
 computed from the file (or the store checked the whole body against it); ``size``, by size only: the store
 returned no checksum (moto, a committed Azure block list, ``--checksum none``), so only the byte count
 (the request's length, the HEAD after a multipart upload) says the object is the file."""
+
+Compared = Literal["size", "mtime", "stat", "md5", "multipart-md5", "state-checksum", "stored-checksum", "no-checksum"]
+"""How a file was found unchanged (``FileSkipped``) or changed (``FileDone``) against the object at its key:
+``size`` the size alone (``--compare size``, or a size that differs); ``mtime`` size and mtime (the state file, or
+the object's metadata); ``stat`` (``--compare checksum``) size, mtime and listed ETag as this machine remembers them,
+so the file was not read; ``md5`` a single put's ETag; ``multipart-md5`` a multipart ETag, recomputed for the part
+size that wrote it; ``state-checksum`` the whole-object checksum remembered in the state file with the listed ETag;
+``stored-checksum`` the checksum the store keeps (one HEAD); ``no-checksum`` nothing to compare the content with, so
+uploaded. ``None``: nothing was compared (no object at the key, ``--overwrite always`` or ``never``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +69,8 @@ class FileDone:
     """Whether the store confirmed the whole object's checksum, or only its size was checked."""
     resumed_bytes: int = 0
     """Their bytes: part of ``size``, not sent by this run."""
+    compared: Compared | None = None
+    """How the object at the key was found to differ (``None``: there was none, or nothing was compared)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +109,8 @@ class FileSkipped:
     key: str | None
     reason: str
     size: int | None = None
+    compared: Compared | None = None
+    """How the object was found unchanged (``None``: not compared, as with ``--overwrite never``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +161,9 @@ class UploadResult:
     bytes_resumed: int = 0
     """Bytes of the uploaded files that an earlier run had sent (resumed parts): in ``bytes_uploaded``, not sent
     by this run."""
+    compared: Mapping[str, int] = field(default_factory=dict)
+    """Files uploaded or skipped, by how their object was compared (``Compared``; files compared with none are not
+    counted)."""
 
     @property
     def bytes_sent(self) -> int:
@@ -199,6 +216,7 @@ class ResultBuilder:
         "bytes_resumed",
         "bytes_uploaded",
         "checked_by_size",
+        "compared",
         "failed",
         "not_started",
         "planned",
@@ -212,6 +230,7 @@ class ResultBuilder:
         self.retries = self.checked_by_size = self.not_started = self.bytes_resumed = 0
         self._failures: list[tuple[str, str]] = []
         self._started = time.monotonic()
+        self.compared: Counter[str] = Counter()
 
     def add(self, event: Event) -> None:
         if isinstance(event, FileDone):
@@ -220,10 +239,14 @@ class ResultBuilder:
             if event.verified == "size":
                 self.checked_by_size += 1
             self.bytes_resumed += event.resumed_bytes
+            if event.compared is not None:
+                self.compared[event.compared] += 1
         elif isinstance(event, FileNotStarted):
             self.not_started += 1
         elif isinstance(event, FileSkipped):
             self.skipped += 1
+            if event.compared is not None:
+                self.compared[event.compared] += 1
         elif isinstance(event, FileRetried):
             self.retries += 1
         elif isinstance(event, FilePlanned):
@@ -248,4 +271,5 @@ class ResultBuilder:
             failures=tuple(self._failures),
             not_started=self.not_started,
             bytes_resumed=self.bytes_resumed,
+            compared=dict(self.compared),
         )

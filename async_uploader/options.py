@@ -144,8 +144,9 @@ UPLOAD: Final = Command(
             help="when the key exists: always upload, upload only if size or mtime changed, or never upload"),
         Option("compare", ("--compare",), Scope.RUN, choices=tuple(mode.value for mode in Compare),
             default=Compare.MTIME.value, field="compare", validate=config.parse_compare,
-            help="what --overwrite changed compares: size and mtime, or size alone (adopts objects another tool "
-            "wrote, with no request per file)"),
+            help="what --overwrite changed compares: size and mtime, size alone (adopts objects another tool "
+            "wrote, with no request per file), or the content (MD5 against the listed ETag, for CI re-runs whose "
+            "mtimes are always new)"),
         Option("state_file", ("--state-file",), Scope.RUN, metavar="FILE", group="state",
             shown_default="state.sqlite3 in the OS's cache folder (Linux: ~/.cache/async-uploader)",
             help="where runs remember what they uploaded"),

@@ -3,7 +3,7 @@
 A subscriber to the engine's events. Each record is written and flushed as the file finishes, so a crash or a
 kill leaves a valid prefix that ``--retry-failed`` can still read. Schema (documented in the README):
 ``{"path", "key", "size", "status": "uploaded"|"skipped"|"failed"|"not_started", "error", "etag", "checksum",
-"parts", "seconds", "verified": "checksum"|"size"}`` per file, then ``{"summary": {...}}`` (with the run's
+"parts", "seconds", "verified": "checksum"|"size", "compared"}`` per file, then ``{"summary": {...}}`` (with the run's
 ``source``). A run cut short lists every file it did not upload as ``not_started``, so ``--retry-failed`` can
 take them again.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,8 @@ def summary_record(result: UploadResult, *, interrupted: bool = False, source: P
         "checked_by_size": result.checked_by_size,
         "interrupted": interrupted,
     }
+    if result.compared:
+        summary["compared"] = dict(sorted(result.compared.items()))
     if source is not None:
         summary["source"] = str(source)
     return {"summary": summary}
@@ -89,6 +92,7 @@ class ReportWriter:
                     "seconds": round(event.seconds, 6),
                     "resumed_parts": event.resumed_parts,
                     "verified": event.verified,
+                    "compared": event.compared,
                 }
             )
         elif isinstance(event, FileFailed | FileSkipped):
@@ -105,6 +109,7 @@ class ReportWriter:
                     "parts": None,
                     "seconds": None,
                     "verified": None,
+                    "compared": event.compared if isinstance(event, FileSkipped) else None,
                 }
             )
         elif isinstance(event, FileNotStarted):
@@ -172,12 +177,15 @@ class _Tally:
     def __init__(self, writer: IO[str] | None) -> None:
         self.uploaded = self.skipped = self.failed = self.bytes_uploaded = self.records = self.not_started = 0
         self.checked_by_size = 0
+        self.compared: Counter[str] = Counter()
         self.failures: list[tuple[str, str]] = []
         self._writer = writer
 
     def add(self, record: dict[str, Any]) -> None:
         self.records += 1
         status = record.get("status")
+        if isinstance(compared := record.get("compared"), str):
+            self.compared[compared] += 1
         if status == "uploaded":
             self.uploaded += 1
             self.bytes_uploaded += int(record.get("size") or 0)
@@ -224,6 +232,7 @@ def merge_reports(reports: Sequence[Path | Sequence[Path]], output: Path | None 
             checked_by_size=tally.checked_by_size,
             failures=tuple(tally.failures),
             not_started=tally.not_started,
+            compared=dict(tally.compared),
         )
         if writer is not None:
             writer.write(json.dumps(summary_record(result, interrupted=bool(incomplete))) + "\n")

@@ -275,8 +275,9 @@ def test_make_config_refuses_unknown_overwrite_mode(tmp_path: Path) -> None:
         make_config(tmp_path, "s3://bucket", overwrite="sometimes")
 
 
-def test_compare_is_mtime_unless_size_is_asked_for_and_nothing_else_is_accepted(tmp_path: Path) -> None:
+def test_compare_is_mtime_unless_size_or_checksum_is_asked_for_and_nothing_else_is_accepted(tmp_path: Path) -> None:
     assert make_config(tmp_path, "s3://bucket").compare is Compare.MTIME
     assert make_config(tmp_path, "s3://bucket", compare="size").compare is Compare.SIZE
-    with pytest.raises(ConfigError, match="--compare must be one of mtime, size, got 'checksum'"):
-        make_config(tmp_path, "s3://bucket", compare="checksum")
+    assert make_config(tmp_path, "s3://bucket", compare="checksum").compare is Compare.CHECKSUM
+    with pytest.raises(ConfigError, match="--compare must be one of mtime, size, checksum, got 'md5'"):
+        make_config(tmp_path, "s3://bucket", compare="md5")

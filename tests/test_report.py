@@ -131,6 +131,21 @@ def test_a_file_uploaded_without_a_checksum_has_null_not_an_empty_string(report:
     assert record["checksum"] is None
 
 
+def test_each_record_says_how_its_file_was_compared_and_merged_reports_count_them(
+    report: Path, writer: ReportWriter, tmp_path: Path
+) -> None:
+    writer.handle(FileDone("a", "a", 1, '"e"', "", 1, 0.1, compared="md5"))
+    writer.handle(FileSkipped("b", "b", "unchanged", 2, compared="multipart-md5"))
+    writer.handle(FileSkipped("c", "c", "unchanged", 2, compared="md5"))
+    writer.handle(FileDone("d", "d", 1, '"e"', "", 1, 0.1))
+    writer.close()
+    assert [record["compared"] for record in file_records(report)] == ["md5", "multipart-md5", "md5", None]
+    merged = merge_reports([report], tmp_path / "all.jsonl")
+    assert merged.result.compared == {"md5": 2, "multipart-md5": 1}
+    summary = json.loads((tmp_path / "all.jsonl").read_text().splitlines()[-1])["summary"]
+    assert summary["compared"] == {"md5": 2, "multipart-md5": 1}
+
+
 def test_every_record_is_on_disk_as_soon_as_it_is_written(report: Path, writer: ReportWriter) -> None:
     writer.handle(DONE)
     assert [record["path"] for record in file_records(report)] == [DONE.path]

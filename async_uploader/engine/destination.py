@@ -16,18 +16,21 @@ import logging
 import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 import anyio
 
-from ..config import Overwrite, UploadConfig
+from ..config import Compare, Overwrite, UploadConfig
 from ..errors import FileError, ReadDeniedError, StoreError
+from ..events import Compared
 from ..providers.base import NO_HEADERS, IncompleteUpload, ObjectHeaders, ObjectStore
 from ..source.filters import PathFilter
 from ..source.scan import FileEntry
+from .compare import ContentComparer
 from .limits import Limits
-from .plan import Verdict, compare_with_destination, unchanged_by_metadata
+from .plan import Listed, Remembered, Verdict, compare_with_destination, unchanged_by_metadata
 from .state import OpenUpload, StateFile
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,28 @@ MAX_FOLDER_LISTINGS: Final = 256
 WHOLE: Final = "*"
 SKIP_UNCHANGED: Final = "unchanged"
 SKIP_EXISTS: Final = "already exists (--overwrite never)"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether a file goes up: ``skip`` (the reason it need not, else ``None``), and how the object at its key was
+    compared (``None``: there is none, or nothing was compared)."""
+
+    skip: str | None
+    compared: Compared | None = None
+
+
+UPLOAD: Final = Decision(None)
+_DECISIONS: Final = {
+    (skip, compared): Decision(skip, compared)
+    for skip in (None, SKIP_UNCHANGED, SKIP_EXISTS)
+    for compared in (None, "size", "mtime", "stat", "no-checksum")
+}
+"""The decisions made without reading a file, made once: most files of a run take one of these."""
+
+
+def _decision(skip: str | None, compared: Compared | None) -> Decision:
+    return _DECISIONS.get((skip, compared)) or Decision(skip, compared)
 
 
 def _subfolders(directory: str, rel: str, path_filter: PathFilter) -> list[str]:
@@ -79,6 +104,18 @@ def _note_listing_retry(exc: FileError) -> None:
     log.info("listing again from its start after: %s", exc)
 
 
+_SKIP_COMPARED: Final[dict[Compare, Compared]] = {
+    Compare.MTIME: "mtime",
+    Compare.SIZE: "size",
+    Compare.CHECKSUM: "stat",
+}
+
+
+def _skip_compared(config: UploadConfig) -> Compared | None:
+    """How a file the listing and the state file settle was compared, by the run's options."""
+    return _SKIP_COMPARED[config.compare] if config.overwrite is Overwrite.CHANGED else None
+
+
 def _folder_of(rel: str, listed: Mapping[str, object]) -> str:
     """The listing a path's object is in: its subfolder's or top-level folder's, ``""`` for the files directly
     under the source, or the whole prefix's."""
@@ -102,6 +139,11 @@ class DestinationIndex:
         self._limits = limits
         # A HEAD of an SSE-C object needs its key; nothing else of the run's headers.
         self._head_headers = ObjectHeaders(sse_c_key=config.sse_c_key) if config.sse_c_key else NO_HEADERS
+        self._content = (
+            ContentComparer(store, config, limits, self._head_headers) if config.compare is Compare.CHECKSUM else None
+        )
+        self.skip_compared: Compared | None = _skip_compared(config)
+        """How the skips of ``known_skips`` were compared: the same for all of a run's."""
         self._listed: dict[str, anyio.Event] = {}
         """Top-level folder ("" for the files directly under the source) -> set when its listing is in."""
         self._recursive: dict[str, bool] = {}
@@ -149,9 +191,9 @@ class DestinationIndex:
         prefix = f"{self._prefix}{name}/" if name and name != WHOLE else self._prefix
 
         async def listing() -> None:
-            page: list[tuple[str, int, str]] = []
+            page: list[tuple[str, int, str, str]] = []
             async for info in self._store.list_objects(prefix, recursive=self._recursive[name]):
-                page.append((info.key, info.size, info.etag))
+                page.append((info.key, info.size, info.etag, info.content_md5 or ""))
                 if len(page) >= 1000:
                     self._state.add_listed(page)
                     page = []
@@ -236,26 +278,74 @@ class DestinationIndex:
         event = self._listed.get(folder)
         return event is not None and event.is_set() and folder not in self._unlisted
 
-    def _verdict(self, entry: FileEntry, key: str) -> Verdict:
-        listed, remembered = self._state.lookup(key)
-        return compare_with_destination(entry.size, entry.mtime_ns, self._overwrite, listed, remembered, self._compare)
-
     def _skip_word(self) -> str:
         return SKIP_UNCHANGED if self._overwrite is Overwrite.CHANGED else SKIP_EXISTS
 
-    async def skip_reason(self, entry: FileEntry, key: str, *, on_retry: Callable[[FileError], None]) -> str | None:
-        """Why ``entry`` need not be uploaded, or ``None`` if it must."""
+    async def skip_reason(self, entry: FileEntry, key: str, *, on_retry: Callable[[FileError], None]) -> Decision:
+        """Whether ``entry`` need not be uploaded (``Decision.skip``, the reason), and how that was decided."""
         if self._overwrite is Overwrite.ALWAYS or self._blind:
-            return None
+            return UPLOAD
         folder = await self._folder_ready(entry.rel)
         if self._blind:
-            return None
-        unlisted = folder in self._unlisted or folder not in self._listed
-        verdict = Verdict.ASK if unlisted else self._verdict(entry, key)
+            return UPLOAD
+        listed = remembered = None
+        if folder in self._unlisted or folder not in self._listed:
+            verdict = Verdict.HASH if self._content is not None else Verdict.ASK
+        else:
+            listed, remembered = self._state.lookup(key)
+            verdict = compare_with_destination(
+                entry.size, entry.mtime_ns, self._overwrite, listed, remembered, self._compare
+            )
         if verdict is Verdict.UPLOAD:
-            return None
+            if listed is None:
+                return UPLOAD
+            return _decision(None, "size" if listed.size != entry.size else "mtime")
         if verdict is Verdict.SKIP:
-            return self._skip_word()
+            return _decision(self._skip_word(), self.skip_compared)
+        if verdict is Verdict.HASH:
+            return await self._compare_content(entry, key, listed, remembered, on_retry)
+        return await self._ask(entry, key, on_retry)
+
+    async def _compare_content(
+        self,
+        entry: FileEntry,
+        key: str,
+        listed: Listed | None,
+        remembered: Remembered | None,
+        on_retry: Callable[[FileError], None],
+    ) -> Decision:
+        assert self._content is not None
+        if listed is None:  # a folder the listing missed: its files' ETags come from a HEAD each
+            try:
+                info = await self._limits.request(
+                    lambda: self._store.head_object(key, headers=self._head_headers),
+                    deadline=self._limits.retry.deadline(),
+                    on_retry=on_retry,
+                )
+            except StoreError as exc:
+                if not exc.denied:
+                    raise
+                self._go_blind(exc)
+                return UPLOAD
+            if info is None:
+                return UPLOAD
+            if info.size != entry.size:
+                return _decision(None, "size")
+            listed = Listed(info.size, info.etag.strip('"'), info.content_md5 or "")
+        try:
+            found = await self._content.compare(entry, key, listed, remembered, on_retry=on_retry)
+        except StoreError as exc:
+            if not exc.denied:
+                raise
+            self._go_blind(exc)
+            return UPLOAD
+        if not found.same:
+            return _decision(None, found.compared)
+        self._guard(lambda: self._state.remember(key, entry.size, entry.mtime_ns, listed.etag, found.checksum))
+        return Decision(SKIP_UNCHANGED, found.compared)
+
+    async def _ask(self, entry: FileEntry, key: str, on_retry: Callable[[FileError], None]) -> Decision:
+        """One HEAD: the object's size and the mtime in its metadata decide."""
         deadline = self._limits.retry.deadline()
         try:
             info = await self._limits.request(
@@ -265,19 +355,21 @@ class DestinationIndex:
             if not exc.denied:
                 raise
             self._go_blind(exc)
-            return None
+            return UPLOAD
         if info is None:
-            return None
+            return UPLOAD
         if self._overwrite is Overwrite.NEVER:
-            return SKIP_EXISTS
+            return _decision(SKIP_EXISTS, None)
+        compared: Compared = "size" if self._compare is Compare.SIZE or info.size != entry.size else "mtime"
         if unchanged_by_metadata(entry.size, entry.mtime_ns, info.size, info.metadata, self._compare):
             self.remember(key, entry, info.etag)
-            return SKIP_UNCHANGED
-        return None
+            return _decision(SKIP_UNCHANGED, compared)
+        return _decision(None, compared)
 
-    def remember(self, key: str, entry: FileEntry, etag: str) -> None:
-        """Note what ``key`` now holds. The state file only saves requests: if it fails, say so once, go on."""
-        self._guard(lambda: self._state.remember(key, entry.size, entry.mtime_ns, etag))
+    def remember(self, key: str, entry: FileEntry, etag: str, checksum: str = "") -> None:
+        """Note what ``key`` now holds (``checksum``: the whole-object checksum the upload sent, ``crc32:BASE64``,
+        or ``""``). The state file only saves requests: if it fails, say so once, go on."""
+        self._guard(lambda: self._state.remember(key, entry.size, entry.mtime_ns, etag, checksum))
 
     async def open_uploads(self, key: str) -> list[tuple[IncompleteUpload, OpenUpload | None]]:
         """The uploads open for ``key``, each with what this machine remembers of it (``None``: not ours)."""

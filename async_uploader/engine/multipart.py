@@ -31,7 +31,7 @@ from ..providers.base import (
     UploadedPart,
     sweep_after_create,
 )
-from ..source.checksum import Algorithm, composite, full_object_crc, verify_stored_checksum
+from ..source.checksum import Algorithm, Checksum, composite, full_object_crc, verify_stored_checksum
 from ..source.reader import check_unchanged, read_chunk
 from ..source.scan import FileEntry
 from .limits import Limits, RetryNote
@@ -105,8 +105,10 @@ async def upload_multipart(
     resume: ResumePoint | None = None,
     journal: Journal = QUIET_JOURNAL,
     keep_partial: bool = False,
+    on_full_checksum: Callable[[Checksum], None] | None = None,
 ) -> StoredObject:
-    """Upload the file in ``plan.part_count`` parts; ``on_part(number, bytes)`` is called as each part lands.
+    """Upload the file in ``plan.part_count`` parts; ``on_part(number, bytes)`` is called as each part lands, and
+    ``on_full_checksum`` with the whole file's CRC (``_tell_full_checksum``).
 
     With ``resume``, its upload is continued and its parts are not sent again. On any failure the upload is
     aborted, except that with ``keep_partial`` a cancelled run (Ctrl-C, SIGTERM) leaves it open to resume.
@@ -142,6 +144,8 @@ async def upload_multipart(
     if expected is None and job.algorithm is not None:
         expected = composite(part.checksum for part in parts if part.checksum is not None)
     verify_stored_checksum(stored.checksum, expected)
+    if on_full_checksum is not None:
+        _tell_full_checksum(job, full, crcs, on_full_checksum)
     try:
         info = await job.request(lambda: store.head_object(key, headers=job.headers))
     except StoreError as exc:
@@ -152,6 +156,20 @@ async def upload_multipart(
         found = "no object" if info is None else f"{info.size} bytes"
         raise VerificationError(f"after completing the upload the store holds {found}, expected {entry.size}")
     return stored
+
+
+def _tell_full_checksum(
+    job: FileUpload, full: Checksum | None, crcs: Mapping[int, int], tell: Callable[[Checksum], None]
+) -> None:
+    """The whole file's CRC: the one the completion carried, or, where the store takes only the parts' (COMPOSITE,
+    Azure), combined from the parts' CRCs all the same (one multiplication a part), so that a later run can
+    compare the file with what was stored here (``--compare checksum``)."""
+    if full is None and job.algorithm is not None and job.algorithm.is_crc:
+        if any(p.number not in crcs for p in job.plan.parts()):
+            return
+        full = full_object_crc(job.algorithm, ((crcs[p.number], p.size) for p in job.plan.parts()))
+    if full is not None:
+        tell(full)
 
 
 async def _create(job: FileUpload, metadata: Mapping[str, str]) -> tuple[str, bool]:

@@ -41,7 +41,7 @@ from ..events import (
 )
 from ..header_options import run_headers
 from ..providers.base import ObjectHeaders, ObjectStore, StoredObject
-from ..source.checksum import verify_stored_checksum
+from ..source.checksum import Checksum, verify_stored_checksum
 from ..source.filters import PathFilter
 from ..source.reader import FileReader
 from ..source.scan import (
@@ -55,6 +55,7 @@ from ..source.scan import (
 )
 from .adaptive import AdaptiveLimit, govern_cpu
 from .budget import ByteBudget
+from .compare import checksum_text
 from .destination import DestinationIndex
 from .handout import Handout
 from .headers import HeaderPlanner
@@ -182,9 +183,9 @@ class _Run:
         def on_retry(exc: FileError) -> None:
             self.emit(FileRetried(entry.rel, str(exc)))
 
-        reason = await self.index.skip_reason(entry, key, on_retry=on_retry)
-        if reason is not None:
-            self.emit(FileSkipped(entry.rel, key, reason, entry.size))
+        decision = await self.index.skip_reason(entry, key, on_retry=on_retry)
+        if decision.skip is not None:
+            self.emit(FileSkipped(entry.rel, key, decision.skip, entry.size, decision.compared))
             return
         await self._ensure_writable(self.store)
         deadline = self.limits.retry.deadline()  # from here: waiting for the listing is not retrying
@@ -195,6 +196,7 @@ class _Run:
         self.emit(FileStarted(entry.rel, key, entry.size, plan.part_count))
         started = time.monotonic()
         resumed = resumed_bytes = 0
+        sent: Checksum | None = None
         if plan.multipart:
             job = FileUpload(
                 self.store,
@@ -213,6 +215,10 @@ class _Run:
                 resumed_bytes = sum(min(plan.part_size, entry.size - (n - 1) * plan.part_size) for n in resume.parts)
             index = self.index
 
+            def completed(checksum: Checksum) -> None:
+                nonlocal sent
+                sent = checksum
+
             def opened(upload_id: str, mode: str) -> None:
                 record = OpenUpload(upload_id, entry.size, entry.mtime_ns, plan.part_size, mode)
                 index.upload_opened(key, record)
@@ -224,11 +230,12 @@ class _Run:
                 resume=resume,
                 journal=Journal(opened, lambda upload_id: index.upload_closed(key, upload_id)),
                 keep_partial=self.config.keep_partial,
+                on_full_checksum=completed,
             )
         else:
-            stored = await self._put_single(self.store, entry, key, metadata, headers, deadline, on_retry)
+            stored, sent = await self._put_single(self.store, entry, key, metadata, headers, deadline, on_retry)
         self._wrote = True
-        self.index.remember(key, entry, stored.etag)
+        self.index.remember(key, entry, stored.etag, checksum_text(sent))
         self.emit(
             FileDone(
                 entry.rel,
@@ -241,6 +248,7 @@ class _Run:
                 resumed,
                 self._verification(stored),
                 resumed_bytes,
+                decision.compared,
             )
         )
 
@@ -282,17 +290,18 @@ class _Run:
         headers: ObjectHeaders,
         deadline: float,
         on_retry: Callable[[FileError], None],
-    ) -> StoredObject:
+    ) -> tuple[StoredObject, Checksum | None]:
+        """The store's answer, and the checksum sent with the body (the whole file's)."""
         algorithm = self.config.checksum
         reader = self.reader
 
-        async def send() -> StoredObject:
+        async def send() -> tuple[StoredObject, Checksum | None]:
             chunk = await reader.read(entry.path, size=entry.size, mtime_ns=entry.mtime_ns, algorithm=algorithm)
             stored = await store.put_object(
                 key, chunk.body, checksum=chunk.checksum, metadata=metadata, headers=headers
             )
             verify_stored_checksum(stored.checksum, chunk.checksum)
-            return stored
+            return stored, chunk.checksum
 
         return await self.limits.send_body(entry.size, send, deadline=deadline, on_retry=on_retry)
 
@@ -375,9 +384,10 @@ class _Run:
                 with contextlib.suppress(FileError):  # a worker reports it
                     candidates.append((item, object_key(prefix, item.rel)))
         skipped: set[int] = set()
+        compared = self.index.skip_compared
         for (entry, key), reason in zip(candidates, self.index.known_skips(candidates), strict=True):
             if reason is not None:
-                self.emit(FileSkipped(entry.rel, key, reason, entry.size))
+                self.emit(FileSkipped(entry.rel, key, reason, entry.size, compared))
                 skipped.add(id(entry))
         return skipped
 

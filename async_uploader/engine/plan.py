@@ -116,6 +116,8 @@ class Listed:
 
     size: int
     etag: str
+    md5: str = ""
+    """The content's MD5 (hex) where the listing has it apart from the ETag (Azure's ``Content-MD5``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,8 @@ class Remembered:
     size: int
     mtime_ns: int
     etag: str
+    checksum: str = ""
+    """The whole-object checksum the upload sent (``crc32:BASE64``...), ``""`` if none or not remembered."""
 
 
 class Verdict(enum.Enum):
@@ -132,6 +136,8 @@ class Verdict(enum.Enum):
     SKIP = "skip"
     ASK = "ask"
     """The listing and the state file cannot tell: read the object's metadata (one HEAD)."""
+    HASH = "hash"
+    """``--compare checksum``: the file's content decides (read it; see ``content_route``)."""
 
 
 def compare_with_destination(
@@ -158,8 +164,10 @@ def compare_with_destination(
     if compare is Compare.SIZE:
         return Verdict.SKIP
     if remembered is not None and remembered.size == size and remembered.etag == listed.etag:
-        return Verdict.SKIP if remembered.mtime_ns == mtime_ns else Verdict.UPLOAD
-    return Verdict.ASK
+        if remembered.mtime_ns == mtime_ns:
+            return Verdict.SKIP  # with CHECKSUM too: a stat cache, as git's index (the file is not read)
+        return Verdict.HASH if compare is Compare.CHECKSUM else Verdict.UPLOAD
+    return Verdict.HASH if compare is Compare.CHECKSUM else Verdict.ASK
 
 
 def unchanged_by_metadata(
@@ -175,3 +183,41 @@ def unchanged_by_metadata(
         return parse_mtime(metadata.get("mtime", "")) == mtime_ns
     except ValueError:
         return False  # written by another tool, or by hand: upload ours
+
+
+ETAG_PART_SIZES_BYTES: Final = (8 * MIB, 5 * MIB, 16 * MIB, 50 * MIB, 64 * MIB)
+"""The part sizes other tools use by default (aws-cli and boto3 8 MiB, rclone and s5cmd 5 MiB, ...), tried after
+ours to tell which wrote a multipart object."""
+
+
+def multipart_etag_parts(etag: str) -> int | None:
+    """N of a multipart ETag (``<32 hex>-N``), ``None`` for any other form."""
+    digest, dash, count = etag.partition("-")
+    if not dash or len(digest) != 32 or not count.isdigit() or not _is_hex(digest):
+        return None
+    return int(count)
+
+
+def is_md5_etag(etag: str) -> bool:
+    """Whether an ETag has the form of a single put's MD5 (32 hex digits)."""
+    return len(etag) == 32 and _is_hex(etag)
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True
+
+
+def etag_part_sizes(size: int, parts: int, *, part_size: int, multipart_threshold: int) -> list[int]:
+    """The part sizes, in the order worth trying, that split ``size`` bytes into exactly ``parts`` parts: ours first
+    (what ``plan_upload`` picks for this file), then ``ETAG_PART_SIZES_BYTES``. Each is hashed beside the others in
+    one read, so sizes that give the same N all stay candidates."""
+    ours = plan_upload(size, part_size=part_size, multipart_threshold=multipart_threshold).part_size or part_size
+    found: list[int] = []
+    for candidate in (ours, choose_part_size(size, part_size), *ETAG_PART_SIZES_BYTES):
+        if candidate > 0 and math.ceil(size / candidate) == parts and candidate not in found:
+            found.append(candidate)
+    return found

@@ -34,6 +34,7 @@ BUSY_TIMEOUT_S: Final = 10.0
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS objects (
     store TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, etag TEXT NOT NULL,
+    checksum TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (store, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS uploads (
@@ -47,6 +48,14 @@ CREATE TABLE IF NOT EXISTS uploads (
 def normal_etag(etag: str) -> str:
     """ETags come quoted from some answers and not from others; compare them bare."""
     return etag.strip().strip('"')
+
+
+def _add_checksum_column(db: sqlite3.Connection) -> None:
+    """Migrate a state file written before ``objects.checksum`` (the whole-object checksum an upload sent, which
+    ``--compare checksum`` reads): its rows get ``''``, known to hold none."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(objects)")}
+    if "checksum" not in columns:
+        db.execute("ALTER TABLE objects ADD COLUMN checksum TEXT NOT NULL DEFAULT ''")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +86,15 @@ class StateFile:
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            _add_checksum_column(self._db)
             self._db.execute(
-                "CREATE TEMP TABLE listing (key TEXT PRIMARY KEY, size INTEGER NOT NULL, etag TEXT NOT NULL)"
-                " WITHOUT ROWID"
+                "CREATE TEMP TABLE listing (key TEXT PRIMARY KEY, size INTEGER NOT NULL, etag TEXT NOT NULL,"
+                " md5 TEXT NOT NULL) WITHOUT ROWID"
             )
             self._db.commit()
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot use the state file {str(path)!r}: {exc}") from exc
-        self._remembered: list[tuple[str, str, int, int, str]] = []
+        self._remembered: list[tuple[str, str, int, int, str, str]] = []
         self._last_commit = time.monotonic()
         self.listed_rows = 0
         """Rows the listing table holds: none means every lookup would miss, so none is made."""
@@ -102,17 +112,21 @@ class StateFile:
         memory, which costs a HEAD each on the next run, nothing more.
         """
         if self._remembered:
-            self._db.executemany("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?)", self._remembered)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO objects (store, key, size, mtime_ns, etag, checksum) VALUES (?, ?, ?, ?, ?, ?)",
+                self._remembered,
+            )
             self._remembered.clear()
         self._db.commit()
         self._last_commit = time.monotonic()
 
     # The listing of the destination, for this run only.
 
-    def add_listed(self, rows: Iterable[tuple[str, int, str]]) -> None:
-        """``(key, size, etag)`` rows of a listing page."""
-        rows = [(k, size, normal_etag(e)) for k, size, e in rows]
-        self._db.executemany("INSERT OR REPLACE INTO listing VALUES (?, ?, ?)", rows)
+    def add_listed(self, rows: Iterable[tuple[str, int, str, str]]) -> None:
+        """``(key, size, etag, md5)`` rows of a listing page (``md5``: the content's MD5 in hex where the listing
+        has it apart from the ETag, as Azure's does, else ``""``)."""
+        rows = [(k, size, normal_etag(e), md5) for k, size, e, md5 in rows]
+        self._db.executemany("INSERT OR REPLACE INTO listing VALUES (?, ?, ?, ?)", rows)
         self._db.commit()
         self.listed_rows += len(rows)
 
@@ -122,13 +136,14 @@ class StateFile:
         if not self.listed_rows:
             return None, None
         row = self._db.execute(
-            "SELECT l.size, l.etag, o.size, o.mtime_ns, o.etag FROM listing AS l"
+            "SELECT l.size, l.etag, l.md5, o.size, o.mtime_ns, o.etag, o.checksum FROM listing AS l"
             " LEFT JOIN objects AS o ON o.store = ? AND o.key = l.key WHERE l.key = ?",
             (self._store, key),
         ).fetchone()
         if row is None:
             return None, None
-        return Listed(row[0], row[1]), Remembered(row[2], row[3], row[4]) if row[2] is not None else None
+        remembered = Remembered(row[3], row[4], row[5], row[6]) if row[3] is not None else None
+        return Listed(row[0], row[1], row[2]), remembered
 
     def lookup_many(self, keys: Sequence[str]) -> dict[str, tuple[Listed, Remembered | None]]:
         """``lookup`` for a batch of the walk, in a query per ``LOOKUP_BATCH`` keys, a fraction of the cost of a
@@ -139,19 +154,21 @@ class StateFile:
         for start in range(0, len(keys), LOOKUP_BATCH):
             batch = keys[start : start + LOOKUP_BATCH]
             rows = self._db.execute(
-                "SELECT l.key, l.size, l.etag, o.size, o.mtime_ns, o.etag FROM listing AS l"
+                "SELECT l.key, l.size, l.etag, l.md5, o.size, o.mtime_ns, o.etag, o.checksum FROM listing AS l"
                 " LEFT JOIN objects AS o ON o.store = ? AND o.key = l.key"
                 f" WHERE l.key IN ({','.join('?' * len(batch))})",
                 (self._store, *batch),
             )
-            for key, size, etag, r_size, r_mtime, r_etag in rows:
-                found[key] = (Listed(size, etag), Remembered(r_size, r_mtime, r_etag) if r_size is not None else None)
+            for key, size, etag, md5, r_size, r_mtime, r_etag, r_sum in rows:
+                remembered = Remembered(r_size, r_mtime, r_etag, r_sum) if r_size is not None else None
+                found[key] = (Listed(size, etag, md5), remembered)
         return found
 
     # What earlier runs uploaded.
 
-    def remember(self, key: str, size: int, mtime_ns: int, etag: str) -> None:
-        self._remembered.append((self._store, key, size, mtime_ns, normal_etag(etag)))
+    def remember(self, key: str, size: int, mtime_ns: int, etag: str, checksum: str = "") -> None:
+        """``checksum``: the whole-object checksum the upload sent (``crc32:BASE64``), ``""`` for none."""
+        self._remembered.append((self._store, key, size, mtime_ns, normal_etag(etag), checksum))
         if len(self._remembered) >= COMMIT_EVERY_ROWS or time.monotonic() - self._last_commit >= COMMIT_EVERY_S:
             self._flush()
 

@@ -376,7 +376,10 @@ class AzureStore:
             return None
         except AzureError as exc:
             self._object_error("GetBlobProperties", exc)
-        return ObjectInfo(key, int(properties.size), _etag(properties.etag), dict(properties.metadata or {}))
+        md5 = _hex(properties.content_settings.content_md5)
+        return ObjectInfo(
+            key, int(properties.size), _etag(properties.etag), dict(properties.metadata or {}), content_md5=md5
+        )
 
     async def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:
         listing = (
@@ -387,9 +390,15 @@ class AzureStore:
         try:
             async for item in listing:
                 if isinstance(item, BlobProperties):  # not a BlobPrefix (a "folder" of a walk)
-                    yield ObjectInfo(item.name, int(item.size), _etag(item.etag), {})
+                    md5 = item.content_settings.content_md5  # a blob stored by one put has it
+                    yield ObjectInfo(item.name, int(item.size), _etag(item.etag), {}, content_md5=_hex(md5))
         except AzureError as exc:
             self._object_error("ListBlobs", exc)
+
+
+def _hex(md5: bytes | bytearray | None) -> str | None:
+    """A blob's ``Content-MD5`` (raw bytes, as the SDK gives it) in hex, as S3 ETags are; ``None`` if it has none."""
+    return bytes(md5).hex() if md5 else None
 
 
 def _without_query(url: str) -> tuple[str, str]:

@@ -148,6 +148,11 @@ class ObjectInfo:
     size: int
     etag: str
     metadata: Mapping[str, str]
+    checksum: Checksum | None = None
+    """The whole object's checksum the store keeps (a single put's, or a multipart upload's FULL_OBJECT CRC), where
+    it was asked for (``head_object_checksum``) and the store has one; never a composite (``-N``) one."""
+    content_md5: str | None = None
+    """The MD5 of the whole content (hex) where the store lists it apart from the ETag (Azure's ``Content-MD5``)."""
 
 
 @runtime_checkable
@@ -242,6 +247,19 @@ class ObjectStore(Protocol):
         ``recursive``), streamed page by page. Listings carry no user metadata, and come in no reliable order:
         S3 sorts by UTF-8 bytes, SeaweedFS directory by directory."""
         ...
+
+
+async def head_object_checksum(
+    store: ObjectStore, key: str, *, headers: ObjectHeaders = NO_HEADERS
+) -> ObjectInfo | None:
+    """Capability (an optional ``head_object_checksum`` method, like ``header_fields``): ``head_object``, asking the
+    store for the whole-object checksum it keeps (S3's checksum mode), in ``ObjectInfo.checksum``. A store without
+    it answers a plain HEAD: no checksum, so nothing to compare."""
+    head = getattr(store, "head_object_checksum", None)
+    if head is None:
+        return await store.head_object(key, headers=headers)
+    info: ObjectInfo | None = await head(key, headers=headers)
+    return info
 
 
 CLOCK_SKEW_S: Final = 300.0

@@ -50,6 +50,7 @@ def test_json_summary_is_one_line_of_ascii_json() -> None:
         "bytes_resumed": 0,
         "elapsed_s": 1.235,
         "checked_by_size": 0,
+        "compared": {},
         "report": "r.jsonl",
         "failures": [{"path": name, "error": "boom"}],
     }

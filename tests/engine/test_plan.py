@@ -21,7 +21,10 @@ from async_uploader.engine.plan import (
     Verdict,
     choose_part_size,
     compare_with_destination,
+    etag_part_sizes,
     format_mtime,
+    is_md5_etag,
+    multipart_etag_parts,
     object_key,
     object_metadata,
     parse_mtime,
@@ -365,3 +368,67 @@ def test_a_head_under_compare_size_reads_only_the_size(
     stored_size: int, metadata: dict[str, str], unchanged: bool
 ) -> None:
     assert unchanged_by_metadata(10, NOW_NS, stored_size, metadata, Compare.SIZE) is unchanged
+
+
+@pytest.mark.parametrize(
+    ("listed", "remembered", "verdict"),
+    [
+        (Listed(10, "e"), Remembered(10, NOW_NS, "e"), Verdict.SKIP),  # the stat cache: not read
+        (Listed(10, "e"), Remembered(10, NOW_NS + 1, "e"), Verdict.HASH),  # a new mtime: the content decides
+        (Listed(10, "other"), Remembered(10, NOW_NS, "e"), Verdict.HASH),  # written since: whatever the stat
+        (Listed(10, "e"), None, Verdict.HASH),
+        (Listed(11, "e"), Remembered(10, NOW_NS, "e"), Verdict.UPLOAD),  # another size: no need to read
+        (None, None, Verdict.UPLOAD),
+    ],
+)
+def test_compare_checksum_reads_the_file_unless_its_size_or_its_remembered_stat_settles_it(
+    listed: Listed | None, remembered: Remembered | None, verdict: Verdict
+) -> None:
+    assert compare_with_destination(10, NOW_NS, Overwrite.CHANGED, listed, remembered, Compare.CHECKSUM) is verdict
+
+
+@pytest.mark.parametrize(
+    ("etag", "parts", "md5"),
+    [
+        ("d41d8cd98f00b204e9800998ecf8427e", None, True),
+        ("cf7fb98c6f89b9687b1f902cf013c47b-2", 2, False),
+        ("CF7FB98C6F89B9687B1F902CF013C47B-10000", 10000, False),
+        ("cf7fb98c6f89b9687b1f902cf013c47b-", None, False),
+        ("cf7fb98c6f89b9687b1f902cf013c47-2", None, False),  # 31 digits
+        ("zf7fb98c6f89b9687b1f902cf013c47b", None, False),
+        ("", None, False),
+    ],
+)
+def test_etag_forms(etag: str, parts: int | None, md5: bool) -> None:
+    assert multipart_etag_parts(etag) == parts
+    assert is_md5_etag(etag) is md5
+
+
+@pytest.mark.parametrize(
+    ("size", "parts", "expected"),
+    [
+        (13 * MIB, 2, [8 * MIB]),  # ours (8 MiB) first
+        (13 * MIB, 3, [5 * MIB]),  # boto3 at 5 MiB
+        (17 * MIB, 2, [16 * MIB]),
+        # Several candidates give the same N: all are kept, ours first, so one read tries them all.
+        (40 * MIB, 1, [50 * MIB, 64 * MIB]),
+        (100 * MIB, 2, [50 * MIB, 64 * MIB]),
+        (10 * MIB, 2, [8 * MIB, 5 * MIB]),
+        (13 * MIB, 7, []),  # no candidate: the state file or the store's CRC decide
+    ],
+)
+def test_etag_part_sizes_are_those_giving_the_listed_part_count(size: int, parts: int, expected: list[int]) -> None:
+    assert etag_part_sizes(size, parts, part_size=8 * MIB, multipart_threshold=8 * MIB) == expected
+
+
+def test_etag_part_sizes_start_with_the_part_size_ours_grows_to_for_a_huge_file() -> None:
+    size = 200 * 1024 * MIB  # 200 GiB in 8 MiB parts would be 25,600 parts: ours grows to 21 MiB
+    ours = choose_part_size(size, 8 * MIB)
+    parts = plan_upload(size, part_size=8 * MIB, multipart_threshold=8 * MIB).part_count
+    assert etag_part_sizes(size, parts, part_size=8 * MIB, multipart_threshold=8 * MIB)[0] == ours
+
+
+@given(size=st.integers(min_value=1, max_value=6 * TIB // 1000), parts=st.integers(min_value=1, max_value=MAX_PARTS))
+def test_every_etag_part_size_splits_the_file_into_exactly_the_listed_parts(size: int, parts: int) -> None:
+    for part_size in etag_part_sizes(size, parts, part_size=8 * MIB, multipart_threshold=8 * MIB):
+        assert -(-size // part_size) == parts

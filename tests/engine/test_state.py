@@ -3,6 +3,8 @@ is private to one run."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from async_uploader.errors import ConfigError
 
 def remembered(state: StateFile, key: str) -> Remembered | None:
     """What ``state`` remembers of ``key``, asked the way a run asks: once the listing shows the key."""
-    state.add_listed([(key, 0, "")])
+    state.add_listed([(key, 0, "", "")])
     return state.lookup(key)[1]
 
 
@@ -46,13 +48,13 @@ def test_destinations_are_kept_apart(tmp_path: Path) -> None:
 def test_the_listing_is_private_to_one_run(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     first = StateFile(path, "s")
-    first.add_listed([("a", 1, '"e1"'), ("b/c", 2, "e2")])
+    first.add_listed([("a", 1, '"e1"', ""), ("b/c", 2, "e2", "")])
     assert first.lookup("a") == (Listed(1, "e1"), None)
     assert first.lookup("b/c") == (Listed(2, "e2"), None)
     assert first.lookup("zzz") == (None, None)
     first.close()
     second = StateFile(path, "s")
-    second.add_listed([("other", 1, "e")])
+    second.add_listed([("other", 1, "e", "")])
     assert second.lookup("a") == (None, None)
     second.close()
 
@@ -76,11 +78,11 @@ def test_lookup_joins_the_listing_with_what_was_remembered(tmp_path: Path) -> No
     state = StateFile(tmp_path / "state.sqlite3", "s")
     assert state.lookup("a") == (None, None)
     state.remember("a", 1, 10, '"e1"')
-    state.add_listed([("a", 1, '"e1"'), ("b", 2, "e2")])
+    state.add_listed([("a", 1, '"e1"', ""), ("b", 2, "e2", "")])
     assert state.lookup("a") == (Listed(1, "e1"), None)  # remembered, but not yet written: no stale answers
     state.close()
     again = StateFile(tmp_path / "state.sqlite3", "s")
-    again.add_listed([("a", 1, "e1"), ("b", 2, "e2")])
+    again.add_listed([("a", 1, "e1", ""), ("b", 2, "e2", "")])
     assert again.lookup("a") == (Listed(1, "e1"), Remembered(1, 10, "e1"))
     assert again.lookup("b") == (Listed(2, "e2"), None)
     assert again.lookup("c") == (None, None)
@@ -95,7 +97,7 @@ def test_a_batch_lookup_answers_as_one_lookup_per_key(tmp_path: Path) -> None:
     state.close()
     again = StateFile(tmp_path / "state.sqlite3", "s")
     assert again.lookup_many(keys) == {}  # nothing listed yet: nothing asked
-    again.add_listed([(key, i, f'"e{i}"') for i, key in enumerate(keys) if i % 3])
+    again.add_listed([(key, i, f'"e{i}"', "") for i, key in enumerate(keys) if i % 3])
     found = again.lookup_many([*keys, "not-there"])
     assert found == {key: again.lookup(key) for key in keys if again.lookup(key)[0] is not None}
     assert len(found) == sum(1 for i in range(len(keys)) if i % 3)
@@ -117,3 +119,25 @@ def test_two_runs_on_one_machine_share_the_state_file(tmp_path: Path) -> None:
     three = StateFile(path, "s")
     assert (remembered(three, "a"), remembered(three, "b")) == (Remembered(1, 1, "e"), Remembered(2, 2, "e"))
     three.close()
+
+
+def test_a_state_file_written_before_checksums_were_remembered_is_migrated(tmp_path: Path) -> None:
+    """Its rows keep working (with no checksum); new ones carry the checksum the upload sent."""
+    path = tmp_path / "state.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as old:
+        old.execute(
+            "CREATE TABLE objects (store TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL,"
+            " mtime_ns INTEGER NOT NULL, etag TEXT NOT NULL, PRIMARY KEY (store, key)) WITHOUT ROWID"
+        )
+        old.execute("INSERT INTO objects VALUES ('s', 'old', 1, 2, 'e')")
+        old.commit()
+
+    state = StateFile(path, "s")
+    assert remembered(state, "old") == Remembered(1, 2, "e", "")
+    state.remember("new", 3, 4, "f", "crc32:AAAAAA==")
+    state.close()
+    again = StateFile(path, "s")
+    assert remembered(again, "new") == Remembered(3, 4, "f", "crc32:AAAAAA==")
+    again.add_listed([("old", 1, "e", "")])
+    assert again.lookup_many(["old", "new"])["new"][1] == Remembered(3, 4, "f", "crc32:AAAAAA==")
+    again.close()

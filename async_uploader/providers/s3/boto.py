@@ -45,6 +45,7 @@ from .answers import (
     wrong_region,
 )
 from .wire import (
+    CHECKSUM_FIELDS,
     S3_HEADER_FIELDS,
     checksum_param,
     create_params,
@@ -52,6 +53,7 @@ from .wire import (
     request_params,
     returned_checksum,
     stored_part,
+    whole_checksum,
 )
 
 
@@ -304,20 +306,29 @@ class BotoStore:
         return found
 
     async def head_object(self, key: str, *, headers: ObjectHeaders = NO_HEADERS) -> ObjectInfo | None:
+        return await self._head(key, headers, {})
+
+    async def head_object_checksum(self, key: str, *, headers: ObjectHeaders = NO_HEADERS) -> ObjectInfo | None:
+        """``head_object`` in checksum mode (the ``head_object_checksum`` capability)."""
+        return await self._head(key, headers, {"ChecksumMode": "ENABLED"})
+
+    async def _head(self, key: str, headers: ObjectHeaders, mode: dict[str, str]) -> ObjectInfo | None:
         try:
             client = await self.clients.client()
-            response = await client.head_object(Bucket=self.bucket, Key=key, **request_params(headers))
+            response = await client.head_object(Bucket=self.bucket, Key=key, **request_params(headers), **mode)
         except ClientError as exc:
             if _code(exc) in {"404", "NoSuchKey", "NotFound"}:
                 return None
             self._object_error("HeadObject", exc)
         except BotoCoreError as exc:
             self._object_error("HeadObject", exc)
+        checksum = whole_checksum(response, names=CHECKSUM_FIELDS, type_name="ChecksumType") if mode else None
         return ObjectInfo(
             key=key,
             size=int(response["ContentLength"]),
             etag=response.get("ETag", ""),
             metadata=response.get("Metadata", {}),
+            checksum=checksum,
         )
 
     async def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:

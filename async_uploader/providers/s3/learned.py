@@ -30,6 +30,7 @@ from ..base import (
     StoredPart,
     UploadedPart,
     guard_secrets,
+    head_object_checksum,
 )
 from .boto import BotoStore
 from .bucket import BucketClient
@@ -51,6 +52,7 @@ _CHOSEN_METHODS: Final = (
     "incomplete_uploads",
     "list_parts",
     "head_object",
+    "head_object_checksum",
     "list_objects",
 )
 
@@ -229,6 +231,10 @@ class LearningStore:
     async def head_object(self, key: str, *, headers: ObjectHeaders = NO_HEADERS) -> ObjectInfo | None:
         chosen = self._chosen or await self._choose()
         return await chosen.head_object(key, headers=headers)
+
+    async def head_object_checksum(self, key: str, *, headers: ObjectHeaders = NO_HEADERS) -> ObjectInfo | None:
+        chosen = self._chosen or await self._choose()
+        return await head_object_checksum(chosen, key, headers=headers)
 
     async def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:
         chosen = self._chosen or await self._choose()

@@ -226,6 +226,13 @@ class DirectStore:
         except (ErrorResponse, TransportError, ValueError) as exc:
             self._object_error("HeadObject", exc)
 
+    async def head_object_checksum(self, key: str, *, headers: ObjectHeaders = NO_HEADERS) -> ObjectInfo | None:
+        """``head_object`` in checksum mode (the ``head_object_checksum`` capability)."""
+        try:
+            return await self._bucket.head(key, request_headers(headers), checksums=True)
+        except (ErrorResponse, TransportError, ValueError) as exc:
+            self._object_error("HeadObject", exc)
+
     async def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:
         token: str | None = None
         while True:

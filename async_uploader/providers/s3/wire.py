@@ -275,6 +275,26 @@ def user_metadata(headers: Mapping[str, str]) -> dict[str, str]:
     return {name[len(META) :]: value for name, value in headers.items() if name.startswith(META)}
 
 
+CHECKSUM_MODE_HEADERS: Final = {"x-amz-checksum-mode": "ENABLED"}
+"""HeadObject's ``ChecksumMode="ENABLED"`` on the wire: the answer then carries the object's stored checksum."""
+
+
+def whole_checksum(fields: Mapping[str, str], *, names: Mapping[Algorithm, str], type_name: str) -> Checksum | None:
+    """The whole-object checksum among a HEAD answer's ``fields`` (botocore's by ``ChecksumCRC32``..., or the
+    headers by ``x-amz-checksum-crc32``...), ``None`` if there is none or only a composite one (of the parts)."""
+    if fields.get(type_name, "FULL_OBJECT").upper() != "FULL_OBJECT":
+        return None
+    for algorithm, name in names.items():
+        value = fields.get(name)
+        if value and "-" not in value:
+            return Checksum(algorithm, value)
+    return None
+
+
+CHECKSUM_FIELDS: Final = {algorithm: f"Checksum{algorithm.name}" for algorithm in Algorithm}
+CHECKSUM_HEADERS: Final = {algorithm: f"x-amz-checksum-{algorithm.value}" for algorithm in Algorithm}
+
+
 def create_params(checksum: Algorithm | None, full_object: bool) -> dict[str, str]:
     """CreateMultipartUpload's checksum parameters, by botocore's names (``CREATE_HEADERS`` on the wire): parts
     carry ``checksum`` checksums and, with ``full_object``, the completion the whole object's CRC."""

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from async_uploader.errors import BucketError, EndpointError, StoreError, VerificationError
-from async_uploader.providers.base import Body, ObjectStore, UploadedPart
+from async_uploader.providers.base import Body, ObjectStore, UploadedPart, head_object_checksum
 from async_uploader.providers.s3.boto import BotoStore
 from async_uploader.providers.s3.clients import SEND_SLICE_BYTES
 from async_uploader.providers.s3.store import DirectStore
@@ -233,3 +233,21 @@ async def test_a_part_whose_checksum_the_store_computed_otherwise_is_refused() -
     http.response.headers["x-amz-checksum-crc32"] = crc(b"v").value
     part = await store.upload_part("k", "u", 1, Body(b"v"), checksum=crc(b"v"))
     assert part == UploadedPart(1, '"e1"', crc(b"v"))
+
+
+async def test_a_head_in_checksum_mode_answers_the_stored_crc_on_both_paths(
+    either_store: ObjectStore, sync_client: Any, bucket: str
+) -> None:
+    """What ``--compare checksum`` asks where the listing cannot answer: the whole-object CRC the writer sent."""
+    sync_client.put_object(Bucket=bucket, Key="c", Body=b"content", ChecksumAlgorithm="CRC32")
+    sync_client.put_object(Bucket=bucket, Key="plain", Body=b"content", ChecksumAlgorithm="CRC32")
+
+    info = await head_object_checksum(either_store, "c")
+    plain = await either_store.head_object("plain")
+
+    assert info is not None
+    assert plain is not None
+    assert info.checksum == crc(b"content")
+    assert (info.size, info.etag) == (7, plain.etag)
+    assert plain.checksum is None  # not asked for: not in checksum mode
+    assert await head_object_checksum(either_store, "missing") is None
