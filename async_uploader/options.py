@@ -298,9 +298,11 @@ def make_config(
     if report is not None and retry_failed is not None and report.resolve() == retry_failed.resolve():
         raise ConfigError("--report must name a new file, not the report given to --retry-failed")
     state_file = config.optional_path(values.get("state_file")) or config.default_state_path()
+    # A single file goes into the folder the URL names (``dir/``, or the bucket), or to the exact key it names.
+    target = config.one_object_destination(destination, path.name) if path.is_file() else None
     return UploadConfig(
         source=path,
-        destination=config.parse_destination(destination),
+        destination=target or config.parse_destination(destination),
         filters=rules,
         state_file=state_file if values.get("use_state", True) else None,
         **fields,
