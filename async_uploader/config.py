@@ -246,6 +246,16 @@ def parse_max_memory(value: str | int) -> int:
     return size
 
 
+def parse_expected_size(value: str | int | None) -> int | None:
+    """``--expected-size``: about how many bytes a stream will bring (``None``: not known), at most 5 TiB."""
+    if value is None:
+        return None
+    size = parse_size(value)
+    if size > 5 * TIB:
+        raise ConfigError("--expected-size is over 5TiB, S3's limit for one object")
+    return size
+
+
 def parse_max_bandwidth(value: str | int | None) -> int | None:
     """Bytes per second from a rate (``50MB/s``) or a number, or ``None``: no limit."""
     if isinstance(value, str):
@@ -334,6 +344,8 @@ class UploadConfig:
     part_size: int = DEFAULT_PART_SIZE_BYTES
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD_BYTES
     max_memory: int = DEFAULT_MAX_MEMORY_BYTES
+    expected_size: int | None = None
+    """A stream's expected length: its part size is chosen to fit it in 10,000 parts."""
     filters: tuple[tuple[str, str], ...] = ()
     """``("include" | "exclude", glob)`` in command-line order; the last match wins."""
     follow_symlinks: bool = False

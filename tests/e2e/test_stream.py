@@ -1,0 +1,93 @@
+"""``upload - s3://b/key``: stdin piped into the CLI lands byte for byte as a multipart upload of unknown length
+(or one put when short), and what cannot apply to a stream is refused with one line and exit 2."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from async_uploader.config import MIB
+from tests.e2e.conftest import S3Backend, read_bucket
+from tests.e2e.test_cli_features import report_records
+from tests.e2e.test_faults import assert_no_orphans
+from tests.trees import random_bytes
+from tools.seaweedfs import S3Server
+
+
+def pipe_cli(env: dict[str, str], data: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "async_uploader", "upload", "-", *args, "--no-progress"],
+        input=data,
+        env=env,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_30_mib_of_stdin_lands_byte_for_byte_in_parts(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
+) -> None:
+    data = random_bytes(30 * MIB + 123, seed=30)
+    report = tmp_path / "report.jsonl"
+    args = (f"s3://{bucket}/backups/db.dump", "--endpoint-url", s3_server.endpoint_url, "--part-size", "5MiB")
+
+    result = pipe_cli(server_env, data, *args, "--max-memory", "16MiB", "--report", str(report))
+
+    assert result.returncode == 0, result.stderr
+    stored = read_bucket(s3_client, bucket)
+    assert list(stored) == ["backups/db.dump"]
+    body, metadata = stored["backups/db.dump"]
+    assert body == data
+    assert set(metadata) == {"mtime"}
+    [record] = [r for r in report_records(report) if "path" in r]
+    assert (record["path"], record["key"], record["status"], record["size"], record["parts"]) == (
+        "-",
+        "backups/db.dump",
+        "uploaded",
+        len(data),
+        7,
+    )
+    # The whole object's CRC32, combined from the parts' and checked by the server on completion.
+    assert record["checksum"] == base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    assert record["verified"] == "checksum"
+    assert_no_orphans(s3_client, bucket)
+
+
+def test_a_short_stdin_is_one_put(tmp_path: Path, s3_backend: S3Backend) -> None:
+    result = pipe_cli(s3_backend.env, b"hello\n", f"s3://{s3_backend.bucket}/notes/hello.txt", *s3_backend.cli_args())
+    assert result.returncode == 0, result.stderr
+    body, metadata = read_bucket(s3_backend.client, s3_backend.bucket)["notes/hello.txt"]
+    assert (body, metadata["size"]) == (b"hello\n", "6")
+    head = s3_backend.client.head_object(Bucket=s3_backend.bucket, Key="notes/hello.txt")
+    assert head["ContentType"] == "text/plain"
+    assert "-" not in head["ETag"]  # one PutObject, not a multipart upload
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("s3://bucket/dir/",), "a stream needs an exact key"),
+        (("s3://bucket",), "a stream needs an exact key"),
+        (("s3://bucket/key", "--shard", "1/2"), "--shard: not for a stream"),
+        (("s3://bucket/key", "--exclude", "*.tmp"), "--include/--exclude: not for a stream"),
+        (("s3://bucket/key", "--compare", "size"), "--compare: not for a stream"),
+        (("s3://bucket/key", "--dry-run"), "--dry-run: not for a stream"),
+        (("s3://bucket/key", "--retry-failed", "r.jsonl"), "--retry-failed: not for a stream"),
+        (("s3://bucket/key", "--dask", "tcp://127.0.0.1:9"), "a single file or a stream is uploaded without it"),
+    ],
+)
+def test_what_cannot_apply_to_a_stream_is_one_line_and_exit_2(
+    server_env: dict[str, str], args: tuple[str, ...], message: str
+) -> None:
+    result = pipe_cli(server_env, b"data", *args, "--endpoint-url", "http://127.0.0.1:9")
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2, lines
+    assert len(lines) == 1, lines
+    assert message in lines[0]
