@@ -4,18 +4,21 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import signal
 import subprocess
 import sys
 import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from async_uploader.config import MIB
-from tests.e2e.conftest import S3Backend, read_bucket
+from tests.e2e.conftest import Backend, S3Backend, read_bucket, sync_s3_client
 from tests.e2e.test_cli_features import report_records
-from tests.e2e.test_faults import assert_no_orphans
+from tests.e2e.test_faults import assert_no_orphans, leftover_uploads, uploader, wait_until
 from tests.trees import random_bytes
 from tools.seaweedfs import S3Server
 
@@ -91,3 +94,50 @@ def test_what_cannot_apply_to_a_stream_is_one_line_and_exit_2(
     assert result.returncode == 2, lines
     assert len(lines) == 1, lines
     assert message in lines[0]
+
+
+def test_an_interrupted_stream_aborts_its_upload(bucket: str, s3_server: S3Server, server_env: dict[str, str]) -> None:
+    """The writer stops writing (the pipe stays open) after two parts: Ctrl-C then leaves no upload, no object."""
+    client = sync_s3_client(s3_server)
+    args = ("--no-progress", "--endpoint-url", s3_server.endpoint_url, "--part-size", "5MiB")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "async_uploader", "upload", "-", f"s3://{bucket}/stream.bin", *args],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=server_env,
+    )
+    assert process.stdin is not None
+    try:
+        process.stdin.write(random_bytes(12 * MIB, seed=12))
+        process.stdin.flush()
+        wait_until(lambda: bool(leftover_uploads(client, bucket)), "the stream's multipart upload begun")
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, stderr
+    assert "multipart uploads in flight were aborted" in stderr.decode()
+    assert leftover_uploads(client, bucket) == []
+    assert "Contents" not in client.list_objects_v2(Bucket=bucket)
+
+
+@pytest.mark.parametrize("backend", ["azurite"], indirect=True)
+def test_stdin_lands_in_blocks_on_azure(backend: Backend) -> None:
+    data = random_bytes(11 * MIB, seed=11)
+    result = pipe_cli(backend.env, data, f"az://{backend.bucket}/streams/out.bin", "--part-size", "5MiB")
+    assert result.returncode == 0, result.stderr
+    assert backend.read("streams/")["streams/out.bin"][0] == hashlib.md5(data).hexdigest()
+
+
+async def test_the_library_streams_an_async_iterable(s3_backend: S3Backend) -> None:
+    async def produce() -> AsyncIterator[bytes]:
+        for i in range(12):
+            yield random_bytes(MIB - i, seed=i)  # chunks of any size, cut into parts
+
+    expected = b"".join(random_bytes(MIB - i, seed=i) for i in range(12))
+    async with uploader(s3_backend.server) as up:
+        result = await up.upload_stream(produce(), f"s3://{s3_backend.bucket}/lib/out.bin", part_size="5MiB")
+    assert (result.uploaded, result.bytes_uploaded) == (1, len(expected))
+    assert read_bucket(s3_backend.client, s3_backend.bucket)["lib/out.bin"][0] == expected
