@@ -75,7 +75,8 @@ UPLOAD: Final = Command(
     "upload",
     help="upload every file below SOURCE to s3://BUCKET/PREFIX or az://CONTAINER/PREFIX",
     description="Upload every regular file below SOURCE to s3://BUCKET/PREFIX (or az://CONTAINER/PREFIX), keys "
-    "relative to SOURCE.",
+    "relative to SOURCE. A SOURCE that is one file goes into the folder a destination ending in / names, or to the "
+    "exact key it names; SOURCE - streams stdin to an exact key.",
     library=("upload()", "Uploader.upload()", "make_config()"),
     options=(
         Option("source", (), Scope.RUN, metavar="SOURCE",
