@@ -5,15 +5,18 @@ are a tree's."""
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 
 from async_uploader.config import MIB
-from async_uploader.events import Event, FileSkipped
+from async_uploader.events import Event, FileDone, FileSkipped, PartDone
 from tests.e2e.conftest import Backend, S3Backend, read_bucket
 from tests.e2e.test_cli_features import report_records
-from tests.e2e.test_faults import uploader
+from tests.e2e.test_faults import MULTIPART, assert_no_orphans, leftover_uploads, uploader
 from tests.e2e.test_incremental import operation
 from tests.e2e.test_upload import expected_metadata, run_cli
 from tests.fault_proxy import FaultProxy
@@ -107,3 +110,35 @@ def test_cli_uploads_a_file_to_a_container_folder_and_to_an_exact_blob(backend: 
     assert sorted(stored) == ["pages/home", "site/index.html"]
     assert stored["site/index.html"][1] == expected_metadata(path)
     assert "Uploaded 0 files" in again.stderr
+
+
+async def test_an_interrupted_single_file_resumes_from_its_parts(tmp_path: Path, s3_backend: S3Backend) -> None:
+    """As a tree's large file: cancelled with ``keep_partial`` after its first part, then resumed from it (the
+    open upload found by listing the uploads of that one key)."""
+    data = random_bytes(2 * 5 * MIB, seed=21)
+    path = tmp_path / "image.iso"
+    path.write_bytes(data)
+    url = f"s3://{s3_backend.bucket}/images/latest.iso"
+    options: dict[str, Any] = {**MULTIPART, "concurrency": 1, "keep_partial": True}
+    landed = anyio.Event()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, PartDone):
+            landed.set()
+
+    async with uploader(s3_backend.server) as up:
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as group:
+                group.start_soon(partial(up.upload, path, url, on_event=on_event, **options))
+                await landed.wait()
+                scope.cancel()
+        assert leftover_uploads(s3_backend.client, s3_backend.bucket) == ["images/latest.iso"]
+        events: list[Event] = []
+
+        result = await up.upload(path, url, on_event=events.append, **options)
+
+    assert (result.uploaded, result.failed) == (1, 0), result.failures
+    (done,) = (e for e in events if isinstance(e, FileDone))
+    assert (done.path, done.parts, done.resumed_parts) == ("image.iso", 2, 1)
+    assert read_bucket(s3_backend.client, s3_backend.bucket)["images/latest.iso"][0] == data
+    assert_no_orphans(s3_backend.client, s3_backend.bucket)
