@@ -63,7 +63,11 @@ def runner_from_args(args: argparse.Namespace, config: UploadConfig) -> Runner:
         if args.shards is not None:
             raise ConfigError("--shards needs --dask (for one shard of a job array, give --shard K/N)")
         # SOURCE -: stdin, read in a worker thread a part at a time (not the text wrapper: the bytes as they are)
-        stream = byte_stream(sys.stdin.buffer) if args.source == STREAM_SOURCE else None
+        stream = None
+        if args.source == STREAM_SOURCE:
+            if sys.stdin is None or sys.stdin.isatty():  # waiting for a terminal to type a tarball helps no one
+                raise ConfigError("SOURCE - reads stdin, which is a terminal: pipe the stream in (CMD | ... upload -)")
+            stream = byte_stream(sys.stdin.buffer)
         return functools.partial(run_config, count_totals=count_totals, lean=args.lean, stream=stream)
     from ..cluster import check_options, run_distributed  # only with --dask: it needs the [dask] extra
 

@@ -88,7 +88,9 @@ class _StreamRun:
         config, key, limits = self.config, self.key, self.limits
         if config.overwrite is Overwrite.NEVER:
             deadline = limits.retry.deadline()
-            found = await limits.request(lambda: self.store.head_object(key), deadline=deadline, on_retry=None)
+            found = await limits.request(
+                lambda: self.store.head_object(key, headers=self.headers), deadline=deadline, on_retry=None
+            )
             if found is not None:
                 self.emit(FileSkipped(STREAM_PATH, key, SKIP_EXISTS, found.size))
                 return
