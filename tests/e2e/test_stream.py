@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import signal
 import subprocess
 import sys
@@ -141,3 +142,24 @@ async def test_the_library_streams_an_async_iterable(s3_backend: S3Backend) -> N
         result = await up.upload_stream(produce(), f"s3://{s3_backend.bucket}/lib/out.bin", part_size="5MiB")
     assert (result.uploaded, result.bytes_uploaded) == (1, len(expected))
     assert read_bucket(s3_backend.client, s3_backend.bucket)["lib/out.bin"][0] == expected
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="no pseudo-terminals on Windows")
+def test_a_terminal_as_stdin_is_refused_rather_than_waited_on(server_env: dict[str, str]) -> None:
+    controller, terminal = os.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "async_uploader", "upload", "-", "s3://bucket/key", "--no-progress"],
+            stdin=terminal,
+            env=server_env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2, lines
+    assert len(lines) == 1
+    assert "stdin, which is a terminal" in lines[0]
