@@ -107,7 +107,7 @@ class _StreamRun:
             except BaseException:
                 limits.budget.release(taken)
                 raise
-            if first.size < self.part_size and first.size < config.multipart_threshold:
+            if first.size < self.part_size and (first.size < config.multipart_threshold or not first.size):
                 try:
                     stored = await self._put(first, {**metadata, "size": str(first.size)})
                 finally:

@@ -75,6 +75,13 @@ async def test_a_stream_that_ends_within_its_first_part_is_one_put() -> None:
     assert stored.headers.content_type == "text/plain"  # guessed from the key's name
 
 
+async def test_an_empty_stream_is_one_empty_put_whatever_the_threshold() -> None:
+    store = MemoryStore()
+    result = await run(config(multipart_threshold=0), store, stream=byte_stream(io.BytesIO(b"")))
+    assert result.uploaded == 1
+    assert (store.objects["logs/today.txt"].data, store.objects["logs/today.txt"].parts) == (b"", 1)
+
+
 async def test_a_stream_over_the_part_limit_fails_and_is_aborted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stream_engine, "MAX_PARTS", 3)
     store = MemoryStore()
