@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import math
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, BinaryIO, Unpack
 
 import anyio
 
@@ -32,10 +32,11 @@ from .config import (
     parse_duration,
 )
 from .events import Event, EventHandler, UploadResult
-from .options import RunOptions, make_config
+from .options import RunOptions, make_config, make_stream_config
 from .providers.base import ObjectStore
 from .providers.registry import Connection, ConnectOptions, provider_for
 from .runner import run as run  # re-exported: async_uploader.run and api.run are runner.run
+from .source.stream import ByteStream, byte_stream
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -152,15 +153,50 @@ class Uploader:
         )
         return await self.run_config(config, on_event=on_event)
 
+    async def upload_stream(
+        self,
+        stream: BinaryIO | AsyncIterable[bytes],
+        destination: str,
+        *,
+        on_event: EventHandler | None = None,
+        **options: Unpack[RunOptions],
+    ) -> UploadResult:
+        """Upload a stream of unknown length to the exact key ``destination`` names (``s3://bucket/some/key``).
+
+        ``stream`` is a binary file object (read in a worker thread: a pipe, a socket's file, ``sys.stdin.buffer``)
+        or an async iterable of ``bytes`` chunks of any size. It goes up as a multipart upload, a part at a time
+        within ``max_memory`` (one PutObject if it ends within its first part, under ``multipart_threshold``);
+        ``expected_size`` picks a part size that fits it in 10,000 parts. The result counts it as one file, named
+        ``-``; a failed or cancelled stream's upload is aborted. The options that apply to files only
+        (``shard``, ``retry_failed``, ``dry_run``, ``follow_symlinks``, filters, ``compare``) raise ``ConfigError``.
+        """
+        options.setdefault("concurrency", self.concurrency)
+        config = make_stream_config(
+            destination,
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            profile=self.profile,
+            request_payer=self.request_payer,
+            connect_timeout=self._timeouts[0],
+            read_timeout=self._timeouts[1],
+            **options,
+        )
+        return await self.run_config(config, on_event=on_event, stream=byte_stream(stream))
+
     async def run_config(
-        self, config: UploadConfig, *, on_event: EventHandler | None = None, count_totals: bool = True
+        self,
+        config: UploadConfig,
+        *,
+        on_event: EventHandler | None = None,
+        count_totals: bool = True,
+        stream: ByteStream | None = None,
     ) -> UploadResult:
         """Run a config built with ``make_config`` over this uploader's connection (see ``runner.run`` for
-        ``count_totals``)."""
+        ``count_totals`` and ``stream``)."""
         if self._connections is None:
             raise RuntimeError("use the Uploader inside 'async with'")
         store = None if config.dry_run else await self._store(config.destination)
-        return await run(config, store, on_event, count_totals=count_totals)
+        return await run(config, store, on_event, count_totals=count_totals, stream=stream)
 
     async def cleanup(
         self, destination: str, *, older_than: str | float = DEFAULT_CLEANUP_AGE, dry_run: bool = False
@@ -232,6 +268,35 @@ async def upload(
         return await uploader.upload(source, destination, on_event=on_event, **options)
 
 
+async def upload_stream(
+    stream: BinaryIO | AsyncIterable[bytes],
+    destination: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    profile: str | None = None,
+    request_payer: str | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+    read_timeout: float = DEFAULT_READ_TIMEOUT_S,
+    lean: bool = True,
+    on_event: EventHandler | None = None,
+    **options: Unpack[RunOptions],
+) -> UploadResult:
+    """Upload a binary file object or an async iterable of bytes to the exact key ``destination`` names, once
+    (see ``Uploader.upload_stream``)."""
+    async with Uploader(
+        endpoint_url=endpoint_url,
+        region=region,
+        profile=profile,
+        request_payer=request_payer,
+        concurrency=options.get("concurrency", DEFAULT_CONCURRENCY),
+        lean=lean,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    ) as uploader:
+        return await uploader.upload_stream(stream, destination, on_event=on_event, **options)
+
+
 async def upload_distributed(
     source: str | os.PathLike[str],
     destination: str,
@@ -274,13 +339,18 @@ async def upload_distributed(
 
 
 async def run_config(
-    config: UploadConfig, *, lean: bool = True, on_event: EventHandler | None = None, count_totals: bool = True
+    config: UploadConfig,
+    *,
+    lean: bool = True,
+    on_event: EventHandler | None = None,
+    count_totals: bool = True,
+    stream: ByteStream | None = None,
 ) -> UploadResult:
     """Run a config built with ``make_config`` (the CLI's path), with its own connection (``lean`` as
     ``Uploader``'s). ``count_totals``: count the tree for a progress display's totals (the CLI turns it off
-    when it shows none)."""
+    when it shows none). ``stream``: the stream a ``make_stream_config`` config uploads."""
     if config.dry_run:  # plans only: no client, no credentials, no request
-        return await run(config, None, on_event, count_totals=count_totals)
+        return await run(config, None, on_event, count_totals=count_totals, stream=stream)
     async with Uploader(
         endpoint_url=config.endpoint_url,
         region=config.region,
@@ -291,7 +361,7 @@ async def run_config(
         connect_timeout=config.connect_timeout_s,
         read_timeout=config.read_timeout_s,
     ) as uploader:
-        return await uploader.run_config(config, on_event=on_event, count_totals=count_totals)
+        return await uploader.run_config(config, on_event=on_event, count_totals=count_totals, stream=stream)
 
 
 async def cleanup(

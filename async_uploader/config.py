@@ -121,14 +121,18 @@ def parse_duration(text: str) -> float:
 @dataclass(frozen=True, slots=True)
 class Destination:
     """Where objects go: a bucket (an Azure container) and a key prefix that is empty or ends with ``/``; the
-    scheme names the provider (``s3``, ``az``, or one an installed package registers)."""
+    scheme names the provider (``s3``, ``az``, or one an installed package registers).
+
+    ``key`` is set when one object is uploaded (a single file, or a stream): its exact key, and ``prefix`` is
+    then the folder that key is in (where the write probe goes). A tree's destination has no ``key``."""
 
     bucket: str
     prefix: str
     scheme: str = "s3"
+    key: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.scheme}://{self.bucket}/{self.prefix}"
+        return f"{self.scheme}://{self.bucket}/{self.prefix if self.key is None else self.key}"
 
 
 _BUCKET_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,254}$")
@@ -150,6 +154,27 @@ def parse_destination(url: str) -> Destination:
     if prefix.startswith("/") or "//" in prefix:
         raise ConfigError(f"destination prefix has an empty path segment: {url!r}")
     return Destination(bucket=bucket, prefix=f"{prefix}/" if prefix else "", scheme=scheme)
+
+
+def names_folder(url: str) -> bool:
+    """Whether a destination URL names a folder, not an exact key: it ends with ``/`` or is the bucket alone."""
+    rest = url.partition("://")[2]
+    return url.endswith("/") or "/" not in rest
+
+
+def one_object_destination(url: str, name: str | None) -> Destination:
+    """The destination of one object: ``name`` (a file's name) in the folder ``url`` names when it ends with
+    ``/`` or is the bucket alone (``s3://b/dir/`` -> ``dir/NAME``), else exactly the key ``url`` names
+    (``s3://b/exact/key``). ``name=None`` (a stream: it has no name) requires an exact key."""
+    destination = parse_destination(url)
+    if names_folder(url):
+        if name is None:
+            raise ConfigError(f"a stream needs an exact key to upload to, not a folder: {url!r} ends with '/'")
+        key = f"{destination.prefix}{name}"
+    else:
+        key = destination.prefix[:-1]
+    folder = key.rpartition("/")[0]
+    return Destination(destination.bucket, f"{folder}/" if folder else "", destination.scheme, key)
 
 
 def default_state_path() -> Path:
@@ -184,12 +209,17 @@ def check_request_payer(value: str | None) -> str | None:
 
 
 def check_source(source: str | os.PathLike[str]) -> Path:
-    """The directory to upload, which must exist and be readable: found now, not as a failure mid-run."""
+    """The directory or the regular file to upload, which must exist and be readable: found now, not as a
+    failure mid-run."""
     path = Path(source)
     if not path.exists():
         raise ConfigError(f"source {str(path)!r} does not exist")
+    if path.is_file():
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"source {str(path)!r} cannot be read (permission denied)")
+        return path
     if not path.is_dir():
-        raise ConfigError(f"source {str(path)!r} is not a directory")
+        raise ConfigError(f"source {str(path)!r} is neither a directory nor a regular file")
     if not os.access(path, os.R_OK | os.X_OK):
         raise ConfigError(f"source {str(path)!r} cannot be read (permission denied)")
     return path
@@ -215,6 +245,16 @@ def parse_max_memory(value: str | int) -> int:
     size = parse_size(value)
     if size < MIN_PART_SIZE_BYTES:
         raise ConfigError("--max-memory must be at least 5MiB (one part)")
+    return size
+
+
+def parse_expected_size(value: str | int | None) -> int | None:
+    """``--expected-size``: about how many bytes a stream will bring (``None``: not known), at most 5 TiB."""
+    if value is None:
+        return None
+    size = parse_size(value)
+    if size > 5 * TIB:
+        raise ConfigError("--expected-size is over 5TiB, S3's limit for one object")
     return size
 
 
@@ -306,6 +346,8 @@ class UploadConfig:
     part_size: int = DEFAULT_PART_SIZE_BYTES
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD_BYTES
     max_memory: int = DEFAULT_MAX_MEMORY_BYTES
+    expected_size: int | None = None
+    """A stream's expected length: its part size is chosen to fit it in 10,000 parts."""
     filters: tuple[tuple[str, str], ...] = ()
     """``("include" | "exclude", glob)`` in command-line order; the last match wins."""
     follow_symlinks: bool = False

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, Unpack
 
 from . import config
@@ -74,10 +75,12 @@ UPLOAD: Final = Command(
     "upload",
     help="upload every file below SOURCE to s3://BUCKET/PREFIX or az://CONTAINER/PREFIX",
     description="Upload every regular file below SOURCE to s3://BUCKET/PREFIX (or az://CONTAINER/PREFIX), keys "
-    "relative to SOURCE.",
+    "relative to SOURCE. A SOURCE that is one file goes into the folder a destination ending in / names, or to the "
+    "exact key it names; SOURCE - streams stdin to an exact key.",
     library=("upload()", "Uploader.upload()", "make_config()"),
     options=(
-        Option("source", (), Scope.RUN, metavar="SOURCE", help="directory to upload"),
+        Option("source", (), Scope.RUN, metavar="SOURCE",
+            help="directory to upload, or one file, or - to stream stdin to an exact key"),
         DESTINATION,
         ENDPOINT_URL,
         REGION,
@@ -108,6 +111,10 @@ UPLOAD: Final = Command(
             default=config.DEFAULT_MAX_MEMORY_BYTES, shown_default=_mib(config.DEFAULT_MAX_MEMORY_BYTES),
             field="max_memory", validate=config.parse_max_memory,
             help="cap on file and part bytes held in memory at once"),
+        Option("expected_size", ("--expected-size",), Scope.RUN, metavar="SIZE", default=None,
+            field="expected_size", validate=config.parse_expected_size,
+            help="SOURCE - (stdin): about how long the stream is, e.g. 200GiB; picks a part size that fits it in "
+            "10,000 parts (without it a stream may be at most 10,000 x --part-size: ~78GiB with 8MiB parts)"),
         Option("include", ("--include",), Scope.RUN, kind=Kind.FILTER, metavar="GLOB", default=(),
             help="take paths matching GLOB (repeatable; with --exclude, the last matching flag wins); once any "
                 "--include is given, a path no rule matches is left out"),
@@ -233,6 +240,7 @@ class RunOptions(ObjectOptions, total=False):
     part_size: str | int
     multipart_threshold: str | int
     max_memory: str | int
+    expected_size: str | int | None
     include: Sequence[str]
     exclude: Sequence[str]
     follow_symlinks: bool
@@ -280,13 +288,53 @@ def make_config(
 
     ``filters`` keeps the order of mixed ``--include``/``--exclude`` flags (the CLI passes it); ``include`` and
     ``exclude`` come after it, includes first. ``state_file`` defaults to ``config.default_state_path()``;
-    ``use_state=False`` keeps no state at all.
+    ``use_state=False`` keeps no state at all. A ``source`` that is a regular file goes into the folder
+    ``destination`` names when it ends with ``/`` (or is the bucket alone), else to the exact key it names.
     """
+    path = config.check_source(source)
+    # A single file goes into the folder the URL names (``dir/``, or the bucket), or to the exact key it names.
+    target = config.one_object_destination(destination, path.name) if path.is_file() else None
+    return _config(path, target or config.parse_destination(destination), filters, options)
+
+
+STREAM_SOURCE: Final = "-"
+"""The command line's SOURCE for stdin (the library takes a file object or an async iterable instead)."""
+_NOT_FOR_STREAMS: Final = (
+    ("shard", "--shard"),
+    ("retry_failed", "--retry-failed"),
+    ("dry_run", "--dry-run"),
+    ("follow_symlinks", "--follow-symlinks"),
+)
+
+
+def make_stream_config(
+    destination: str,
+    *,
+    filters: Sequence[tuple[str, str]] = (),
+    **options: Unpack[ConfigOptions],
+) -> UploadConfig:
+    """``make_config`` for a stream (stdin, a pipe): ``destination`` must name an exact key, and the options that
+    only mean something for files are refused (``ConfigError``): ``--shard``, ``--retry-failed``, ``--dry-run``,
+    ``--follow-symlinks``, ``--include``/``--exclude`` and a ``--compare`` other than the default. ``source``
+    is ``-`` in the config and its records."""
+    values: dict[str, Any] = dict(options)
+    given = [flag for name, flag in _NOT_FOR_STREAMS if values.get(name)]
+    if filters or values.get("include") or values.get("exclude"):
+        given.append("--include/--exclude")
+    if values.get("compare", Compare.MTIME.value) not in (Compare.MTIME, Compare.MTIME.value):
+        given.append("--compare")
+    if given:
+        raise ConfigError(f"{', '.join(given)}: not for a stream (SOURCE -), whose one object has no file to compare")
+    return _config(Path(STREAM_SOURCE), config.one_object_destination(destination, None), (), options)
+
+
+def _config(
+    path: Path, target: config.Destination, filters: Sequence[tuple[str, str]], options: ConfigOptions
+) -> UploadConfig:
     values: dict[str, Any] = dict(options)
     unknown = values.keys() - _CONFIG_KEYWORDS
     if unknown:  # a caller the type checker does not see (``**kwargs``) gets what Python's own check would say
         raise TypeError(f"make_config() got an unexpected keyword argument {min(unknown)!r}")
-    path = config.check_source(source)
     fields: dict[str, Any] = {}
     for option in _FIELD_OPTIONS:
         value = values.get(option.name, option.default)
@@ -301,7 +349,7 @@ def make_config(
     state_file = config.optional_path(values.get("state_file")) or config.default_state_path()
     return UploadConfig(
         source=path,
-        destination=config.parse_destination(destination),
+        destination=target,
         filters=rules,
         state_file=state_file if values.get("use_state", True) else None,
         **fields,

@@ -21,11 +21,13 @@ import anyio.to_thread
 from .config import Overwrite, UploadConfig
 from .engine.headers import refused_fields
 from .engine.pipeline import RunStats, run_upload
+from .engine.stream import upload_stream
 from .errors import ConfigError, ReadDeniedError
 from .events import Event, EventHandler, PhaseStarted, ResultBuilder, RunFinished, UploadResult
 from .header_options import run_headers
 from .providers.base import ObjectStore, guard_secrets, header_fields
 from .report import ReportWriter, failed_paths
+from .source.stream import ByteStream
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ async def run(
     on_event: EventHandler | None = None,
     *,
     count_totals: bool = True,
+    stream: ByteStream | None = None,
 ) -> UploadResult:
     """Run one upload with a validated config: preflight, then the engine; a dry run uses no store at all.
 
@@ -50,7 +53,8 @@ async def run(
     logged once, ``on_event`` gets no more events, the run goes on to its end (files, report and state complete)
     and then raises that exception (as a Dask run does). ``count_totals``: count the tree beside the upload for the
     ``TotalsKnown`` a progress display shows; a caller that shows none spares that second walk (a thread's walk,
-    ~10% of the client's CPU on a tree of small files).
+    ~10% of the client's CPU on a tree of small files). ``stream``: upload that stream to the one key of a config
+    from ``make_stream_config`` instead of walking a source (``engine/stream.py``).
     """
     if store is None and not config.dry_run:
         raise ValueError("a store is needed for anything but a dry run")
@@ -58,7 +62,8 @@ async def run(
     if config.retry_failed is not None:  # before the report is opened: a refused retry leaves it as it was
         only_paths = await anyio.to_thread.run_sync(_failed_paths, config.retry_failed, config.source)
     tally = ResultBuilder()
-    report = ReportWriter(config.report, source=config.source) if config.report is not None else None
+    source = config.source if stream is None else None  # a stream has no SOURCE a retry could read again
+    report = ReportWriter(config.report, source=source) if config.report is not None else None
     add = tally.add
     subscriber = on_event
     subscriber_error: list[Exception] = []
@@ -78,7 +83,7 @@ async def run(
 
     finished = False
     try:
-        stats = await _preflight_and_upload(config, store, emit, count_totals, only_paths)
+        stats = await _preflight_and_upload(config, store, emit, count_totals, only_paths, stream)
         result = _result(tally, stats)
         finished = True
         emit(RunFinished(result))
@@ -100,8 +105,11 @@ async def _preflight_and_upload(
     emit: EventHandler,
     count_totals: bool,
     only_paths: Sequence[str] | None,
+    stream: ByteStream | None,
 ) -> RunStats:
-    if config.dry_run:  # plans only: no request
+    if config.dry_run:
+        if stream is not None:
+            raise ConfigError("--dry-run: not for a stream, which cannot be read twice")  # plans only: no request
         return await run_upload(config, None, emit, only_paths=only_paths, count_totals=count_totals)
     assert store is not None
     check_honoured(config, store)
@@ -116,6 +124,8 @@ async def _preflight_and_upload(
             raise ReadDeniedError(f"{exc}; --overwrite never needs to see what the destination holds") from exc
         log.debug("going on without read access: %s", exc)
     probe_key = f"{config.destination.prefix}{PREFLIGHT_KEY_NAME}{os.urandom(16).hex()}"
+    if stream is not None:
+        return RunStats(*await upload_stream(config, store, stream, emit, write_probe_key=probe_key))
     return await run_upload(
         config, store, emit, only_paths=only_paths, count_totals=count_totals, write_probe_key=probe_key
     )

@@ -17,6 +17,7 @@ from async_uploader.config import (
     TIB,
     Destination,
     default_state_path,
+    one_object_destination,
     parse_destination,
     parse_duration,
     parse_size,
@@ -120,6 +121,30 @@ def test_parse_size_keeps_every_byte_of_a_large_count() -> None:
 )
 def test_parse_destination_splits_bucket_and_normalises_prefix(url: str, bucket: str, prefix: str) -> None:
     assert parse_destination(url) == Destination(bucket=bucket, prefix=prefix)
+
+
+@pytest.mark.parametrize(
+    ("url", "key", "prefix"),
+    [
+        ("s3://bucket", "app.tgz", ""),
+        ("s3://bucket/", "app.tgz", ""),
+        ("s3://bucket/dir/", "dir/app.tgz", "dir/"),
+        ("s3://bucket/a/b/", "a/b/app.tgz", "a/b/"),
+        ("s3://bucket/exact", "exact", ""),
+        ("s3://bucket/exact/key", "exact/key", "exact/"),
+        ("az://container/releases/latest.tgz", "releases/latest.tgz", "releases/"),
+    ],
+)
+def test_one_object_goes_into_the_folder_a_slash_names_else_to_the_exact_key(url: str, key: str, prefix: str) -> None:
+    destination = one_object_destination(url, "app.tgz")
+    assert (destination.key, destination.prefix) == (key, prefix)
+    assert str(destination) == f"{destination.scheme}://{destination.bucket}/{key}"
+
+
+@pytest.mark.parametrize("url", ["s3://bucket", "s3://bucket/", "s3://bucket/dir/"])
+def test_a_stream_needs_an_exact_key(url: str) -> None:
+    with pytest.raises(ConfigError, match="needs an exact key"):
+        one_object_destination(url, None)
 
 
 @pytest.mark.parametrize("url", ["s3://bucket//p", "s3://bucket///p/", "s3://bucket/a//b"])

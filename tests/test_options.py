@@ -153,11 +153,12 @@ def test_make_config_refuses_missing_source(tmp_path: Path) -> None:
         make_config(tmp_path / "missing", "s3://bucket")
 
 
-def test_make_config_refuses_source_that_is_a_file(tmp_path: Path) -> None:
+def test_make_config_takes_a_file_to_the_folder_or_the_exact_key_the_url_names(tmp_path: Path) -> None:
     source = tmp_path / "file.txt"
     source.write_bytes(b"data")
-    with pytest.raises(ConfigError, match="not a directory"):
-        make_config(source, "s3://bucket")
+    assert make_config(source, "s3://bucket/dir/").destination.key == "dir/file.txt"
+    assert make_config(source, "s3://bucket/exact").destination.key == "exact"
+    assert make_config(tmp_path, "s3://bucket/exact").destination.key is None  # a tree: a prefix, as ever
 
 
 @pytest.mark.parametrize("concurrency", [0, -1, MAX_CONCURRENCY + 1, 2000])

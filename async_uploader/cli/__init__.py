@@ -26,8 +26,9 @@ from ..api import cleanup, run_config
 from ..config import UploadConfig, check_endpoint_url, parse_duration
 from ..errors import ConfigError, UploaderError
 from ..events import UploadResult
-from ..options import CLEANUP, PROG, Scope
+from ..options import CLEANUP, PROG, STREAM_SOURCE, Scope
 from ..report import merge_reports
+from ..source.stream import byte_stream
 from .output import (
     Runner,
     escape_what_streams_cannot_encode,
@@ -61,7 +62,13 @@ def runner_from_args(args: argparse.Namespace, config: UploadConfig) -> Runner:
     if args.dask is None:
         if args.shards is not None:
             raise ConfigError("--shards needs --dask (for one shard of a job array, give --shard K/N)")
-        return functools.partial(run_config, count_totals=count_totals, lean=args.lean)
+        # SOURCE -: stdin, read in a worker thread a part at a time (not the text wrapper: the bytes as they are)
+        stream = None
+        if args.source == STREAM_SOURCE:
+            if sys.stdin is None or sys.stdin.isatty():  # waiting for a terminal to type a tarball helps no one
+                raise ConfigError("SOURCE - reads stdin, which is a terminal: pipe the stream in (CMD | ... upload -)")
+            stream = byte_stream(sys.stdin.buffer)
+        return functools.partial(run_config, count_totals=count_totals, lean=args.lean, stream=stream)
     from ..cluster import check_options, run_distributed  # only with --dask: it needs the [dask] extra
 
     check_options(config, args.shards)

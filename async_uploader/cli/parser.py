@@ -18,12 +18,14 @@ from ..options import (
     CONFIG_CONNECTION_KEYWORDS,
     DESCRIPTION,
     PROG,
+    STREAM_SOURCE,
     UPLOAD,
     Command,
     Kind,
     Option,
     Scope,
     make_config,
+    make_stream_config,
 )
 
 FILTERS_DEST = "filters"
@@ -137,7 +139,14 @@ def keywords(args: argparse.Namespace, command: Command, scope: Scope) -> dict[s
 
 
 def config_from_args(args: argparse.Namespace) -> UploadConfig:
-    """The run ``upload``'s arguments describe, validated."""
+    """The run ``upload``'s arguments describe, validated; SOURCE ``-`` is stdin's stream."""
+    if args.source == STREAM_SOURCE:
+        return make_stream_config(
+            args.destination,
+            filters=getattr(args, FILTERS_DEST, None) or (),
+            **keywords(args, UPLOAD, Scope.RUN),
+            **{k: v for k, v in keywords(args, UPLOAD, Scope.CONNECTION).items() if k in CONFIG_CONNECTION_KEYWORDS},
+        )
     return make_config(
         args.source,
         args.destination,

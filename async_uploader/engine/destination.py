@@ -134,6 +134,8 @@ class DestinationIndex:
         self._store = store
         self._state = state
         self._prefix = config.destination.prefix
+        self._single_key = config.destination.key
+        """One file's key: only it is listed, not the folder it is in."""
         self._overwrite = config.overwrite
         self._compare = config.compare
         self._limits = limits
@@ -164,7 +166,10 @@ class DestinationIndex:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._list_uploads)
                 if self._overwrite is not Overwrite.ALWAYS:
-                    self._recursive = await anyio.to_thread.run_sync(listing_units, source, path_filter)
+                    if self._single_key is not None:
+                        self._recursive = {"": False}
+                    else:
+                        self._recursive = await anyio.to_thread.run_sync(listing_units, source, path_filter)
                     names = list(self._recursive)
                     self._listed = {name: anyio.Event() for name in names}
                     self._folders_known.set()
@@ -189,6 +194,8 @@ class DestinationIndex:
 
     async def _list_folder(self, name: str) -> None:
         prefix = f"{self._prefix}{name}/" if name and name != WHOLE else self._prefix
+        if self._single_key is not None:
+            prefix = self._single_key  # that key, and the few beside it that start with it
 
         async def listing() -> None:
             page: list[tuple[str, int, str, str]] = []
@@ -215,7 +222,8 @@ class DestinationIndex:
     async def _list_uploads(self) -> None:
         async def listing() -> None:
             self._uploads.clear()
-            async for upload in self._store.incomplete_uploads(self._prefix):
+            prefix = self._prefix if self._single_key is None else self._single_key
+            async for upload in self._store.incomplete_uploads(prefix):
                 self._uploads.setdefault(upload.key, []).append(upload)
 
         try:

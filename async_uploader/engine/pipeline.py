@@ -50,6 +50,7 @@ from ..source.scan import (
     ScanOptions,
     ScanSkipped,
     count_tree,
+    file_batches,
     listed_batches,
     tree_batches,
 )
@@ -125,7 +126,11 @@ class _Run:
         self.headers = HeaderPlanner(run_headers(config), guess=config.guess_mime_type, rules=rules)
         self.extra_metadata = dict(config.metadata)
         self.index = DestinationIndex(store, state, config, self.limits) if store and state else None
-        if only_paths is not None:
+        self._exact_key = config.destination.key
+        """A single file's key (``upload FILE``): the source is that file, not a tree."""
+        if self._exact_key is not None:
+            self.handout = Handout(file_batches(config.source, self.scan_options, only_paths))
+        elif only_paths is not None:
             self.handout = Handout(listed_batches(config.source, only_paths, self.scan_options))
         else:
             self.handout = Handout(tree_batches(config.source, self.scan_options))
@@ -140,7 +145,7 @@ class _Run:
         """
         key: str | None = None
         try:
-            key = object_key(self.config.destination.prefix, entry.rel)
+            key = self.key_of(entry.rel)
             if self.config.dry_run:
                 plan = self._plan(entry)
                 self.emit(FilePlanned(entry.rel, key, entry.size, plan.part_count))
@@ -169,6 +174,12 @@ class _Run:
         except Exception as exc:  # a bug must cost one file, loudly, not the whole run
             log.exception("unexpected error uploading %s", entry.rel)
             self.emit(FileFailed(entry.rel, key, f"internal error: {type(exc).__name__}: {exc}", entry.size))
+
+    def key_of(self, rel: str) -> str:
+        """The object key of the file at ``rel``: below the prefix, or the one key a single file goes to."""
+        if self._exact_key is None:
+            return object_key(self.config.destination.prefix, rel)
+        return object_key("", self._exact_key)
 
     def _plan(self, entry: FileEntry) -> UploadPlan:
         return plan_upload(
@@ -377,12 +388,11 @@ class _Run:
         """The files of ``batch`` already there, as far as the listing and the state file say: no worker needed."""
         if self.index is None or not self.index.skips_known_now():
             return set()
-        prefix = self.config.destination.prefix
         candidates: list[tuple[FileEntry, str]] = []
         for item in batch:
             if isinstance(item, FileEntry):
                 with contextlib.suppress(FileError):  # a worker reports it
-                    candidates.append((item, object_key(prefix, item.rel)))
+                    candidates.append((item, self.key_of(item.rel)))
         skipped: set[int] = set()
         compared = self.index.skip_compared
         for (entry, key), reason in zip(candidates, self.index.known_skips(candidates), strict=True):
@@ -392,6 +402,11 @@ class _Run:
         return skipped
 
     async def count_totals(self, stop: threading.Event) -> None:
+        if self._exact_key is not None:  # one file: the walk is its stat
+            batches = await anyio.to_thread.run_sync(list, file_batches(self.config.source, self.scan_options))
+            sizes = [item.size for batch in batches for item in batch if isinstance(item, FileEntry)]
+            self.emit(TotalsKnown(len(sizes), sum(sizes)))
+            return
         totals = await count_tree(self.config.source, stop, self.scan_options)
         if totals is not None:
             self.emit(TotalsKnown(totals.files, totals.bytes))

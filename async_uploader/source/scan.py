@@ -225,6 +225,34 @@ async def walk_tree_batches(
         batches.close()
 
 
+def file_batches(
+    path: Path, options: ScanOptions | None = None, only: Iterable[str] | None = None
+) -> Generator[list[ScanItem], None, None]:
+    """A single file as the walk of a tree holding only it, named by its own name (the ``rel`` of its records):
+    one batch, or none when the filters, the shard or ``only`` (``--retry-failed``'s paths) leave it out. The
+    file was named on the command line, so a symlink to it is followed wherever it points (as ``cp`` does)."""
+    options = options or ScanOptions()
+    rel = path.name
+    if (options.path_filter and not options.path_filter.includes_file(rel)) or (
+        options.shard is not None and not options.shard.takes(rel)
+    ):
+        return
+    if only is not None and rel not in set(only):
+        return
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        yield [ScanFailure(rel, "file no longer exists")]
+        return
+    except OSError as exc:
+        yield [ScanFailure(rel, f"cannot stat: {exc.strerror or exc}")]
+        return
+    if stat.S_ISREG(st.st_mode):
+        yield [FileEntry(str(path), rel, st.st_size, st.st_mtime_ns, st.st_mode)]
+    else:
+        yield [ScanSkipped(rel, f"{_kind(st.st_mode)}, not a regular file")]
+
+
 def _stat_listed(root: str, rels: list[str], options: ScanOptions) -> list[ScanItem]:
     items: list[ScanItem] = []
     inside = _inside_prefix(root)

@@ -37,6 +37,16 @@ def upload_commands(block: str) -> list[list[str]]:
     return [shlex.split(line, comments=True) for line in lines if line.startswith("async-uploader upload")]
 
 
+def piped_commands(block: str) -> list[tuple[str, list[str]]]:
+    """The shell block's ``PRODUCER | async-uploader upload - ...`` lines: the producer, and the upload's argv."""
+    found = []
+    for line in block.replace("\\\n", " ").splitlines():
+        producer, bar, upload = line.partition(" | ")
+        if bar and upload.startswith("async-uploader upload -"):
+            found.append((producer, shlex.split(upload, comments=True)))
+    return found
+
+
 def aimed_here(argv: list[str], bucket: str, endpoint: str) -> list[str]:
     """The README's command with its bucket replaced by the test's, and pointed at the test server."""
     out = [re.sub(r"^s3://[^/]+", f"s3://{bucket}", arg) for arg in argv[1:]]
@@ -52,17 +62,22 @@ def test_the_quick_start_and_option_examples_upload(
 ) -> None:
     commands = [argv for block in code_blocks(README, "sh") for argv in upload_commands(block)]
     assert len(commands) >= 3  # the quick start's two, and the options' example
-    make_tree(tmp_path / "build", {"index.html": b"<html>"})
+    make_tree(tmp_path / "build", {"index.html": b"<html>", "app.tar.gz": b"tarball"})
     make_tree(tmp_path / "data", {"a.csv": b"1,2"})
     make_tree(tmp_path / "site", {"index.html": b"<html>", "app.js.map": b"map", "node_modules/x/i.js": b"x"})
     for argv in commands:
         if "--sse" in argv:
             continue  # SeaweedFS has no KMS: the static-site example runs against moto (below)
         run_cli(aimed_here(argv, bucket, s3_server.endpoint_url), server_env, tmp_path)
+    for producer, argv in [piped for block in code_blocks(README, "sh") for piped in piped_commands(block)]:
+        made = subprocess.run(producer, shell=True, cwd=tmp_path, capture_output=True, check=True, timeout=60)
+        run_cli(aimed_here(argv, bucket, s3_server.endpoint_url), server_env, tmp_path, stdin=made.stdout)
     keys = sorted(read_bucket(s3_client, bucket))
     assert "releases/v1/index.html" in keys
     assert "2026-11-26/a.csv" in keys
     assert "www/index.html" in keys
+    assert "releases/app.tar.gz" in keys  # one file into a folder
+    assert "backups/build.tgz" in keys  # stdin to a key
     assert not any(key.endswith(".map") or "node_modules" in key for key in keys)
 
 
@@ -80,12 +95,12 @@ def test_the_static_site_example_publishes_types_cache_rules_and_encryption(
     assert page["ServerSideEncryption"] == asset["ServerSideEncryption"] == "aws:kms"
 
 
-def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> None:
+def run_cli(args: list[str], env: dict[str, str], cwd: Path, stdin: bytes = b"") -> None:
     result = subprocess.run(
         [sys.executable, "-m", "async_uploader", *args, "--no-progress"],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
+        env=env, cwd=cwd, capture_output=True, input=stdin, timeout=120, check=False,
     )  # fmt: skip
-    assert result.returncode == 0, (args, result.stderr)
+    assert result.returncode == 0, (args, result.stderr.decode(errors="replace"))
 
 
 def test_the_library_snippet_uploads_the_wheels_only(

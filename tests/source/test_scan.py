@@ -23,6 +23,7 @@ from async_uploader.source.scan import (
     ScanSkipped,
     TreeTotals,
     count_tree,
+    file_batches,
     stat_paths_batches,
     walk_tree_batches,
 )
@@ -556,3 +557,31 @@ async def test_stat_paths_of_the_source_itself_yields_plain_relative_paths(tmp_p
     make_tree(tmp_path, {"a.txt": b"a", "sub/b.txt": b"b"})
     items = await collect_listed(tmp_path, ["."])
     assert rels_of(items) == ["a.txt", "sub/b.txt"]
+
+
+# file_batches: a single file named on the command line
+
+
+def test_a_single_file_is_a_tree_of_one_named_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "app.tgz"
+    path.write_bytes(b"tarball")
+    [[entry]] = list(file_batches(path))
+    assert isinstance(entry, FileEntry)
+    assert (entry.path, entry.rel, entry.size) == (str(path), "app.tgz", 7)
+
+
+def test_a_single_file_is_left_out_by_the_filters_or_a_retry_that_does_not_name_it(tmp_path: Path) -> None:
+    path = tmp_path / "app.tgz"
+    path.write_bytes(b"tarball")
+    assert list(file_batches(path, ScanOptions(PathFilter.from_flags([("exclude", "*.tgz")])))) == []
+    assert list(file_batches(path, only=["other"])) == []
+    assert len(list(file_batches(path, only=["app.tgz"]))) == 1
+
+
+def test_a_symlink_named_as_source_is_followed_wherever_it_points(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere" / "real.bin"
+    make_tree(tmp_path / "elsewhere", {"real.bin": b"data"})
+    (tmp_path / "link.bin").symlink_to(target)
+    [[entry]] = list(file_batches(tmp_path / "link.bin"))
+    assert isinstance(entry, FileEntry)
+    assert (entry.rel, entry.size) == ("link.bin", 4)
