@@ -61,6 +61,10 @@ def import_distributed() -> ModuleType:
 
 def check_options(config: UploadConfig, shards: int | None) -> None:
     """What makes a distributed run impossible, found before connecting to anything."""
+    if config.delete:
+        raise ConfigError(
+            "--delete cannot be used with --dask: each shard sees part of the tree, and would delete the rest"
+        )
     import_distributed()
     if config.shard is not None:
         raise ConfigError("--dask plans its own shards: give --shards N (or nothing), not --shard K/N")

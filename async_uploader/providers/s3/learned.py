@@ -22,6 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ...source.checksum import Algorithm, Checksum
 from ..base import (
     NO_HEADERS,
+    DeleteFailure,
+    DeletesObjects,
     IncompleteUpload,
     ObjectHeaders,
     ObjectInfo,
@@ -52,6 +54,7 @@ _CHOSEN_METHODS: Final = (
     "list_parts",
     "head_object",
     "list_objects",
+    "delete_objects",
 )
 
 
@@ -229,6 +232,11 @@ class LearningStore:
     async def head_object(self, key: str, *, headers: ObjectHeaders = NO_HEADERS) -> ObjectInfo | None:
         chosen = self._chosen or await self._choose()
         return await chosen.head_object(key, headers=headers)
+
+    async def delete_objects(self, keys: Sequence[str]) -> list[DeleteFailure]:
+        chosen = self._chosen or await self._choose()
+        assert isinstance(chosen, DeletesObjects)  # the direct store or the botocore one: both delete
+        return await chosen.delete_objects(keys)
 
     async def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:
         chosen = self._chosen or await self._choose()
