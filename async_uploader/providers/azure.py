@@ -391,14 +391,16 @@ class AzureStore:
                 answers = await self._client.delete_blobs(
                     *batch, delete_snapshots="include", raise_on_any_failure=False
                 )
-                statuses = list(zip(batch, [answer async for answer in answers], strict=False))  # one each, in order
+                # One answer a blob, in order: its status and, for a refusal, the service's error code.
+                statuses = [(int(a.status_code), a.headers.get("x-ms-error-code") or "") async for a in answers]
             except AzureError as exc:
                 self._object_error("BlobBatch", exc)
-            for key, answer in statuses:
-                status = int(answer.status_code)
+            if len(statuses) != len(batch):  # the whole batch refused (an emulator that cannot read it): none gone
+                statuses = [statuses[0] if statuses else (500, "")] * len(batch)
+            for key, (status, code) in zip(batch, statuses, strict=True):
                 if status // 100 != 2 and status != 404:
-                    code = answer.headers.get("x-ms-error-code", "") or str(status)
-                    failures.append(DeleteFailure(key, f"{code} ({status})", retryable=status >= 500 or status == 429))
+                    reason = f"{code or 'HTTP'} ({status})"
+                    failures.append(DeleteFailure(key, reason, retryable=status >= 500 or status == 429))
         return failures
 
     async def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:
