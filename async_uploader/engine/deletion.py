@@ -48,7 +48,7 @@ class WalkTally:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class DeleteVerdict:
     """What the guards decided: delete, or not and why. ``refused`` is the run's error (exit 2); otherwise a
     ``reason`` is a warning (the run has already failed for it)."""
 
@@ -57,30 +57,32 @@ class Verdict:
     refused: bool = False
 
 
-def check_guards(tally: WalkTally, *, allow_empty_source: bool) -> Verdict:
+def check_guards(tally: WalkTally, *, allow_empty_source: bool) -> DeleteVerdict:
     """The guards that do not need the count of deletions (``check_max_delete`` is the one that does)."""
     if tally.failed:
-        return Verdict(False, f"--delete: nothing deleted, as {tally.failed:,} files failed (their keys are unknown)")
+        return DeleteVerdict(
+            False, f"--delete: nothing deleted, as {tally.failed:,} files failed (their keys are unknown)"
+        )
     if tally.listing_problem is not None:
-        return Verdict(False, f"--delete: nothing deleted: {tally.listing_problem}", refused=True)
+        return DeleteVerdict(False, f"--delete: nothing deleted: {tally.listing_problem}", refused=True)
     if tally.files_seen == 0 and not allow_empty_source:
-        return Verdict(
+        return DeleteVerdict(
             False,
             "--delete: SOURCE has no file: nothing deleted (--allow-empty-source empties the prefix)",
             refused=True,
         )
-    return Verdict(True)
+    return DeleteVerdict(True)
 
 
-def check_max_delete(count: int, max_delete: int | None) -> Verdict:
+def check_max_delete(count: int, max_delete: int | None) -> DeleteVerdict:
     """``--max-delete N``: over N deletions, none at all."""
     if max_delete is not None and count > max_delete:
-        return Verdict(
+        return DeleteVerdict(
             False,
             f"--delete: {count:,} keys would be deleted, over --max-delete {max_delete:,}: nothing deleted",
             refused=True,
         )
-    return Verdict(True)
+    return DeleteVerdict(True)
 
 
 def doomed_keys(

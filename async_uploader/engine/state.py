@@ -158,6 +158,7 @@ class StateFile:
             self._db.execute("CREATE TEMP TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY) WITHOUT ROWID")
             self._seen_table = True
         self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(key,) for key in keys])
+        self._db.commit()  # never leave a transaction open: other runs on this machine share the file
 
     def unseen_listed(self, prefix: str, *, page_rows: int = LOOKUP_BATCH) -> Iterator[list[str]]:
         """The listed keys under ``prefix`` that no walked file maps to, in key order, a page at a time (keyset

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from async_uploader.events import DeletePlanned, Event, ObjectDeleted
 from tests.e2e.conftest import Backend, S3Backend
+from tests.e2e.test_faults import uploader
 from tests.e2e.test_upload import run_cli
 from tests.trees import make_tree
 from tools.seaweedfs import S3Server
@@ -145,3 +147,22 @@ def test_azure_deletes_in_blob_batches(tmp_path: Path, backend: Backend) -> None
         assert result.returncode == 0, result.stderr
         assert sorted(blob.name for blob in container.list_blobs()) == ["p/a.txt", "pq/kept"]
     assert "deleted 300" in result.stderr
+
+
+async def test_the_library_takes_the_same_options_and_sends_deletions_as_events(
+    tmp_path: Path, bucket: str, s3_server: S3Server, s3_client: Any
+) -> None:
+    source = tmp_path / "src"
+    make_tree(source, {"a.txt": b"a"})
+    put(s3_client, bucket, "p/gone")
+    events: list[Event] = []
+    async with uploader(s3_server) as up:
+        planned = await up.upload(source, f"s3://{bucket}/p", delete=True, dry_run=True, on_event=events.append)
+        assert keys(s3_client, bucket) == ["p/gone"]
+        done = await up.upload(source, f"s3://{bucket}/p", delete=True, max_delete=1, on_event=events.append)
+    assert (planned.would_delete, done.deleted, done.uploaded) == (1, 1, 1)
+    assert [type(e).__name__ for e in events if isinstance(e, DeletePlanned | ObjectDeleted)] == [
+        "DeletePlanned",
+        "ObjectDeleted",
+    ]
+    assert keys(s3_client, bucket) == ["p/a.txt"]

@@ -121,6 +121,14 @@ async def test_keys_no_file_maps_to_are_deleted_and_nothing_else(tmp_path: Path)
     assert again.ok
 
 
+async def test_overwrite_always_still_lists_and_deletes(tmp_path: Path) -> None:
+    make_tree(tmp_path, {"a.txt": b"a"})
+    store = store_with("site/a.txt", "site/gone")
+    result = await sync(tmp_path, store, overwrite="always")
+    assert (result.uploaded, result.deleted) == (1, 1)
+    assert list(store.objects) == ["site/a.txt"]
+
+
 async def test_excluded_keys_stay_unless_delete_excluded(tmp_path: Path) -> None:
     make_tree(tmp_path, {"a.txt": b"a", "b.tmp": b"t"})
     store = store_with("site/x.tmp", "site/gone")
