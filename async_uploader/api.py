@@ -195,7 +195,7 @@ class Uploader:
         ``count_totals`` and ``stream``)."""
         if self._connections is None:
             raise RuntimeError("use the Uploader inside 'async with'")
-        store = None if config.dry_run else await self._store(config.destination)
+        store = None if config.dry_run and not config.delete else await self._store(config.destination)
         return await run(config, store, on_event, count_totals=count_totals, stream=stream)
 
     async def cleanup(
@@ -349,7 +349,7 @@ async def run_config(
     """Run a config built with ``make_config`` (the CLI's path), with its own connection (``lean`` as
     ``Uploader``'s). ``count_totals``: count the tree for a progress display's totals (the CLI turns it off
     when it shows none). ``stream``: the stream a ``make_stream_config`` config uploads."""
-    if config.dry_run:  # plans only: no client, no credentials, no request
+    if config.dry_run and not config.delete:  # plans only: no client, no credentials, no request
         return await run(config, None, on_event, count_totals=count_totals, stream=stream)
     async with Uploader(
         endpoint_url=config.endpoint_url,

@@ -63,6 +63,10 @@ def check_options(config: UploadConfig, shards: int | None) -> None:
     """What makes a distributed run impossible, found before connecting to anything."""
     if config.destination.key is not None:
         raise ConfigError("--dask spreads a tree over a cluster: a single file or a stream is uploaded without it")
+    if config.delete:
+        raise ConfigError(
+            "--delete cannot be used with --dask: each shard sees part of the tree, and would delete the rest"
+        )
     import_distributed()
     if config.shard is not None:
         raise ConfigError("--dask plans its own shards: give --shards N (or nothing), not --shard K/N")

@@ -9,11 +9,11 @@ from __future__ import annotations
 import enum
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -322,6 +322,31 @@ def parse_shard_option(value: str | Shard | None) -> Shard | None:
     return parse_shard(value) if isinstance(value, str) else value
 
 
+def check_max_delete(value: int | None) -> int | None:
+    """``--max-delete N``: at most N deletions (0 allowed: deleting anything stops the run), or ``None``: no cap."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ConfigError(f"--max-delete must be a whole number of keys, 0 or more, got {value!r}")
+    return value
+
+
+def check_delete_combination(fields: Mapping[str, Any]) -> None:
+    """``--delete`` mirrors the whole tree, so it needs to have seen the whole tree: a shard or a retry of some
+    files sees part of it, and would delete the rest. Its companions mean nothing without it."""
+    if not fields.get("delete"):
+        for name in ("delete_excluded", "allow_empty_source"):
+            if fields.get(name):
+                raise ConfigError(f"--{name.replace('_', '-')} needs --delete")
+        if fields.get("max_delete") is not None:
+            raise ConfigError("--max-delete needs --delete")
+        return
+    if fields.get("shard") is not None:
+        raise ConfigError(
+            "--delete cannot be used with --shard: a shard sees part of the tree, and would delete the rest"
+        )
+    if fields.get("retry_failed") is not None:
+        raise ConfigError("--delete cannot be used with --retry-failed: a retry sees only the files it retries")
+
+
 def optional_path(value: str | os.PathLike[str] | None) -> Path | None:
     """A path the user named, or ``None`` for none."""
     return Path(value) if value is not None else None
@@ -375,6 +400,14 @@ class UploadConfig:
     """The checksum every body carries for the server to verify (``None``: none)."""
     shard: Shard | None = None
     """Upload only this shard of the tree (``--shard K/N``)."""
+    delete: bool = False
+    """After the uploads, delete the keys under the prefix that no source file maps to (docs/sync.md)."""
+    delete_excluded: bool = False
+    """With ``delete``: also delete the keys that ``--include``/``--exclude`` leave out (kept otherwise)."""
+    allow_empty_source: bool = False
+    """With ``delete``: a source with no file empties the prefix, instead of refusing to delete anything."""
+    max_delete: int | None = None
+    """With ``delete``: refuse to delete anything when more keys than this would go."""
     # How objects are stored (header_options.py reads these options; ``run_headers`` makes the run's
     # ObjectHeaders of them).
     content_type: str | None = None

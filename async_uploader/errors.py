@@ -40,6 +40,11 @@ class ClusterError(UploaderError):
     """The Dask cluster of ``--dask`` could not be reached, had no worker, or could not finish a shard."""
 
 
+class DeleteRefusedError(UploaderError):
+    """``--delete`` deleted nothing, on purpose: a guard held (an empty source, more deletions than
+    ``--max-delete``, a destination listing that failed). The uploads themselves ran to their end."""
+
+
 class FileError(UploaderError):
     """One file could not be uploaded; the run goes on and reports it."""
 

@@ -132,6 +132,35 @@ class PhaseStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectDeleted:
+    """``--delete``: ``key`` was under the destination prefix with no source file mapping to it, and is deleted."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteFailed:
+    """``--delete``: ``key`` should have been deleted and was not; a failure of the run."""
+
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeletePlanned:
+    """``--delete --dry-run``: ``key`` would be deleted."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeletesWithheld:
+    """``--delete`` deleted nothing because a guard held (files failed, part of the walk failed): ``reason``."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class UploadResult:
     """What a run did. Only counters grow with the number of files; failures are kept up to a cap."""
 
@@ -164,6 +193,12 @@ class UploadResult:
     compared: Mapping[str, int] = field(default_factory=dict)
     """Files uploaded or skipped, by how their object was compared (``Compared``; files compared with none are not
     counted)."""
+    deleted: int = 0
+    """``--delete``: keys deleted because no source file maps to them."""
+    delete_failed: int = 0
+    """``--delete``: keys that could not be deleted (also listed in ``failures``); the run is not ``ok``."""
+    would_delete: int = 0
+    """``--delete --dry-run``: keys that would be deleted."""
 
     @property
     def bytes_sent(self) -> int:
@@ -172,7 +207,7 @@ class UploadResult:
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0
+        return self.failed == 0 and self.delete_failed == 0
 
     @property
     def throughput_bps(self) -> float:
@@ -201,6 +236,10 @@ Event = (
     | RunFinished
     | FileNotStarted
     | PhaseStarted
+    | ObjectDeleted
+    | DeleteFailed
+    | DeletePlanned
+    | DeletesWithheld
 )
 EventHandler = Callable[[Event], None]
 
@@ -217,17 +256,21 @@ class ResultBuilder:
         "bytes_uploaded",
         "checked_by_size",
         "compared",
+        "delete_failed",
+        "deleted",
         "failed",
         "not_started",
         "planned",
         "retries",
         "skipped",
         "uploaded",
+        "would_delete",
     )
 
     def __init__(self) -> None:
         self.uploaded = self.skipped = self.failed = self.bytes_uploaded = self.planned = self.bytes_planned = 0
         self.retries = self.checked_by_size = self.not_started = self.bytes_resumed = 0
+        self.deleted = self.delete_failed = self.would_delete = 0
         self._failures: list[tuple[str, str]] = []
         self._started = time.monotonic()
         self.compared: Counter[str] = Counter()
@@ -256,6 +299,14 @@ class ResultBuilder:
             self.failed += 1
             if len(self._failures) < MAX_FAILURES_KEPT:
                 self._failures.append((event.path, event.reason))
+        elif isinstance(event, ObjectDeleted):
+            self.deleted += 1
+        elif isinstance(event, DeletePlanned):
+            self.would_delete += 1
+        elif isinstance(event, DeleteFailed):
+            self.delete_failed += 1
+            if len(self._failures) < MAX_FAILURES_KEPT:
+                self._failures.append((event.key, f"not deleted: {event.reason}"))
 
     def result(self) -> UploadResult:
         return UploadResult(
@@ -272,4 +323,7 @@ class ResultBuilder:
             not_started=self.not_started,
             bytes_resumed=self.bytes_resumed,
             compared=dict(self.compared),
+            deleted=self.deleted,
+            delete_failed=self.delete_failed,
+            would_delete=self.would_delete,
         )

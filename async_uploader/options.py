@@ -161,6 +161,19 @@ UPLOAD: Final = Command(
             help="remember nothing: existing objects are checked one HEAD each"),
         Option("shard", ("--shard",), Scope.RUN, metavar="K/N", field="shard", validate=config.parse_shard_option,
             help="upload only the K-th of N disjoint parts of the tree (0 <= K < N), for job arrays and CI matrices"),
+        Option("delete", ("--delete",), Scope.RUN, kind=Kind.FLAG, default=False, field="delete",
+            help="after the uploads, delete the keys under the destination prefix that no source file maps to "
+            "(a mirror); nothing is deleted if any file or listing failed, or the run was cut short "
+            "(docs/sync.md)"),
+        Option("delete_excluded", ("--delete-excluded",), Scope.RUN, kind=Kind.FLAG, default=False,
+            field="delete_excluded",
+            help="with --delete: also delete the keys --include/--exclude leave out (else they are kept)"),
+        Option("allow_empty_source", ("--allow-empty-source",), Scope.RUN, kind=Kind.FLAG, default=False,
+            field="allow_empty_source",
+            help="with --delete: a SOURCE with no file empties the prefix (else refused, exit 2)"),
+        Option("max_delete", ("--max-delete",), Scope.RUN, cli_type=int, metavar="N", field="max_delete",
+            validate=config.check_max_delete, shown_default="no limit",
+            help="with --delete: delete nothing, and fail, if more than N keys would be deleted"),
         Option("checksum", ("--checksum",), Scope.RUN, choices=(*(a.value for a in Algorithm), "none"),
             default=Algorithm.CRC32.value, field="checksum", validate=parse_algorithm,
             help="checksum every body carries for the server to verify; large files also get their whole CRC "
@@ -258,6 +271,10 @@ class RunOptions(ObjectOptions, total=False):
     keep_partial: bool
     checksum: str
     shard: str | None
+    delete: bool
+    delete_excluded: bool
+    allow_empty_source: bool
+    max_delete: int | None
 
 
 class ConfigOptions(RunOptions, total=False):
@@ -343,6 +360,9 @@ def _config(
     excludes = [("exclude", glob) for glob in values.get("exclude", ())]
     rules = config.check_filters([*filters, *includes, *excludes])
     check_combination(fields)
+    config.check_delete_combination(fields)
+    if fields["delete"] and target.key is not None:
+        raise ConfigError("--delete mirrors a folder: not for a single file or a stream, which is one object")
     report, retry_failed = fields["report"], fields["retry_failed"]
     if report is not None and retry_failed is not None and report.resolve() == retry_failed.resolve():
         raise ConfigError("--report must name a new file, not the report given to --retry-failed")

@@ -3,8 +3,9 @@
 A subscriber to the engine's events. Each record is written and flushed as the file finishes, so a crash or a
 kill leaves a valid prefix that ``--retry-failed`` can still read. Schema (documented in the README):
 ``{"path", "key", "size", "status": "uploaded"|"skipped"|"failed"|"not_started", "error", "etag", "checksum",
-"parts", "seconds", "verified": "checksum"|"size", "compared"}`` per file, then ``{"summary": {...}}`` (with the run's
-``source``). A run cut short lists every file it did not upload as ``not_started``, so ``--retry-failed`` can
+"parts", "seconds", "verified": "checksum"|"size", "compared"}`` per file, ``{"path": null, "key", "status":
+"deleted"|"would_delete"|"delete_failed", "error"}`` per key of ``--delete``, then ``{"summary": {...}}`` (with
+the run's ``source``). A run cut short lists every file it did not upload as ``not_started``, so ``--retry-failed`` can
 take them again.
 """
 
@@ -22,11 +23,14 @@ from typing import IO, Any, Final
 from .errors import ConfigError
 from .events import (
     MAX_FAILURES_KEPT,
+    DeleteFailed,
+    DeletePlanned,
     Event,
     FileDone,
     FileFailed,
     FileNotStarted,
     FileSkipped,
+    ObjectDeleted,
     RunFinished,
     UploadResult,
 )
@@ -45,6 +49,9 @@ def summary_record(result: UploadResult, *, interrupted: bool = False, source: P
         "bytes_resumed": result.bytes_resumed,
         "elapsed_s": round(result.elapsed_s, 3),
         "checked_by_size": result.checked_by_size,
+        "deleted": result.deleted,
+        "delete_failed": result.delete_failed,
+        "would_delete": result.would_delete,
         "interrupted": interrupted,
     }
     if result.compared:
@@ -128,6 +135,13 @@ class ReportWriter:
                     "seconds": None,
                 }
             )
+        elif isinstance(event, ObjectDeleted | DeletePlanned | DeleteFailed):
+            # --delete: a record per key, with no path (no file maps to it); --retry-failed takes none of them.
+            status = "deleted" if isinstance(event, ObjectDeleted) else "would_delete"
+            if isinstance(event, DeleteFailed):
+                status = "delete_failed"
+            error = event.reason if isinstance(event, DeleteFailed) else None
+            self._write({"path": None, "key": event.key, "status": status, "error": error})
         elif isinstance(event, RunFinished):
             self._write(summary_record(event.result, interrupted=event.interrupted, source=self._source))
 

@@ -22,10 +22,10 @@ from .config import Overwrite, UploadConfig
 from .engine.headers import refused_fields
 from .engine.pipeline import RunStats, run_upload
 from .engine.stream import upload_stream
-from .errors import ConfigError, ReadDeniedError
+from .errors import ConfigError, DeleteRefusedError, ReadDeniedError
 from .events import Event, EventHandler, PhaseStarted, ResultBuilder, RunFinished, UploadResult
 from .header_options import run_headers
-from .providers.base import ObjectStore, guard_secrets, header_fields
+from .providers.base import DeletesObjects, ObjectStore, guard_secrets, header_fields
 from .report import ReportWriter, failed_paths
 from .source.stream import ByteStream
 
@@ -56,8 +56,8 @@ async def run(
     ~10% of the client's CPU on a tree of small files). ``stream``: upload that stream to the one key of a config
     from ``make_stream_config`` instead of walking a source (``engine/stream.py``).
     """
-    if store is None and not config.dry_run:
-        raise ValueError("a store is needed for anything but a dry run")
+    if store is None and (config.delete or not config.dry_run):
+        raise ValueError("a store is needed for anything but a dry run (and for --delete's, which lists)")
     only_paths: list[str] | None = None
     if config.retry_failed is not None:  # before the report is opened: a refused retry leaves it as it was
         only_paths = await anyio.to_thread.run_sync(_failed_paths, config.retry_failed, config.source)
@@ -89,6 +89,8 @@ async def run(
         emit(RunFinished(result))
         if subscriber_error:
             raise subscriber_error[0]
+        if stats.delete_refused is not None:  # the uploads ran to their end; the deletions were refused
+            raise DeleteRefusedError(stats.delete_refused)
         return result
     except BaseException:
         if not finished:
@@ -107,11 +109,17 @@ async def _preflight_and_upload(
     only_paths: Sequence[str] | None,
     stream: ByteStream | None,
 ) -> RunStats:
-    if config.dry_run:
-        if stream is not None:
-            raise ConfigError("--dry-run: not for a stream, which cannot be read twice")  # plans only: no request
+    if config.dry_run and stream is not None:
+        raise ConfigError("--dry-run: not for a stream, which cannot be read twice")
+    if config.delete and not isinstance(store, DeletesObjects):
+        raise ConfigError(f"--delete: not supported for {config.destination.scheme}:// destinations")
+    if config.dry_run and not config.delete:  # plans only: no request
         return await run_upload(config, None, emit, only_paths=only_paths, count_totals=count_totals)
     assert store is not None
+    if config.dry_run:  # --delete's dry run: read-only requests, to list what would be deleted
+        emit(PhaseStarted("checking the bucket"))
+        await store.check_readable()
+        return await run_upload(config, store, emit, count_totals=count_totals)
     check_honoured(config, store)
     guard_secrets(store, run_headers(config))  # the run's one SSE-C key: rules and types change no secret
     emit(PhaseStarted("checking the bucket"))

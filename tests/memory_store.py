@@ -14,6 +14,7 @@ import anyio.lowlevel
 from async_uploader.errors import BucketError, StoreError, VerificationError
 from async_uploader.providers.base import (
     NO_HEADERS,
+    DeleteFailure,
     IncompleteUpload,
     ObjectHeaders,
     ObjectInfo,
@@ -58,6 +59,10 @@ class MemoryStore:
     full_object_checksums: bool = True
     lists_incomplete_uploads: bool = True
     completed_checksums: list[Checksum | None] = field(default_factory=list)
+    delete_batches: list[int] = field(default_factory=list)
+    """The number of keys of each ``delete_objects`` call."""
+    undeletable: dict[str, DeleteFailure] = field(default_factory=dict)
+    """Keys ``delete_objects`` answers as not deleted (a retryable failure is answered once, then deleted)."""
     _next_id: int = 0
 
     async def _request(self, key: str, body: bytes = b"") -> None:  # the body's bytes, to gauge memory
@@ -193,6 +198,20 @@ class MemoryStore:
         self.heads += 1
         blob = self.objects.get(key)
         return None if blob is None else ObjectInfo(key, len(blob.data), self._etag(key), blob.metadata)
+
+    async def delete_objects(self, keys: Sequence[str]) -> list[DeleteFailure]:
+        await self._request("")
+        self.delete_batches.append(len(keys))
+        failures = []
+        for key in keys:
+            failure = self.undeletable.get(key)
+            if failure is not None:
+                failures.append(failure)
+                if failure.retryable:
+                    del self.undeletable[key]
+            else:
+                self.objects.pop(key, None)
+        return failures
 
     async def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:
         await self._request(prefix)

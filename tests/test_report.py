@@ -120,6 +120,9 @@ def test_each_finished_file_gets_one_record_then_a_summary(report: Path, writer:
             "bytes_resumed": 0,
             "elapsed_s": 2.346,
             "checked_by_size": 0,
+            "deleted": 0,
+            "delete_failed": 0,
+            "would_delete": 0,
             "interrupted": False,
         }
     }
@@ -170,6 +173,9 @@ def test_a_cut_short_run_ends_its_report_with_an_interrupted_summary(report: Pat
             "bytes_resumed": 0,
             "elapsed_s": 0.5,
             "checked_by_size": 0,
+            "deleted": 0,
+            "delete_failed": 0,
+            "would_delete": 0,
             "interrupted": True,
         }
     ]

@@ -63,6 +63,9 @@ async def test_a_finished_run_ends_with_its_result_in_the_last_event_and_the_rep
         "bytes_resumed": 0,
         "elapsed_s": round(result.elapsed_s, 3),
         "checked_by_size": 0,
+        "deleted": 0,
+        "delete_failed": 0,
+        "would_delete": 0,
         "interrupted": False,
         "source": str(source.resolve()),
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import json
 import shlex
 import shutil
 import signal
@@ -27,7 +28,9 @@ from tools.seaweedfs import _free_ports, _log_tail, _responds, _stop
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-AZURITE_PACKAGE = "azurite@3.35.0"
+AZURITE_VERSION = "3.37.0"
+"""3.37 is the first to read the Python SDK's blob batch (a multipart boundary with ``=``): ``--delete``'s."""
+AZURITE_PACKAGE = f"azurite@{AZURITE_VERSION}"
 INSTALL_DIR = Path(__file__).resolve().parent.parent / ".azurite"
 INSTALL_TIMEOUT_S = 600.0
 # Azurite's published development account: the same name and key on every machine, never a secret.
@@ -73,7 +76,7 @@ def ensure_azurite(install_dir: Path = INSTALL_DIR) -> Path:
     install_dir.mkdir(parents=True, exist_ok=True)
     with (install_dir / ".install-lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not entry.is_file():
+        if not entry.is_file() or _installed_version(install_dir) != AZURITE_VERSION:
             npm = shutil.which("npm")
             if npm is None:
                 raise RuntimeError(missing_tools() or "npm not found")
@@ -88,6 +91,13 @@ def ensure_azurite(install_dir: Path = INSTALL_DIR) -> Path:
                 tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
                 raise RuntimeError(f"npm install {AZURITE_PACKAGE} failed ({done.returncode}):\n{tail}")
     return entry
+
+
+def _installed_version(install_dir: Path) -> str | None:
+    try:
+        return str(json.loads((install_dir / "node_modules/azurite/package.json").read_text())["version"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout_s: float, log: Path) -> None:

@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TextIO
 import anyio
 
 from ..events import (
+    DeleteFailed,
+    DeletePlanned,
+    DeletesWithheld,
     Event,
     FileDone,
     FileFailed,
@@ -23,6 +26,7 @@ from ..events import (
     FileRetried,
     FileSkipped,
     FileStarted,
+    ObjectDeleted,
     PartDone,
     PhaseStarted,
     RunFinished,
@@ -254,8 +258,15 @@ class ProgressDisplay:
             if self._work_started is None:
                 self.phase = event.name
                 self._relabel()
-        elif isinstance(event, FileNotStarted):
-            pass  # counted in the result; the summary says how many
+        elif isinstance(event, FileNotStarted | DeletesWithheld):
+            pass  # counted in the result; the summary says how many (a withheld deletion: a logged warning)
+        elif isinstance(event, DeletePlanned):
+            self.out.print(f"would delete {event.key}", markup=False, highlight=False)
+        elif isinstance(event, ObjectDeleted):
+            if self.verbose:
+                self.console.print(f"deleted {event.key}", markup=False, highlight=False)
+        elif isinstance(event, DeleteFailed):
+            self.console.print(f"failed to delete {event.key}: {event.reason}", markup=False, highlight=False)
         elif isinstance(event, RunFinished):
             self.result = event.result
             self.interrupted = event.interrupted

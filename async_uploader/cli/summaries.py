@@ -39,8 +39,12 @@ def summary_lines(result: UploadResult, *, interrupted: bool = False, checksums_
 
     An interrupted run says how far it got against what there was: "167 of 3,975 uploaded, 3,808 not started".
     """
-    if result.planned:
-        return [f"Dry run: would upload {result.planned:,} files ({format_bytes(result.bytes_planned)}); nothing sent"]
+    if result.planned or result.would_delete:
+        deletes = f"; would delete {result.would_delete:,} keys" if result.would_delete else ""
+        return [
+            f"Dry run: would upload {result.planned:,} files ({format_bytes(result.bytes_planned)}){deletes}; "
+            "nothing sent"
+        ]
     retries = f"; {result.retries:,} retries" if result.retries else ""
     if interrupted:
         total = result.uploaded + result.skipped + result.failed + result.not_started
@@ -53,6 +57,10 @@ def summary_lines(result: UploadResult, *, interrupted: bool = False, checksums_
             f"Uploaded {result.uploaded:,} files {_bytes_and_rate(result)}; "
             f"{result.skipped:,} skipped, {result.failed:,} failed{retries}"
         )
+    if result.deleted or result.delete_failed:
+        head += f"; deleted {result.deleted:,}"
+        if result.delete_failed:
+            head += f", {result.delete_failed:,} not deleted"
     lines = [head]
     if result.checked_by_size and checksums_asked:
         lines.append(f"  warning: {size_only(result)}")
@@ -60,8 +68,9 @@ def summary_lines(result: UploadResult, *, interrupted: bool = False, checksums_
         lines.append(f"  {result.checked_by_size:,} files were checked by size only (--checksum none)")
     for path, reason in result.failures[:MAX_FAILURES_LISTED]:
         lines.append(f"  failed: {path}: {reason}")
-    if result.failed > MAX_FAILURES_LISTED:
-        lines.append(f"  ... and {result.failed - MAX_FAILURES_LISTED} more failed files")
+    failed = result.failed + result.delete_failed
+    if failed > MAX_FAILURES_LISTED:
+        lines.append(f"  ... and {failed - MAX_FAILURES_LISTED} more failed files")
     return lines
 
 
@@ -81,6 +90,9 @@ def summary_json(result: UploadResult, *, destination: str, report: Path | None,
             "elapsed_s": round(result.elapsed_s, 3),
             "checked_by_size": result.checked_by_size,
             "compared": dict(sorted(result.compared.items())),
+            "deleted": result.deleted,
+            "delete_failed": result.delete_failed,
+            "would_delete": result.would_delete,
             "report": str(report) if report is not None else None,
             "failures": [{"path": path, "error": reason} for path, reason in result.failures],
         },
@@ -98,19 +110,32 @@ def summary_markdown(result: UploadResult, *, destination: str, interrupted: boo
     lines = [f"### async-uploader: {_cell(destination)}", ""]
     if interrupted:
         lines += [f"**Interrupted**: {result.not_started:,} files not started.", ""]
+    columns = {
+        "uploaded": str(result.uploaded),
+        "skipped": str(result.skipped),
+        "failed": str(result.failed + result.delete_failed),
+    }
+    if result.deleted or result.delete_failed:  # --delete: a column of its own where it did something
+        columns["deleted"] = str(result.deleted)
+    columns.update(
+        {
+            "bytes": format_bytes(result.bytes_uploaded),
+            "time": f"{result.elapsed_s:.1f} s",
+            "throughput": f"{format_bytes(result.throughput_bps)}/s",
+        }
+    )
     lines += [
-        "| uploaded | skipped | failed | bytes | time | throughput |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
-        f"| {result.uploaded} | {result.skipped} | {result.failed} | {format_bytes(result.bytes_uploaded)} "
-        f"| {result.elapsed_s:.1f} s | {format_bytes(result.throughput_bps)}/s |",
+        f"| {' | '.join(columns)} |",
+        f"|{' ---: |' * len(columns)}",
+        f"| {' | '.join(columns.values())} |",
     ]
     if result.checked_by_size:
         lines += ["", f"**Warning**: {size_only(result)}."]
     if result.failures:
         lines += ["", "| failed file | reason |", "| --- | --- |"]
         lines += [f"| `{_cell(path)}` | {_cell(reason)} |" for path, reason in result.failures[:MAX_FAILURES_LISTED]]
-        if result.failed > MAX_FAILURES_LISTED:
-            lines.append(f"| ... | and {result.failed - MAX_FAILURES_LISTED} more |")
+        if result.failed + result.delete_failed > MAX_FAILURES_LISTED:
+            lines.append(f"| ... | and {result.failed + result.delete_failed - MAX_FAILURES_LISTED} more |")
     return "\n".join(lines) + "\n"
 
 
@@ -133,3 +158,4 @@ def write_github_files(
             f.write(f"report={report or ''}\n")
             f.write(f"not_started={result.not_started}\n")
             f.write(f"interrupted={'true' if interrupted else 'false'}\n")
+            f.write(f"deleted={result.deleted}\n")

@@ -138,6 +138,9 @@ class DestinationIndex:
         """One file's key: only it is listed, not the folder it is in."""
         self._overwrite = config.overwrite
         self._compare = config.compare
+        self._whole = config.delete
+        """``--delete`` needs every key under the prefix, also under folders the source lacks: one listing of the
+        whole prefix (docs/sync.md says why not a second one)."""
         self._limits = limits
         # A HEAD of an SSE-C object needs its key; nothing else of the run's headers.
         self._head_headers = ObjectHeaders(sse_c_key=config.sse_c_key) if config.sse_c_key else NO_HEADERS
@@ -151,6 +154,8 @@ class DestinationIndex:
         self._recursive: dict[str, bool] = {}
         self._unlisted: set[str] = set()
         """Folders whose listing failed: their files are checked one HEAD each."""
+        self._complete: set[str] = set()
+        """Folders listed to their last page (a listing cut short by the run's end is not)."""
         self._all_listed = anyio.Event()
         self._folders_known = anyio.Event()
         self._blind = False
@@ -165,11 +170,13 @@ class DestinationIndex:
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._list_uploads)
-                if self._overwrite is not Overwrite.ALWAYS:
-                    if self._single_key is not None:
-                        self._recursive = {"": False}
-                    else:
-                        self._recursive = await anyio.to_thread.run_sync(listing_units, source, path_filter)
+                if self._whole:
+                    self._recursive = {WHOLE: True}
+                elif self._single_key is not None and self._overwrite is not Overwrite.ALWAYS:
+                    self._recursive = {"": False}
+                elif self._overwrite is not Overwrite.ALWAYS:
+                    self._recursive = await anyio.to_thread.run_sync(listing_units, source, path_filter)
+                if self._recursive:
                     names = list(self._recursive)
                     self._listed = {name: anyio.Event() for name in names}
                     self._folders_known.set()
@@ -180,6 +187,16 @@ class DestinationIndex:
             self._folders_known.set()
             self._all_listed.set()
             self._uploads_listed.set()
+
+    async def listing_problem(self) -> str | None:
+        """Once the listing is over: why it does not hold every key under the prefix (a folder's listing failed,
+        the credentials may not list), or ``None`` when it does. ``--delete`` deletes nothing without all of it."""
+        await self._all_listed.wait()
+        if self._blind:
+            return "the destination could not be listed (access denied)"
+        if self._unlisted or not self._listed or self._complete != self._listed.keys():
+            return "the listing of the destination failed"
+        return None
 
     async def _list_folders(self, queue: Iterator[str]) -> None:
         for name in queue:  # shared by the listing tasks: each takes the next folder when it is free
@@ -208,6 +225,7 @@ class DestinationIndex:
 
         try:
             await self._retried(listing)
+            self._complete.add(name)
         except FileError as exc:
             if isinstance(exc, StoreError) and exc.denied:
                 self._go_blind(exc)
@@ -373,6 +391,10 @@ class DestinationIndex:
             self.remember(key, entry, info.etag)
             return _decision(SKIP_UNCHANGED, compared)
         return _decision(None, compared)
+
+    def note_seen(self, keys: Sequence[str]) -> None:
+        """``--delete``: keys the walk mapped source paths to, which it keeps."""
+        self._state.add_seen(keys)
 
     def remember(self, key: str, entry: FileEntry, etag: str, checksum: str = "") -> None:
         """Note what ``key`` now holds (``checksum``: the whole-object checksum the upload sent, ``crc32:BASE64``,

@@ -29,7 +29,6 @@ from ..events import (
     EventHandler,
     FileDone,
     FileFailed,
-    FileNotStarted,
     FilePlanned,
     FileRetried,
     FileSkipped,
@@ -57,6 +56,8 @@ from ..source.scan import (
 from .adaptive import AdaptiveLimit, govern_cpu
 from .budget import ByteBudget
 from .compare import checksum_text
+from .cut_short import report_not_started
+from .deletion import WalkTally, delete_unmatched, seen_keys
 from .destination import DestinationIndex
 from .handout import Handout
 from .headers import HeaderPlanner
@@ -97,6 +98,8 @@ class RunStats:
     peak_requests: int
     peak_buffered_bytes: int
     lowest_concurrency: int
+    delete_refused: str | None = None
+    """``--delete`` deleted nothing because a guard held: the run's error, raised once it has ended."""
 
 
 class _Run:
@@ -112,6 +115,9 @@ class _Run:
         self.config = config
         self.store = store
         self.emit: EventHandler = on_event if on_event is not None else _ignore
+        self.files_seen = self.files_failed = 0
+        if config.delete:  # its guards need the run's failures; a run without --delete pays nothing for them
+            self.emit = self._counting_failures(self.emit)
         self._only_paths = only_paths
         self._write_probe_key = write_probe_key
         self._write_probe = anyio.Lock()
@@ -136,6 +142,14 @@ class _Run:
             self.handout = Handout(tree_batches(config.source, self.scan_options))
         self.in_hand: list[FileEntry | None] = [None] * config.concurrency
         """Each worker's file while it uploads it: a run cut short reports these as not finished."""
+
+    def _counting_failures(self, emit: EventHandler) -> EventHandler:
+        def counting(event: Event) -> None:
+            if isinstance(event, FileFailed):
+                self.files_failed += 1
+            emit(event)
+
+        return counting
 
     async def upload_file(self, entry: FileEntry) -> None:
         """Upload one file; every outcome becomes exactly one ``FileDone`` or ``FileFailed``.
@@ -346,6 +360,10 @@ class _Run:
             if self._only_paths is not None:
                 self.emit(TotalsKnown(len(self._only_paths), 0))
             while await anyio.to_thread.run_sync(handout.take_batch):
+                if self.config.delete and self.index is not None:
+                    keys, files = seen_keys(self.config.destination.prefix, handout.held)
+                    self.index.note_seen(keys)
+                    self.files_seen += files
                 skipped = self._known_skips(handout.held)
                 if skipped:
                     handout.held = [item for item in handout.held if id(item) not in skipped]
@@ -356,37 +374,9 @@ class _Run:
                         await send.send(item)
                     handout.position += 1
 
-    async def report_not_started(self, queued: MemoryObjectReceiveStream[ScanItem]) -> None:
-        """After the run was cut short: a ``FileNotStarted`` for each file in a worker's hands, in the queue, or
-        not yet walked (the walk goes on, on the disk only); what the walk passed over is reported as ever.
-        The item being sent when the cut came may be both in the queue and in the batch: each is said once."""
-        said: set[int] = set()
-        for entry in self.in_hand:
-            if entry is not None:
-                said.add(id(entry))
-                self.emit(FileNotStarted(entry.rel, entry.size, in_flight=True))
-        while True:
-            try:
-                self._not_started(queued.receive_nowait(), said)
-            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                break
-        while (batch := await anyio.to_thread.run_sync(self.handout.take_remaining)) is not None:
-            for item in batch:
-                self._not_started(item, said)
-
-    def _not_started(self, item: ScanItem, said: set[int]) -> None:
-        if id(item) in said:
-            return
-        if isinstance(item, FileEntry):
-            self.emit(FileNotStarted(item.rel, item.size))
-        elif isinstance(item, ScanSkipped):
-            self.emit(FileSkipped(item.rel, None, item.reason))
-        else:
-            self.emit(FileFailed(item.rel, None, item.reason))
-
     def _known_skips(self, batch: list[ScanItem]) -> set[int]:
         """The files of ``batch`` already there, as far as the listing and the state file say: no worker needed."""
-        if self.index is None or not self.index.skips_known_now():
+        if self.index is None or self.config.dry_run or not self.index.skips_known_now():
             return set()
         candidates: list[tuple[FileEntry, str]] = []
         for item in batch:
@@ -438,6 +428,19 @@ async def run_upload(
             # Files' failures never escape a worker; what does is a run-level error, raised bare as promised.
             with ungroup_run_errors():
                 await _run_pipeline(run, count_totals and only_paths is None)
+                refused = None
+                if config.delete and run.index is not None and state is not None:
+                    tally = WalkTally(run.files_seen, run.files_failed, await run.index.listing_problem())
+                    refused = await delete_unmatched(
+                        config,
+                        run.store,
+                        state,
+                        run.limits,
+                        run.emit,
+                        tally,
+                        path_filter=run.scan_options.path_filter,
+                        keep=write_probe_key,
+                    )
         finally:
             run.reader.close()
             run.handout.close()
@@ -445,7 +448,7 @@ async def run_upload(
         if state is not None:
             state.close()
     slots = run.limits.slots
-    return RunStats(time.monotonic() - started, slots.peak_in_use, run.limits.budget.peak_used, slots.lowest)
+    return RunStats(time.monotonic() - started, slots.peak_in_use, run.limits.budget.peak_used, slots.lowest, refused)
 
 
 async def _run_pipeline(run: _Run, count_totals: bool) -> None:
@@ -468,13 +471,15 @@ async def _run_pipeline(run: _Run, count_totals: bool) -> None:
                     async with receive:
                         for slot in range(config.concurrency):
                             pipeline.start_soon(run.worker, receive.clone(), slot)
+                if config.delete and run.index is not None:
+                    await run.index.listing_problem()  # --delete needs the whole listing, even with no file
             finally:
                 stop_count.set()  # the count only feeds the display; once the files are done it has no use
                 outer.cancel_scope.cancel()  # and the CPU governor has nothing left to govern
     except BaseException:
         with anyio.CancelScope(shield=True):  # cut short: say what was never done, then go on ending
             try:
-                await run.report_not_started(queued)
+                await report_not_started(run.emit, run.in_hand, run.handout, queued)
             except Exception:  # the run's own error or cancellation must win
                 log.warning("could not list the files not started", exc_info=True)
         raise

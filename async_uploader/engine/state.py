@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -98,6 +98,7 @@ class StateFile:
         self._last_commit = time.monotonic()
         self.listed_rows = 0
         """Rows the listing table holds: none means every lookup would miss, so none is made."""
+        self._seen_table = False
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -163,6 +164,35 @@ class StateFile:
                 remembered = Remembered(r_size, r_mtime, r_etag, r_sum) if r_size is not None else None
                 found[key] = (Listed(size, etag, md5), remembered)
         return found
+
+    # ``--delete``: the keys the walk saw, and those listed that none of them is.
+
+    def add_seen(self, keys: Sequence[str]) -> None:
+        """Keys the walk mapped a source file to (uploaded, skipped or failed): kept at the destination. A temporary
+        table like the listing's, created on first use: a million keys cost disk pages, not memory."""
+        if not self._seen_table:
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY) WITHOUT ROWID")
+            self._seen_table = True
+        self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(key,) for key in keys])
+        self._db.commit()  # never leave a transaction open: other runs on this machine share the file
+
+    def unseen_listed(self, prefix: str, *, page_rows: int = LOOKUP_BATCH) -> Iterator[list[str]]:
+        """The listed keys under ``prefix`` that no walked file maps to, in key order, a page at a time (keyset
+        paging: no cursor stays open across the caller's awaits)."""
+        if not self._seen_table:
+            self.add_seen(())
+        after = ""
+        while True:
+            rows = self._db.execute(
+                "SELECT l.key FROM listing AS l WHERE l.key > ? AND substr(l.key, 1, ?) = ?"
+                " AND NOT EXISTS (SELECT 1 FROM seen AS s WHERE s.key = l.key) ORDER BY l.key LIMIT ?",
+                (after, len(prefix), prefix, page_rows),
+            ).fetchall()
+            if not rows:
+                return
+            page = [row[0] for row in rows]
+            yield page
+            after = page[-1]
 
     # What earlier runs uploaded.
 

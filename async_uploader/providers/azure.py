@@ -56,6 +56,7 @@ from ._errors import ErrorCodes, Redactor, answer_error, credentials_rejected, r
 from .base import (
     CONTENT_HEADER_FIELDS,
     NO_HEADERS,
+    DeleteFailure,
     IncompleteUpload,
     ObjectHeaders,
     ObjectInfo,
@@ -90,6 +91,8 @@ MAX_SINGLE_PUT_BYTES: Final = 5000 * 1024 * 1024
 MD5_INLINE_MAX_BYTES: Final = 64 * 1024
 # The SDK makes one quick second attempt (a stale pooled connection); the engine's retry layer does the rest.
 RETRY_BACKOFF_S: Final = 1
+BATCH_DELETE_BLOBS: Final = 256
+"""Blobs per blob batch request: the service's limit."""
 PROBE_BLOCK_ID: Final = "async-uploader-write-probe"
 CONNECTION_STRING_ENV: Final = "AZURE_STORAGE_CONNECTION_STRING"
 SAS_TOKEN_ENV: Final = "AZURE_STORAGE_SAS_TOKEN"
@@ -380,6 +383,28 @@ class AzureStore:
         return ObjectInfo(
             key, int(properties.size), _etag(properties.etag), dict(properties.metadata or {}), content_md5=md5
         )
+
+    async def delete_objects(self, keys: Sequence[str]) -> list[DeleteFailure]:
+        """Blob batch requests of ``BATCH_DELETE_BLOBS`` each, with the blobs' snapshots (a blob that has some
+        cannot be deleted alone); a blob already gone counts as deleted."""
+        failures: list[DeleteFailure] = []
+        for start in range(0, len(keys), BATCH_DELETE_BLOBS):
+            batch = keys[start : start + BATCH_DELETE_BLOBS]
+            try:
+                answers = await self._client.delete_blobs(
+                    *batch, delete_snapshots="include", raise_on_any_failure=False
+                )
+                # One answer a blob, in order: its status and, for a refusal, the service's error code.
+                statuses = [(int(a.status_code), a.headers.get("x-ms-error-code") or "") async for a in answers]
+            except AzureError as exc:
+                self._object_error("BlobBatch", exc)
+            if len(statuses) != len(batch):  # the whole batch refused (an emulator that cannot read it): none gone
+                statuses = [statuses[0] if statuses else (500, "")] * len(batch)
+            for key, (status, code) in zip(batch, statuses, strict=True):
+                if status // 100 != 2 and status != 404:
+                    reason = f"{code or 'HTTP'} ({status})"
+                    failures.append(DeleteFailure(key, reason, retryable=status >= 500 or status == 429))
+        return failures
 
     async def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:
         listing = (

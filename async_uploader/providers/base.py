@@ -262,6 +262,33 @@ async def head_object_checksum(
     return info
 
 
+@dataclass(frozen=True, slots=True)
+class DeleteFailure:
+    """A key a batch delete did not delete, and why (the store's code and message)."""
+
+    key: str
+    reason: str
+    retryable: bool = False
+    """Trying again may succeed (the store's ``InternalError``, ``SlowDown``...)."""
+
+
+@runtime_checkable
+class DeletesObjects(Protocol):
+    """Capability (a protocol of its own, so that stores written before it still pass for an ``ObjectStore``):
+    delete keys in batches, as ``--delete`` does. A store without it refuses ``--delete`` before the run."""
+
+    async def delete_objects(self, keys: Sequence[str]) -> list[DeleteFailure]:
+        """Delete ``keys`` (at most ``MAX_DELETE_BATCH_KEYS``), in as few requests as the store allows: the keys
+        it could not delete, each with its reason. A key that is already gone counts as deleted. Raises
+        ``StoreError`` when the request itself failed (then nothing or only some keys may be gone: a retry is
+        safe, deleting is idempotent). Only objects are deleted: multipart uploads in progress are not keys."""
+        ...
+
+
+MAX_DELETE_BATCH_KEYS: Final = 1000
+"""S3's limit of keys per DeleteObjects request; the engine never hands a store more at once."""
+
+
 CLOCK_SKEW_S: Final = 300.0
 
 

@@ -51,6 +51,9 @@ def test_json_summary_is_one_line_of_ascii_json() -> None:
         "elapsed_s": 1.235,
         "checked_by_size": 0,
         "compared": {},
+        "deleted": 0,
+        "delete_failed": 0,
+        "would_delete": 0,
         "report": "r.jsonl",
         "failures": [{"path": name, "error": "boom"}],
     }
@@ -82,7 +85,21 @@ def test_github_files_get_the_table_and_the_outputs(tmp_path: Path, monkeypatch:
         "report=",
         "not_started=0",
         "interrupted=false",
+        "deleted=0",
     ]
+
+
+def test_deletions_are_in_every_summary() -> None:
+    result = UploadResult(uploaded=1, deleted=3, delete_failed=1, failures=(("p/k", "not deleted: AccessDenied"),))
+    assert summary_lines(result)[0].endswith("0 skipped, 0 failed; deleted 3, 1 not deleted")
+    assert "  failed: p/k: not deleted: AccessDenied" in summary_lines(result)
+    assert json.loads(summary_json(result, destination="s3://b/", report=None))["deleted"] == 3
+    table = summary_markdown(result, destination="s3://b/").splitlines()
+    assert table[2].startswith("| uploaded | skipped | failed | deleted | bytes |")
+    assert table[4].startswith("| 1 | 0 | 1 | 3 | ")
+    assert "deleted" not in summary_markdown(UploadResult(uploaded=1), destination="s3://b/")
+    dry = summary_lines(UploadResult(planned=2, bytes_planned=10, would_delete=4))
+    assert dry == ["Dry run: would upload 2 files (10 B); would delete 4 keys; nothing sent"]
 
 
 def test_an_interrupted_run_says_how_far_it_got_of_what_there_was() -> None:

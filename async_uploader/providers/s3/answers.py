@@ -19,7 +19,7 @@ from ...errors import (
 )
 from ...source.checksum import Checksum, verify_stored_checksum
 from .._errors import ErrorCodes, answer_error
-from ..base import UploadedPart
+from ..base import DeleteFailure, UploadedPart
 
 CREDENTIAL_CODES: Final = frozenset(
     {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired"}
@@ -120,3 +120,12 @@ def checked_part(number: int, etag: str | None, returned: str | None, checksum: 
     if not etag:
         raise StoreError(f"UploadPart {number}: the store's answer has no ETag", retryable=True)
     return UploadedPart(number=number, etag=etag, checksum=checksum)
+
+
+RETRYABLE_DELETE_CODES: Final = frozenset({"InternalError", "SlowDown", "ServiceUnavailable", "RequestTimeout"})
+"""A key's error in a DeleteObjects answer that another try may clear."""
+
+
+def delete_failure(key: str, code: str, message: str | None) -> DeleteFailure:
+    """A key a DeleteObjects answer lists as not deleted, from its error's code and message."""
+    return DeleteFailure(key, detail(code, message), retryable=code in RETRYABLE_DELETE_CODES)

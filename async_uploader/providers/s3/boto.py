@@ -26,6 +26,7 @@ from ...source.checksum import Algorithm, Checksum
 from .._errors import Redactor, request_failed
 from ..base import (
     NO_HEADERS,
+    DeleteFailure,
     IncompleteUpload,
     ObjectHeaders,
     ObjectInfo,
@@ -38,6 +39,7 @@ from .answers import (
     NO_CREDENTIALS_HINT,
     bucket_refusal,
     checked_part,
+    delete_failure,
     detail,
     full_object_refused,
     head_refused_but_listing_works,
@@ -330,6 +332,18 @@ class BotoStore:
             metadata=response.get("Metadata", {}),
             checksum=checksum,
         )
+
+    async def delete_objects(self, keys: Sequence[str]) -> list[DeleteFailure]:
+        try:
+            client = await self.clients.client()
+            objects = [{"Key": key} for key in keys]
+            response = await client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
+        except (ClientError, BotoCoreError) as exc:
+            self._object_error("DeleteObjects", exc)
+        return [
+            delete_failure(str(item.get("Key", "")), str(item.get("Code", "")), item.get("Message"))
+            for item in response.get("Errors", ())
+        ]
 
     async def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:
         paginator = (await self.clients.client()).get_paginator("list_objects_v2")

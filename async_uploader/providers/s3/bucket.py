@@ -18,7 +18,7 @@ from http import HTTPStatus
 from io import BytesIO
 from typing import Final
 
-from ...source.checksum import Checksum
+from ...source.checksum import Algorithm, Checksum, checksum_of
 from ..base import ObjectInfo, StoredObject
 from .credentials import CredentialSource
 from .http import HttpClient, Response, TransportError
@@ -28,9 +28,11 @@ from .wire import (
     CHECKSUM_MODE_HEADERS,
     BucketEndpoint,
     ErrorResponse,
+    delete_body,
     error_response,
     metadata_headers,
     parse_completion,
+    parse_delete_errors,
     parse_listing,
     parse_parts,
     parse_upload_id,
@@ -201,6 +203,17 @@ class BucketClient:
         """AbortMultipartUpload."""
         query = canonical_query([("uploadId", upload_id)])
         await self._request("DELETE", self._endpoint.bucket_path + quote_key(key), query, {}, b"")
+
+    async def delete_keys(self, keys: Sequence[str]) -> list[tuple[str, str, str]]:
+        """DeleteObjects of ``keys`` (at most 1,000), quiet: ``(key, code, message)`` for each not deleted. S3
+        requires a checksum of the body: a CRC32 in ``x-amz-checksum-crc32``, as botocore sends by default."""
+        body = delete_body(keys)
+        headers = {
+            "x-amz-checksum-crc32": checksum_of(Algorithm.CRC32, body).value,
+            "x-amz-sdk-checksum-algorithm": "CRC32",
+        }
+        response = await self._request("POST", self._bucket_target(), canonical_query([("delete", "")]), headers, body)
+        return parse_delete_errors(response.body)
 
     async def _request(
         self,

@@ -22,6 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ...source.checksum import Algorithm, Checksum
 from ..base import (
     NO_HEADERS,
+    DeleteFailure,
+    DeletesObjects,
     IncompleteUpload,
     ObjectHeaders,
     ObjectInfo,
@@ -54,6 +56,7 @@ _CHOSEN_METHODS: Final = (
     "head_object",
     "head_object_checksum",
     "list_objects",
+    "delete_objects",
 )
 
 
@@ -235,6 +238,11 @@ class LearningStore:
     async def head_object_checksum(self, key: str, *, headers: ObjectHeaders = NO_HEADERS) -> ObjectInfo | None:
         chosen = self._chosen or await self._choose()
         return await head_object_checksum(chosen, key, headers=headers)
+
+    async def delete_objects(self, keys: Sequence[str]) -> list[DeleteFailure]:
+        chosen = self._chosen or await self._choose()
+        assert isinstance(chosen, DeletesObjects)  # the direct store or the botocore one: both delete
+        return await chosen.delete_objects(keys)
 
     async def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:
         chosen = self._chosen or await self._choose()

@@ -18,6 +18,7 @@ from ...source.checksum import Algorithm, Checksum
 from .._errors import Redactor, request_failed
 from ..base import (
     NO_HEADERS,
+    DeleteFailure,
     IncompleteUpload,
     ObjectHeaders,
     ObjectInfo,
@@ -29,6 +30,7 @@ from ..base import (
 from .answers import (
     bucket_refusal,
     checked_part,
+    delete_failure,
     detail,
     full_object_refused,
     head_refused_but_listing_works,
@@ -232,6 +234,13 @@ class DirectStore:
             return await self._bucket.head(key, request_headers(headers), checksums=True)
         except (ErrorResponse, TransportError, ValueError) as exc:
             self._object_error("HeadObject", exc)
+
+    async def delete_objects(self, keys: Sequence[str]) -> list[DeleteFailure]:
+        try:
+            errors = await self._bucket.delete_keys(keys)
+        except (ErrorResponse, TransportError, ElementTree.ParseError) as exc:
+            self._object_error("DeleteObjects", exc)
+        return [delete_failure(key, code, message) for key, code, message in errors]
 
     async def list_objects(self, prefix: str, *, recursive: bool = True) -> AsyncIterator[ObjectInfo]:
         token: str | None = None

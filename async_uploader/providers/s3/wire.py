@@ -341,6 +341,27 @@ def complete_body(parts: Sequence[tuple[int, str, str | None, str | None]]) -> b
     return f'<CompleteMultipartUpload xmlns="{S3_XMLNS}">{"".join(rows)}</CompleteMultipartUpload>'.encode()
 
 
+def delete_body(keys: Sequence[str]) -> bytes:
+    """The DeleteObjects document for ``keys``, quiet (the answer lists only the keys that failed), as botocore
+    serializes it: its XML, then ``\r`` and ``\n`` as character references (``handlers.escape_xml_payload``)."""
+    rows = "".join(f"<Object><Key>{_escape_text(key)}</Key></Object>" for key in keys)
+    body = f'<Delete xmlns="{S3_XMLNS}">{rows}<Quiet>true</Quiet></Delete>'.encode()
+    return body.replace(b"\r", b"&#xD;").replace(b"\n", b"&#xA;")
+
+
+def parse_delete_errors(body: bytes) -> list[tuple[str, str, str]]:
+    """A DeleteObjects answer's ``(key, code, message)`` for each key not deleted. An error document in a 200
+    answer is an ``ErrorResponse`` with status 500, as for a completion."""
+    root = ElementTree.fromstring(body)
+    ns = _namespace(root)
+    if root.tag == f"{ns}Error":
+        raise error_response(HTTPStatus.INTERNAL_SERVER_ERROR, body)
+    return [
+        (item.findtext(f"{ns}Key") or "", item.findtext(f"{ns}Code") or "", item.findtext(f"{ns}Message") or "")
+        for item in root.iter(f"{ns}Error")
+    ]
+
+
 def _url_decoder(root: ElementTree.Element, ns: str) -> Callable[[str], str]:
     """Keys are URL-encoded only where the answer says so (``EncodingType``), as botocore decodes them: a store
     that ignores ``encoding-type=url`` sends them as they are, ``+`` and ``%`` included."""
