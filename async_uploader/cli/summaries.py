@@ -159,3 +159,4 @@ def write_github_files(
             f.write(f"not_started={result.not_started}\n")
             f.write(f"interrupted={'true' if interrupted else 'false'}\n")
             f.write(f"deleted={result.deleted}\n")
+            f.write(f"would_delete={result.would_delete}\n")

@@ -87,3 +87,47 @@ def test_action_header_inputs_reach_the_objects(
     assert (index["ContentType"], index["CacheControl"]) == ("text/html; charset=utf-8", "no-cache")
     app = s3_client.head_object(Bucket=bucket, Key="www/assets/app.js")
     assert (app["ContentType"], app["CacheControl"]) == ("text/javascript", "max-age=31536000, immutable")
+
+
+def _action(tmp_path: Path, server_env: dict[str, str], s3_server: S3Server, **inputs: str) -> dict[str, str]:
+    outputs = tmp_path / "github_output"
+    outputs.unlink(missing_ok=True)
+    env = dict(
+        server_env,
+        INPUT_ENDPOINT_URL=s3_server.endpoint_url,
+        GITHUB_OUTPUT=str(outputs),
+        GITHUB_STEP_SUMMARY=str(tmp_path / "step_summary"),
+        RUNNER_TEMP=str(tmp_path),
+        XDG_CACHE_HOME=str(tmp_path / "fresh-runner-cache"),  # a fresh runner: no state file
+        PYTHON=sys.executable,
+        **{f"INPUT_{name.upper()}": value for name, value in inputs.items()},
+    )
+    result = subprocess.run(["bash", str(ACTION_SCRIPT)], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+
+
+def test_action_republishes_by_content_deletes_and_passes_args(
+    tmp_path: Path, bucket: str, s3_server: S3Server, server_env: dict[str, str], s3_client: Any
+) -> None:
+    site = tmp_path / "site"
+    make_tree(site, {"index.html": b"<p>1</p>", "old.html": b"gone", "app.js": b"js", "app.js.map": b"map"})
+    where = {"path": str(site), "destination": f"s3://{bucket}/www"}
+    first = _action(tmp_path, server_env, s3_server, **where, args="--exclude '*.map' --metadata 'team=web site'")
+    assert first["uploaded"] == "3"
+    assert s3_client.head_object(Bucket=bucket, Key="www/app.js")["Metadata"]["team"] == "web site"
+
+    # The next workflow run: a fresh checkout (every mtime new), one page changed, one removed.
+    (site / "old.html").unlink()
+    (site / "index.html").write_bytes(b"<p>2</p>")
+    for path in site.iterdir():
+        os.utime(path, (2_000_000_000, 2_000_000_000))
+    dry = _action(tmp_path, server_env, s3_server, **where, delete="true", dry_run="true")
+    assert (dry["would_delete"], dry["deleted"]) == ("1", "0")
+    assert "www/old.html" in read_bucket(s3_client, bucket)
+
+    capped = dict(where, delete="true", max_delete="5", args="--exclude '*.map'")
+    second = _action(tmp_path, server_env, s3_server, **capped)
+    assert (second["uploaded"], second["skipped"], second["deleted"]) == ("1", "1", "1")
+    assert sorted(read_bucket(s3_client, bucket)) == ["www/app.js", "www/index.html"]
+    assert read_bucket(s3_client, bucket)["www/index.html"][0] == b"<p>2</p>"
