@@ -86,6 +86,7 @@ def test_github_files_get_the_table_and_the_outputs(tmp_path: Path, monkeypatch:
         "not_started=0",
         "interrupted=false",
         "deleted=0",
+        "would_delete=0",
     ]
 
 
