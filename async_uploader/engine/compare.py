@@ -20,9 +20,11 @@ thread: never on the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
+import anyio
 import anyio.to_thread
 
 from ..config import UploadConfig
@@ -63,6 +65,24 @@ class ContentVerdict:
     checksum: str = ""
 
 
+HASHING_THREADS: Final = 4
+"""Threads a batch of small files is hashed in: hashlib releases the GIL, so two keep two cores busy."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """How one file's content is compared with no request: the ETag (or listed MD5) and what to hash."""
+
+    etag: str
+    md5_form: bool
+    part_sizes: list[int]
+    ours: Checksum | None
+
+    @property
+    def algorithm(self) -> Algorithm | None:
+        return self.ours.algorithm if self.ours is not None else None
+
+
 class ContentComparer:
     """Decides ``--compare checksum`` for one file at a time (any number at once: it holds no per-file state)."""
 
@@ -74,16 +94,8 @@ class ContentComparer:
         self._part_size = config.part_size
         self._threshold = config.multipart_threshold
 
-    async def compare(
-        self,
-        entry: FileEntry,
-        key: str,
-        listed: Listed,
-        remembered: Remembered | None,
-        *,
-        on_retry: Callable[[FileError], None],
-    ) -> ContentVerdict:
-        """Whether ``entry`` holds what ``key`` holds (as listed, same size). May raise the HEAD's ``StoreError``."""
+    def _route(self, entry: FileEntry, listed: Listed, remembered: Remembered | None) -> _Route | None:
+        """What the listing and the state file let a hash decide, with no request; ``None``: only a HEAD can."""
         etag = listed.etag.lower()
         md5_form = self._etags_are_md5 and is_md5_etag(etag)
         if listed.md5:  # the listing has the content's MD5 apart from the ETag (Azure): it answers alone
@@ -97,8 +109,23 @@ class ContentComparer:
         if remembered is not None and remembered.etag == listed.etag and remembered.size == entry.size:
             ours = remembered_checksum(remembered.checksum)
         if md5_form or part_sizes or ours is not None:
-            hashes = await self._hash(entry, part_sizes, ours.algorithm if ours is not None else None)
-            return _verdict(hashes, etag, md5_form, ours)
+            return _Route(etag, md5_form, part_sizes, ours)
+        return None
+
+    async def compare(
+        self,
+        entry: FileEntry,
+        key: str,
+        listed: Listed,
+        remembered: Remembered | None,
+        *,
+        on_retry: Callable[[FileError], None],
+    ) -> ContentVerdict:
+        """Whether ``entry`` holds what ``key`` holds (as listed, same size). May raise the HEAD's ``StoreError``."""
+        route = self._route(entry, listed, remembered)
+        if route is not None:
+            hashes = await self._hash(entry, route.part_sizes, route.algorithm)
+            return _verdict(hashes, route)
         info = await self._head(key, on_retry)
         if info is None or info.size != entry.size:
             return ContentVerdict(False, "size")
@@ -110,6 +137,35 @@ class ContentComparer:
             return ContentVerdict(False, "no-checksum")
         hashes = await self._hash(entry, [], stored.algorithm)
         return ContentVerdict(hashes.checksum == stored, "stored-checksum", checksum_text(stored))
+
+    async def compare_many(
+        self, files: Sequence[tuple[FileEntry, Listed, Remembered | None]]
+    ) -> list[ContentVerdict | None]:
+        """``compare`` for a batch of the walk's small files, where no request is needed, in ``HASHING_THREADS``
+        thread calls for the whole batch rather than one a file: handing each small file to a thread costs more
+        than hashing it (docs/benchmarks.md). ``None`` for a file a HEAD must decide, or that could not be read
+        as the walk saw it (its worker then tries, and reports what goes wrong)."""
+        verdicts: list[ContentVerdict | None] = [None] * len(files)
+        todo = [(i, entry, route) for i, (entry, listed, remembered) in enumerate(files)
+                if (route := self._route(entry, listed, remembered)) is not None]  # fmt: skip
+        if not todo:
+            return verdicts
+        block_bytes = min(HASH_BLOCK_BYTES, max(entry.size for _, entry, _ in todo) or 1)
+
+        async def hash_share(share: list[tuple[int, FileEntry, _Route]]) -> None:
+            taken = await self._limits.budget.acquire(block_bytes)
+            try:
+                block = bytearray(taken)
+                for i, verdict in await anyio.to_thread.run_sync(_hash_all, share, block):
+                    verdicts[i] = verdict
+            finally:
+                self._limits.budget.release(taken)
+
+        async with anyio.create_task_group() as group:
+            for n in range(HASHING_THREADS):
+                if share := todo[n::HASHING_THREADS]:
+                    group.start_soon(hash_share, share)
+        return verdicts
 
     async def _head(self, key: str, on_retry: Callable[[FileError], None]) -> ObjectInfo | None:
         return await self._limits.request(
@@ -137,7 +193,8 @@ class ContentComparer:
             budget.release(taken)
 
 
-def _verdict(hashes: ContentHashes, etag: str, md5_form: bool, ours: Checksum | None) -> ContentVerdict:
+def _verdict(hashes: ContentHashes, route: _Route) -> ContentVerdict:
+    etag, md5_form, ours = route.etag, route.md5_form, route.ours
     remember = checksum_text(ours)
     if md5_form and hashes.md5 == etag:
         return ContentVerdict(True, "md5", remember)
@@ -149,3 +206,22 @@ def _verdict(hashes: ContentHashes, etag: str, md5_form: bool, ours: Checksum | 
     if md5_form:
         return ContentVerdict(False, "md5")
     return ContentVerdict(False, "multipart-md5" if hashes.multipart_etags else "state-checksum")
+
+
+def _hash_all(share: list[tuple[int, FileEntry, _Route]], block: bytearray) -> list[tuple[int, ContentVerdict]]:
+    """Hash a share of a batch in this thread, through one block; a file that fails to read is left out."""
+    verdicts: list[tuple[int, ContentVerdict]] = []
+    for i, entry, route in share:
+        try:
+            hashes = hash_file(
+                entry.path,
+                size=entry.size,
+                mtime_ns=entry.mtime_ns,
+                part_sizes=route.part_sizes,
+                algorithm=route.algorithm,
+                block=block,
+            )
+        except (OSError, FileError):
+            continue
+        verdicts.append((i, _verdict(hashes, route)))
+    return verdicts

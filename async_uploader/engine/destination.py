@@ -36,6 +36,9 @@ from .state import OpenUpload, StateFile
 log = logging.getLogger(__name__)
 
 LISTINGS_AT_ONCE: Final = 8
+HASH_IN_WALK_BYTES: Final = 1024 * 1024
+"""``--compare checksum``: files up to this size are hashed by the walk, a batch per thread call; larger ones by
+their workers, where a thread call costs little beside the hashing."""
 MAX_FOLDER_LISTINGS: Final = 256
 """Above this many top-level folders, one listing of the whole prefix costs fewer requests than one per folder."""
 WHOLE: Final = "*"
@@ -152,6 +155,12 @@ class DestinationIndex:
         self._listed: dict[str, anyio.Event] = {}
         """Top-level folder ("" for the files directly under the source) -> set when its listing is in."""
         self._recursive: dict[str, bool] = {}
+        self._looked_up: dict[str, tuple[Listed | None, Remembered | None]] = {}
+        """What ``known_skips`` looked up for the files it handed on, until their workers take it: as many as the
+        queue holds. Every SQLite call releases and retakes the GIL, which hashing and reading threads hold, so a
+        query per file on the loop costs far more than its own time (docs/design.md)."""
+        self._decided: dict[str, Decision] = {}
+        """Files ``content_skips`` found changed, until their workers upload them."""
         self._unlisted: set[str] = set()
         """Folders whose listing failed: their files are checked one HEAD each."""
         self._complete: set[str] = set()
@@ -297,6 +306,46 @@ class DestinationIndex:
             )
             if verdict is Verdict.SKIP:
                 reasons[i] = self._skip_word()
+            else:  # its worker needs what was just looked up: one query a batch, not one on the loop a file
+                self._looked_up[key] = (listed, remembered)
+        return reasons
+
+    @property
+    def hashes_in_walk(self) -> bool:
+        """Whether the walk hashes its small files (``content_skips``): ``--compare checksum`` with a listing."""
+        return self._content is not None and not self._blind and bool(self._looked_up)
+
+    async def content_skips(self, entries: Sequence[tuple[FileEntry, str]]) -> list[Decision | None]:
+        """``--compare checksum``: for a batch of the walk's files that ``known_skips`` handed on, hash the small
+        ones the listing can judge (``HASH_IN_WALK_BYTES`` or less) a batch at a time; the reason to skip each
+        unchanged one, ``None`` otherwise. A changed file's worker then uploads it with no second hash."""
+        reasons: list[Decision | None] = [None] * len(entries)
+        if self._content is None or self._blind:
+            return reasons
+        todo: list[tuple[int, FileEntry, str, Listed, Remembered | None]] = []
+        for i, (entry, key) in enumerate(entries):
+            listed, remembered = self._looked_up.get(key, (None, None))
+            if listed is None or entry.size > HASH_IN_WALK_BYTES:
+                continue
+            verdict = compare_with_destination(
+                entry.size, entry.mtime_ns, self._overwrite, listed, remembered, self._compare
+            )
+            if verdict is Verdict.HASH:
+                todo.append((i, entry, key, listed, remembered))
+        if not todo:
+            return reasons
+        found = await self._content.compare_many(
+            [(entry, listed, remembered) for _, entry, _, listed, remembered in todo]
+        )
+        for (i, entry, key, listed, _), content in zip(todo, found, strict=True):
+            if content is None:
+                continue  # a HEAD decides, or the file could not be read: its worker sees to it
+            del self._looked_up[key]
+            if content.same:
+                self.remember(key, entry, listed.etag, content.checksum)
+                reasons[i] = Decision(SKIP_UNCHANGED, content.compared)
+            else:
+                self._decided[key] = _decision(None, content.compared)
         return reasons
 
     def _listed_now(self, rel: str) -> bool:
@@ -311,6 +360,9 @@ class DestinationIndex:
         """Whether ``entry`` need not be uploaded (``Decision.skip``, the reason), and how that was decided."""
         if self._overwrite is Overwrite.ALWAYS or self._blind:
             return UPLOAD
+        decided = self._decided.pop(key, None)
+        if decided is not None:
+            return decided
         folder = await self._folder_ready(entry.rel)
         if self._blind:
             return UPLOAD
@@ -318,7 +370,8 @@ class DestinationIndex:
         if folder in self._unlisted or folder not in self._listed:
             verdict = Verdict.HASH if self._content is not None else Verdict.ASK
         else:
-            listed, remembered = self._state.lookup(key)
+            found = self._looked_up.pop(key, None)
+            listed, remembered = found if found is not None else self._state.lookup(key)
             verdict = compare_with_destination(
                 entry.size, entry.mtime_ns, self._overwrite, listed, remembered, self._compare
             )

@@ -58,7 +58,7 @@ from .budget import ByteBudget
 from .compare import checksum_text
 from .cut_short import report_not_started
 from .deletion import WalkTally, delete_unmatched, seen_keys
-from .destination import DestinationIndex
+from .destination import Decision, DestinationIndex
 from .handout import Handout
 from .headers import HeaderPlanner
 from .limits import Limits
@@ -364,7 +364,7 @@ class _Run:
                     keys, files = seen_keys(self.config.destination.prefix, handout.held)
                     self.index.note_seen(keys)
                     self.files_seen += files
-                skipped = self._known_skips(handout.held)
+                skipped = await self._known_skips(handout.held)
                 if skipped:
                     handout.held = [item for item in handout.held if id(item) not in skipped]
                 for item in handout.held:
@@ -374,8 +374,9 @@ class _Run:
                         await send.send(item)
                     handout.position += 1
 
-    def _known_skips(self, batch: list[ScanItem]) -> set[int]:
-        """The files of ``batch`` already there, as far as the listing and the state file say: no worker needed."""
+    async def _known_skips(self, batch: list[ScanItem]) -> set[int]:
+        """The files of ``batch`` already there, as far as the listing and the state file say, and, with
+        ``--compare checksum``, its small files whose content the listing shows: no worker needed."""
         if self.index is None or self.config.dry_run or not self.index.skips_known_now():
             return set()
         candidates: list[tuple[FileEntry, str]] = []
@@ -383,11 +384,18 @@ class _Run:
             if isinstance(item, FileEntry):
                 with contextlib.suppress(FileError):  # a worker reports it
                     candidates.append((item, self.key_of(item.rel)))
-        skipped: set[int] = set()
         compared = self.index.skip_compared
-        for (entry, key), reason in zip(candidates, self.index.known_skips(candidates), strict=True):
-            if reason is not None:
-                self.emit(FileSkipped(entry.rel, key, reason, entry.size, compared))
+        decided: list[Decision | None] = [
+            None if reason is None else Decision(reason, compared) for reason in self.index.known_skips(candidates)
+        ]
+        if self.index.hashes_in_walk:
+            rest = [i for i, decision in enumerate(decided) if decision is None]
+            for i, decision in zip(rest, await self.index.content_skips([candidates[i] for i in rest]), strict=True):
+                decided[i] = decision
+        skipped: set[int] = set()
+        for (entry, key), decision in zip(candidates, decided, strict=True):
+            if decision is not None and decision.skip is not None:
+                self.emit(FileSkipped(entry.rel, key, decision.skip, entry.size, decision.compared))
                 skipped.add(id(entry))
         return skipped
 
