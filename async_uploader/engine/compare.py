@@ -124,7 +124,7 @@ class ContentComparer:
         """Whether ``entry`` holds what ``key`` holds (as listed, same size). May raise the HEAD's ``StoreError``."""
         route = self._route(entry, listed, remembered)
         if route is not None:
-            hashes = await self._hash(entry, route.part_sizes, route.algorithm)
+            hashes = await self._hash(entry, route.part_sizes, route.algorithm, md5=route.md5_form)
             return _verdict(hashes, route)
         info = await self._head(key, on_retry)
         if info is None or info.size != entry.size:
@@ -135,7 +135,7 @@ class ContentComparer:
             return ContentVerdict(hashes.md5 == info.content_md5.lower(), "md5")
         if stored is None:
             return ContentVerdict(False, "no-checksum")
-        hashes = await self._hash(entry, [], stored.algorithm)
+        hashes = await self._hash(entry, [], stored.algorithm, md5=False)
         return ContentVerdict(hashes.checksum == stored, "stored-checksum", checksum_text(stored))
 
     async def compare_many(
@@ -174,7 +174,9 @@ class ContentComparer:
             on_retry=on_retry,
         )
 
-    async def _hash(self, entry: FileEntry, part_sizes: list[int], algorithm: Algorithm | None) -> ContentHashes:
+    async def _hash(
+        self, entry: FileEntry, part_sizes: list[int], algorithm: Algorithm | None, *, md5: bool = True
+    ) -> ContentHashes:
         budget = self._limits.budget
         taken = await budget.acquire(min(HASH_BLOCK_BYTES, max(entry.size, 1)))
         try:
@@ -187,6 +189,7 @@ class ContentComparer:
                     part_sizes=part_sizes,
                     algorithm=algorithm,
                     block=block,
+                    md5=md5,
                 )
             )
         finally:
@@ -220,6 +223,7 @@ def _hash_all(share: list[tuple[int, FileEntry, _Route]], block: bytearray) -> l
                 part_sizes=route.part_sizes,
                 algorithm=route.algorithm,
                 block=block,
+                md5=route.md5_form,
             )
         except (OSError, FileError):
             continue

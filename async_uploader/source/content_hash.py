@@ -72,13 +72,15 @@ def hash_file(
     part_sizes: Sequence[int],
     algorithm: Algorithm | None,
     block: bytearray,
+    md5: bool = True,
 ) -> ContentHashes:
     """Read ``path`` once through ``block`` (blocking: run it in a worker thread) and hash it every way asked.
 
-    Refuses (``FileChangedError``) a file whose size or mtime is no longer the walk's: its hashes would describe
-    neither version.
+    ``md5=False`` leaves the whole file's MD5 out (``""``): a multipart ETag is compared with the parts' MD5s only,
+    and a second MD5 over every byte would double the work. Refuses (``FileChangedError``) a file whose size or
+    mtime is no longer the walk's: its hashes would describe neither version.
     """
-    whole = hashlib.md5(usedforsecurity=False)
+    whole = hashlib.md5(usedforsecurity=False) if md5 else None
     parts = [_PartHasher(part_size) for part_size in dict.fromkeys(part_sizes)]
     digest = Digest(algorithm) if algorithm is not None else None
     fd = os.open(path, _OPEN_FLAGS)
@@ -90,7 +92,8 @@ def hash_file(
                 if got == 0:
                     break
                 with view[:got] as data:
-                    whole.update(data)
+                    if whole is not None:
+                        whole.update(data)
                     for hasher in parts:
                         hasher.update(data)
                     if digest is not None:
@@ -102,4 +105,6 @@ def hash_file(
     if done != size or st.st_size != size or st.st_mtime_ns != mtime_ns:
         raise FileChangedError("file changed while it was being hashed (size or mtime differ from the walk)")
     etags = {hasher.part_size: hasher.etag() for hasher in parts}
-    return ContentHashes(whole.hexdigest(), etags, digest.checksum() if digest is not None else None)
+    return ContentHashes(
+        whole.hexdigest() if whole is not None else "", etags, digest.checksum() if digest is not None else None
+    )

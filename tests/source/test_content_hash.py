@@ -56,3 +56,17 @@ def test_a_file_that_changed_since_the_walk_is_refused(tmp_path: Path) -> None:
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
     with pytest.raises(FileChangedError):
         hash_file(str(path), size=3, mtime_ns=st.st_mtime_ns, part_sizes=[], algorithm=None, block=bytearray(8))
+
+
+def test_the_whole_md5_can_be_left_out_when_only_parts_are_compared(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    data = bytes(range(256)) * 40
+    path.write_bytes(data)
+    st = path.stat()
+    hashes = hash_file(
+        str(path), size=len(data), mtime_ns=st.st_mtime_ns, part_sizes=[4096], algorithm=None,
+        block=bytearray(1000), md5=False,
+    )  # fmt: skip
+    assert hashes.md5 == ""
+    parts = [hashlib.md5(data[i : i + 4096]).digest() for i in range(0, len(data), 4096)]
+    assert hashes.multipart_etags == {4096: f"{hashlib.md5(b''.join(parts)).hexdigest()}-3"}
