@@ -313,7 +313,7 @@ class DestinationIndex:
     @property
     def hashes_in_walk(self) -> bool:
         """Whether the walk hashes its small files (``content_skips``): ``--compare checksum`` with a listing."""
-        return self._content is not None and not self._blind and bool(self._looked_up)
+        return self._content is not None and not self._blind
 
     async def content_skips(self, entries: Sequence[tuple[FileEntry, str]]) -> list[Decision | None]:
         """``--compare checksum``: for a batch of the walk's files that ``known_skips`` handed on, hash the small
